@@ -1,0 +1,80 @@
+//! The command line as the user types it (clap derive only). The `///`
+//! comments are the `--help` text and the man pages; `job.rs` turns this
+//! into the resolved form that the rest of the program sees.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::dicom::Endpoint;
+
+/// Retrieve radiology studies from the PACS by accession number and send
+/// them to the CD/DVD publisher.
+///
+/// Exit codes: 0 ok, 64 bad usage or accession, 65 not found, 66 no DICOM
+/// data, 69 PACS, publisher or patient API unreachable, 75 incomplete
+/// (partial relay, fetch incomplete, busy), 76 relay failed, 78
+/// configuration error, 130/143 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "pacs2cd", version, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file [default: $PACS2CD_CONFIG, then
+    /// $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// More log output on stderr (-v: each tool run, -vv: the tools' own output)
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr, no progress
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Print the result as one JSON object on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bar, even on a terminal (log lines instead)
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send every DICOM instance under DIR to the CD publisher in one
+    /// association, and verify each one
+    ///
+    /// Files that are not DICOM, and the DICOMDIR index, are skipped and
+    /// counted as skipped. The job fails (exit 75, "partial relay") when any
+    /// instance was not accepted: an incomplete disc is worse than none.
+    Relay {
+        /// Folder to send (searched recursively)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+
+        /// Send to this receiver instead of the configured CD publisher
+        #[arg(long, value_name = "AE@HOST:PORT", value_parser = Endpoint::parse)]
+        to: Option<Endpoint>,
+    },
+
+    /// Check the configuration, the DCMTK tools, C-ECHO to the PACS and the
+    /// CD publisher, and the staging folder: one line each
+    ///
+    /// Exits 78 when any item fails.
+    Check,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

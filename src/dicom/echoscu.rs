@@ -1,0 +1,73 @@
+//! echoscu: the C-ECHO behind `check`. Success needs the echo response, not
+//! just exit code 0.
+
+use std::ffi::OsString;
+
+use super::{AssociationProblem, Endpoint, Timeouts, log_line};
+
+pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-v", "-aet", calling, "-aec", peer.ae.as_str()]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+    args.extend(timeouts.args().into_iter().map(OsString::from));
+    args.push(peer.host.clone().into());
+    args.push(peer.port.to_string().into());
+    args
+}
+
+/// `Ok` when the peer answered the echo with Success.
+pub fn parse(log: &[String]) -> Result<(), AssociationProblem> {
+    let mut problem = None;
+    let mut rejected = false;
+    for (level, text) in log.iter().filter_map(|line| log_line(line)) {
+        if text.starts_with("Received Echo Response (Success") {
+            return Ok(());
+        } else if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
+            problem.get_or_insert(AssociationProblem::Unreachable(why.trim().to_lowercase()));
+        } else if text.starts_with("Association Rejected") {
+            rejected = true;
+        } else if let Some(reason) = text.strip_prefix("Reason: ").filter(|_| rejected) {
+            problem = Some(AssociationProblem::Rejected(reason.trim().to_string()));
+        } else if text.contains("DIMSE No data available") || text.contains("network read timeout")
+        {
+            problem.get_or_insert(AssociationProblem::Stalled);
+        } else if level == 'F' {
+            problem.get_or_insert(AssociationProblem::Aborted(text.to_string()));
+        }
+    }
+    if rejected {
+        return Err(problem.unwrap_or(AssociationProblem::Rejected(String::new())));
+    }
+    Err(problem.unwrap_or(AssociationProblem::Aborted("no echo response".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn recorded(name: &str) -> Vec<String> {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
+        std::fs::read_to_string(path)
+            .expect("recorded log")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn recorded_cases() {
+        assert_eq!(parse(&recorded("echoscu_ok")), Ok(()));
+        assert_eq!(
+            parse(&recorded("echoscu_unreachable")),
+            Err(AssociationProblem::Unreachable("connection refused".into()))
+        );
+        assert_eq!(
+            parse(&recorded("echoscu_rejected")),
+            Err(AssociationProblem::Rejected("No Reason".into()))
+        );
+        assert!(parse(&[]).is_err());
+    }
+}

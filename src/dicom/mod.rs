@@ -1,0 +1,248 @@
+//! DICOM vocabulary shared by the tool wrappers: AE titles, network peers,
+//! timeouts and DIMSE status classes. One module per DCMTK tool holds its
+//! argument vector and a pure parser of its output.
+
+pub mod dcmsend;
+pub mod echoscu;
+pub mod part10;
+pub mod runner;
+pub mod storescu;
+pub mod tools;
+
+use std::fmt;
+use std::time::Duration;
+
+/// An application entity title: 1-16 characters of the DICOM default
+/// repertoire, no backslash (the multi-value separator), not all spaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AeTitle(String);
+
+impl AeTitle {
+    pub fn parse(value: &str) -> Result<AeTitle, String> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err("an AE title cannot be empty".into());
+        }
+        if trimmed.len() > 16 {
+            return Err(format!("AE title {trimmed:?} is longer than 16 characters"));
+        }
+        if trimmed
+            .chars()
+            .any(|c| !c.is_ascii() || c.is_ascii_control() || c == '\\')
+        {
+            return Err(format!(
+                "AE title {trimmed:?} may hold only printable ASCII without backslash"
+            ));
+        }
+        Ok(AeTitle(trimmed.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AeTitle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DICOM peer: its AE title and network address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ae: AeTitle,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// `HOST:PORT`, the form the JSON `destination` field carries.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Parses `AE@HOST:PORT` (an IPv6 host goes in brackets).
+    pub fn parse(value: &str) -> Result<Endpoint, String> {
+        let shape = || format!("{value:?} is not of the form AE@HOST:PORT");
+        let (ae, address) = value.split_once('@').ok_or_else(shape)?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(shape)?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(shape());
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{port:?} is not a port number"))?;
+        Ok(Endpoint {
+            ae: AeTitle::parse(ae)?,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.ae, self.address())
+    }
+}
+
+/// The network timeouts of one peer, and a deadline for a whole tool run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub acse: Duration,
+    /// DCMTK's default is "wait forever": always set.
+    pub dimse: Duration,
+    pub total: Duration,
+}
+
+impl Timeouts {
+    /// `-to -ta -td`, understood by every DCMTK network tool.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "-to".into(),
+            self.connect.as_secs().max(1).to_string(),
+            "-ta".into(),
+            self.acse.as_secs().max(1).to_string(),
+            "-td".into(),
+            self.dimse.as_secs().max(1).to_string(),
+        ]
+    }
+}
+
+/// What a DIMSE status code means for the file it answers (PS3.7 Annex C).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusClass {
+    Success,
+    Warning,
+    Failure,
+}
+
+impl StatusClass {
+    pub fn of(code: u16) -> StatusClass {
+        match code {
+            0x0000 => StatusClass::Success,
+            // 0x0001 and 0xB0xx are warnings: the instance was stored.
+            0x0001 | 0x0107 | 0x0116 | 0xB000..=0xBFFF => StatusClass::Warning,
+            _ => StatusClass::Failure,
+        }
+    }
+}
+
+/// What a sender said about one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileOutcome {
+    Stored,
+    /// Stored, with the peer's warning (e.g. coercion of data elements).
+    StoredWithWarning(String),
+    Failed(String),
+}
+
+impl FileOutcome {
+    #[cfg(test)]
+    pub fn stored(&self) -> bool {
+        matches!(
+            self,
+            FileOutcome::Stored | FileOutcome::StoredWithWarning(_)
+        )
+    }
+}
+
+/// Why an association did not carry the files, when it did not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssociationProblem {
+    /// No TCP connection (refused, timed out, no route): the reason in words.
+    Unreachable(String),
+    /// The peer said no to the association (wrong AE title, refusing all).
+    Rejected(String),
+    /// The peer stopped answering within the DIMSE or ACSE timeout.
+    Stalled,
+    /// The association ended some other way (peer abort, protocol error).
+    Aborted(String),
+}
+
+/// A sender's account of one run, from its output alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreLog {
+    /// Per file, keyed by the path exactly as it was passed to the sender.
+    pub files: Vec<(String, FileOutcome)>,
+    pub problem: Option<AssociationProblem>,
+}
+
+/// Reads a DCMTK tool's output line "I: ..." / "E: ..." as (level, text).
+pub fn log_line(line: &str) -> Option<(char, &str)> {
+    let mut chars = line.chars();
+    let level = chars.next()?;
+    let rest = chars.as_str().strip_prefix(": ")?;
+    matches!(level, 'T' | 'D' | 'I' | 'W' | 'E' | 'F').then_some((level, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ae_titles() {
+        assert!(AeTitle::parse("CDRECORD").is_ok());
+        assert_eq!(
+            AeTitle::parse(" PACS ").map(|a| a.0),
+            Ok("PACS".to_string())
+        );
+        assert!(AeTitle::parse("").is_err());
+        assert!(AeTitle::parse("ABCDEFGHIJKLMNOPQ").is_err());
+        assert!(AeTitle::parse("A\\B").is_err());
+        assert!(AeTitle::parse("A\u{7}").is_err());
+    }
+
+    #[test]
+    fn endpoints() {
+        let e = Endpoint::parse("CDPUB@127.0.0.1:24104").expect("endpoint");
+        assert_eq!(e.ae.as_str(), "CDPUB");
+        assert_eq!(e.address(), "127.0.0.1:24104");
+        assert_eq!(e.to_string(), "CDPUB@127.0.0.1:24104");
+        let v6 = Endpoint::parse("X@[::1]:104").expect("v6");
+        assert_eq!(v6.host, "::1");
+        assert_eq!(v6.address(), "[::1]:104");
+        for bad in [
+            "127.0.0.1:104",
+            "X@127.0.0.1",
+            "X@:104",
+            "X@h:0",
+            "X@h:99999",
+            "@h:104",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(StatusClass::of(0x0000), StatusClass::Success);
+        assert_eq!(StatusClass::of(0xB000), StatusClass::Warning);
+        assert_eq!(StatusClass::of(0x0001), StatusClass::Warning);
+        assert_eq!(StatusClass::of(0xA700), StatusClass::Failure);
+        assert_eq!(StatusClass::of(0xC000), StatusClass::Failure);
+        assert_eq!(StatusClass::of(0x0110), StatusClass::Failure);
+    }
+
+    #[test]
+    fn log_lines() {
+        assert_eq!(
+            log_line("I: Sending file: /a"),
+            Some(('I', "Sending file: /a"))
+        );
+        assert_eq!(log_line("garbage"), None);
+        assert_eq!(log_line("X: no"), None);
+    }
+}

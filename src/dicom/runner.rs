@@ -1,0 +1,228 @@
+//! The one way an external program is run: an argument vector (never a
+//! shell string), stdin closed, stdout and stderr merged and read line by
+//! line (lossy UTF-8: names may be Latin-1), `TCP_NODELAY=1` in its
+//! environment (DCMTK otherwise waits ~40 ms for a delayed ACK on every
+//! C-STORE), a deadline, and a kill on a signal or on the deadline.
+//!
+//! The exit status is returned but is not the verdict: DCMTK's exit codes
+//! lie (DICOM-NOTES 3), the callers parse the lines.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use crate::failure::Failure;
+use crate::signals;
+
+/// One program run, before it starts.
+pub struct Command {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub dir: Option<PathBuf>,
+    pub deadline: Duration,
+}
+
+impl Command {
+    pub fn new(program: &Path, deadline: Duration) -> Command {
+        Command {
+            program: program.to_path_buf(),
+            args: Vec::new(),
+            dir: None,
+            deadline,
+        }
+    }
+
+    pub fn arg(&mut self, arg: impl Into<OsString>) -> &mut Command {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(&mut self, args: I) -> &mut Command {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn name(&self) -> String {
+        self.program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// What a finished run printed and how it ended.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Exit code; `None` when a signal ended it (our kill, or another's).
+    pub code: Option<i32>,
+    pub lines: Vec<String>,
+    /// Killed by us because the deadline passed.
+    pub timed_out: bool,
+}
+
+/// How often the wait loop looks at the clock and the signal flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Runs `command`, calling `on_line` for each output line as it comes.
+/// Errors only when the program cannot start or a signal arrived.
+pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, Failure> {
+    log::debug!(
+        "running {} {}",
+        command.program.display(),
+        shown_args(&command.args)
+    );
+    let mut expression = duct::cmd(&command.program, &command.args)
+        .env("TCP_NODELAY", "1")
+        .stdin_null()
+        .stderr_to_stdout()
+        .unchecked();
+    if let Some(dir) = &command.dir {
+        expression = expression.dir(dir);
+    }
+    // A ReaderHandle kills its child when dropped before EOF, so an early
+    // return or a panic below cannot leave the program running.
+    let reader = expression.reader().map_err(|err| {
+        Failure::config(format!("cannot start {}: {err}", command.program.display()))
+    })?;
+    let started = Instant::now();
+    let mut output = Output::default();
+    let mut interrupted = None;
+    std::thread::scope(|scope| {
+        let (sender, lines) = mpsc::channel::<String>();
+        let source = &reader;
+        scope.spawn(move || {
+            let mut buffered = BufReader::new(source);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match buffered.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                        if sender.send(text).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let mut killed = false;
+        loop {
+            match lines.recv_timeout(POLL) {
+                Ok(line) => {
+                    log::trace!("{}: {line}", command.name());
+                    on_line(&line);
+                    output.lines.push(line);
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if killed {
+                continue;
+            }
+            if let Some(signal) = signals::pending() {
+                interrupted = Some(signal);
+            } else if started.elapsed() >= command.deadline {
+                output.timed_out = true;
+            } else {
+                continue;
+            }
+            // Killing closes the pipe, so the reading thread ends too.
+            let _ = reader.kill();
+            killed = true;
+        }
+    });
+    let finished = match reader.try_wait() {
+        Ok(Some(finished)) => Some(finished.status),
+        // Output closed but the program lives on: end it.
+        _ => {
+            let _ = reader.kill();
+            reader
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|finished| finished.status)
+        }
+    };
+    output.code = finished.and_then(|status| status.code());
+    if let Some(signal) = interrupted {
+        return Err(Failure::interrupted(signal));
+    }
+    log::debug!(
+        "{} ended with {} after {:.2} s",
+        command.name(),
+        output
+            .code
+            .map_or("a signal".to_string(), |c| format!("exit code {c}")),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(output)
+}
+
+/// The arguments for a debug line, shortened: a relay lists every file.
+fn shown_args(args: &[OsString]) -> String {
+    let mut shown: Vec<String> = args
+        .iter()
+        .take(24)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.len() > shown.len() {
+        shown.push(format!("... ({} more)", args.len() - shown.len()));
+    }
+    shown.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(program: &str, args: &[&str], deadline: Duration) -> Command {
+        let path = which::which(program).expect("coreutils");
+        let mut command = Command::new(&path, deadline);
+        command.args(args.iter().copied());
+        command
+    }
+
+    #[test]
+    fn captures_both_streams_and_the_code() {
+        let cmd = command(
+            "sh",
+            &["-c", "echo out; echo err >&2; exit 3"],
+            Duration::from_secs(10),
+        );
+        let mut seen = 0;
+        let output = run(&cmd, &mut |_| seen += 1).expect("run");
+        assert_eq!(output.code, Some(3));
+        assert_eq!(seen, 2);
+        assert!(
+            output.lines.contains(&"out".to_string()) && output.lines.contains(&"err".to_string())
+        );
+        assert!(!output.timed_out);
+    }
+
+    #[test]
+    fn sets_tcp_nodelay() {
+        let cmd = command("sh", &["-c", "echo $TCP_NODELAY"], Duration::from_secs(10));
+        let output = run(&cmd, &mut |_| {}).expect("run");
+        assert_eq!(output.lines, vec!["1".to_string()]);
+    }
+
+    #[test]
+    fn kills_at_the_deadline() {
+        let cmd = command("sleep", &["30"], Duration::from_millis(300));
+        let started = Instant::now();
+        let output = run(&cmd, &mut |_| {}).expect("run");
+        assert!(output.timed_out);
+        assert_eq!(output.code, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_missing_program_is_a_configuration_error() {
+        let cmd = Command::new(Path::new("/nonexistent/dcmsend"), Duration::from_secs(1));
+        let err = run(&cmd, &mut |_| {}).expect_err("missing");
+        assert_eq!(err.class, crate::failure::Class::Configuration);
+    }
+}

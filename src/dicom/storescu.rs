@@ -1,0 +1,208 @@
+//! storescu (the legacy scripts' sender): `-nh` so one refused file does
+//! not halt the rest, `-v` because without it a refused file prints
+//! nothing. A file counts as sent only when its `Sending file:` line is
+//! followed by a `Received Store Response (Success…)` or `(Warning…)`.
+//! It cannot decompress JPEG for an uncompressed-only publisher.
+
+use std::ffi::OsString;
+
+use super::{AssociationProblem, Endpoint, FileOutcome, StoreLog, Timeouts, log_line};
+
+pub fn args(
+    calling: &str,
+    peer: &Endpoint,
+    timeouts: &Timeouts,
+    files: &[String],
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-nh", "-v", "-aet", calling, "-aec", peer.ae.as_str()]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+    args.extend(timeouts.args().into_iter().map(OsString::from));
+    args.push(peer.host.clone().into());
+    args.push(peer.port.to_string().into());
+    args.extend(files.iter().map(OsString::from));
+    args
+}
+
+/// storescu interleaves its transfer dots with log lines ("XMIT: .",
+/// "XMIT: W: ...").
+fn clean(line: &str) -> &str {
+    let mut line = line;
+    while let Some(rest) = line.strip_prefix("XMIT:") {
+        line = rest.trim_start_matches([' ', '.']);
+    }
+    line
+}
+
+/// True for the log lines that close one file's store attempt.
+pub fn is_file_done(line: &str) -> bool {
+    let line = clean(line);
+    line.starts_with("I: Received Store Response")
+        || line.starts_with("E: No presentation context for")
+        || line.starts_with("E: Store Failed")
+        || line.starts_with("E: Bad DICOM file")
+}
+
+pub fn parse(log: &[String]) -> StoreLog {
+    let mut parsed = StoreLog::default();
+    // Index into parsed.files of the file being sent.
+    let mut current: Option<usize> = None;
+    let mut rejected = false;
+    for (level, text) in log.iter().filter_map(|line| log_line(clean(line))) {
+        if let Some(file) = text.strip_prefix("Sending file: ") {
+            parsed.files.push((
+                file.to_string(),
+                FileOutcome::Failed("no answer from the publisher".into()),
+            ));
+            current = Some(parsed.files.len() - 1);
+            continue;
+        }
+        let verdict = if let Some(status) = text.strip_prefix("Received Store Response (") {
+            let status = status.trim_end_matches(')');
+            Some(if status.starts_with("Success") {
+                FileOutcome::Stored
+            } else if status.starts_with("Warning") {
+                FileOutcome::StoredWithWarning(status.to_string())
+            } else {
+                FileOutcome::Failed(format!("refused by the publisher ({status})"))
+            })
+        } else if let Some(class) = text.strip_prefix("No presentation context for: (") {
+            let class = class.split(')').next().unwrap_or(class);
+            Some(FileOutcome::Failed(format!(
+                "the publisher accepts no {class} (no presentation context)"
+            )))
+        } else if text.starts_with("Bad DICOM file") {
+            Some(FileOutcome::Failed("not a readable DICOM file".into()))
+        } else {
+            None
+        };
+        if let Some(verdict) = verdict {
+            if let Some(index) = current.take() {
+                parsed.files[index].1 = verdict;
+            }
+            continue;
+        }
+        let problem = if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
+            Some(AssociationProblem::Unreachable(why.trim().to_lowercase()))
+        } else if text.starts_with("Association Rejected") {
+            rejected = true;
+            Some(AssociationProblem::Rejected(String::new()))
+        } else if let Some(reason) = text.strip_prefix("Reason: ").filter(|_| rejected) {
+            parsed.problem = Some(AssociationProblem::Rejected(reason.trim().to_string()));
+            None
+        } else if text.contains("DIMSE No data available") || text.contains("network read timeout")
+        {
+            if let Some(index) = current.take() {
+                parsed.files[index].1 =
+                    FileOutcome::Failed("no answer from the publisher (timeout)".into());
+            }
+            Some(AssociationProblem::Stalled)
+        } else if text.contains("unable to convert dataset") {
+            if let Some(index) = current {
+                parsed.files[index].1 = FileOutcome::Failed(
+                    "storescu cannot convert it to a transfer syntax the publisher accepts".into(),
+                );
+            }
+            None
+        } else if text.contains("Peer aborted Association") {
+            Some(AssociationProblem::Aborted(
+                "the publisher aborted the association".into(),
+            ))
+        } else if level == 'F' {
+            Some(AssociationProblem::Aborted(text.to_string()))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            parsed.problem.get_or_insert(problem);
+        }
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn recorded(name: &str) -> Vec<String> {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
+        std::fs::read_to_string(path)
+            .expect("recorded log")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn stored(log: &StoreLog) -> usize {
+        log.files.iter().filter(|(_, o)| o.stored()).count()
+    }
+
+    #[test]
+    fn all_sent() {
+        let log = recorded("storescu_ok");
+        let parsed = parse(&log);
+        assert_eq!((parsed.files.len(), stored(&parsed)), (5, 5));
+        assert_eq!(parsed.problem, None);
+        assert_eq!(log.iter().filter(|l| is_file_done(l)).count(), 5);
+    }
+
+    #[test]
+    fn no_presentation_context() {
+        let log = recorded("storescu_partial");
+        let parsed = parse(&log);
+        assert_eq!((parsed.files.len(), stored(&parsed)), (5, 2));
+        assert_eq!(
+            parsed.files[4].1,
+            FileOutcome::Failed("the publisher accepts no SC (no presentation context)".into())
+        );
+        assert_eq!(log.iter().filter(|l| is_file_done(l)).count(), 5);
+    }
+
+    #[test]
+    fn refused() {
+        let parsed = parse(&recorded("storescu_refused"));
+        assert_eq!((parsed.files.len(), stored(&parsed)), (2, 0));
+        assert!(
+            matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("OutOfResources"))
+        );
+    }
+
+    #[test]
+    fn unreachable_rejected_stalled() {
+        assert_eq!(
+            parse(&recorded("storescu_unreachable")).problem,
+            Some(AssociationProblem::Unreachable("connection refused".into()))
+        );
+        assert_eq!(
+            parse(&recorded("storescu_rejected")).problem,
+            Some(AssociationProblem::Rejected("No Reason".into()))
+        );
+        let stalled = parse(&recorded("storescu_stalled"));
+        assert_eq!(stalled.problem, Some(AssociationProblem::Stalled));
+        assert_eq!((stalled.files.len(), stored(&stalled)), (5, 0));
+    }
+
+    #[test]
+    fn jpeg_it_cannot_convert() {
+        let parsed = parse(&recorded("storescu_jpeg_to_uncompressed"));
+        assert_eq!((parsed.files.len(), stored(&parsed)), (1, 0));
+        assert!(
+            matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("cannot convert"))
+        );
+    }
+
+    #[test]
+    fn bad_dicom_input() {
+        let parsed = parse(&recorded("storescu_nondicom"));
+        assert_eq!(stored(&parsed), 3);
+        assert!(
+            parsed
+                .files
+                .iter()
+                .any(|(f, o)| f.ends_with("README.TXT") && !o.stored())
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! The SPEC error table: every way a job can fail, and what each one means
+//! as an exit code, an HTTP status and a JSON `error` string.
+//!
+//! `Class` has exactly the SPEC's rows. The three mappings are exhaustive
+//! matches without a catch-all, so a new row does not compile until all
+//! three are answered. Steps build a `Failure` with a named constructor at
+//! their boundary; nothing classifies errors by downcasting at the top.
+
+use std::fmt;
+
+/// One row of the SPEC error table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    dead_code,
+    reason = "the whole SPEC table; fetch, print and cgi raise the other rows"
+)]
+pub enum Class {
+    MissingAccession,
+    InvalidAccession,
+    AccessionNotFound,
+    MixedPatients,
+    PatientApiUnavailable,
+    PacsUnreachable,
+    NoDicomData,
+    FetchIncomplete,
+    PublisherUnreachable,
+    RelayFailed,
+    PartialRelay,
+    Busy,
+    Configuration,
+    /// Ended by a signal; carries the signal number (2, 15, 1).
+    Interrupted(i32),
+}
+
+impl Class {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Class::MissingAccession | Class::InvalidAccession => 64,
+            Class::AccessionNotFound | Class::MixedPatients => 65,
+            Class::NoDicomData => 66,
+            Class::PatientApiUnavailable | Class::PacsUnreachable | Class::PublisherUnreachable => {
+                69
+            }
+            Class::FetchIncomplete | Class::PartialRelay | Class::Busy => 75,
+            Class::RelayFailed => 76,
+            Class::Configuration => 78,
+            // The shell convention: 128 + signal number (130 SIGINT, 143 SIGTERM).
+            Class::Interrupted(signal) => 128u8.saturating_add(signal.clamp(0, 127) as u8),
+        }
+    }
+
+    #[allow(
+        dead_code,
+        reason = "answered for every row now; the CGI mode sends it"
+    )]
+    pub fn http_status(self) -> u16 {
+        match self {
+            Class::MissingAccession | Class::InvalidAccession => 400,
+            Class::AccessionNotFound => 404,
+            Class::MixedPatients => 409,
+            Class::PatientApiUnavailable
+            | Class::PacsUnreachable
+            | Class::NoDicomData
+            | Class::FetchIncomplete
+            | Class::PublisherUnreachable
+            | Class::RelayFailed
+            | Class::PartialRelay => 502,
+            Class::Busy => 503,
+            Class::Configuration => 500,
+            // SPEC gives no status: a CGI run killed by a signal rarely gets
+            // to answer; when it does, "try again later" is the truth.
+            Class::Interrupted(_) => 503,
+        }
+    }
+
+    pub fn error_str(self) -> &'static str {
+        match self {
+            Class::MissingAccession => "missing accession_number",
+            Class::InvalidAccession => "invalid accession_number",
+            Class::AccessionNotFound => "accession_number not found",
+            Class::MixedPatients => "accessions belong to different patients",
+            Class::PatientApiUnavailable => "patient API unavailable",
+            Class::PacsUnreachable => "PACS unreachable",
+            Class::NoDicomData => "no DICOM data for accession_number",
+            Class::FetchIncomplete => "DICOM fetch incomplete",
+            Class::PublisherUnreachable => "CD Publisher unreachable",
+            Class::RelayFailed => "DICOM relay failed",
+            Class::PartialRelay => "partial relay",
+            Class::Busy => "busy",
+            Class::Configuration => "configuration error",
+            Class::Interrupted(_) => "interrupted",
+        }
+    }
+}
+
+/// Counts carried by a relay failure, so a technician sees how much got out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelayCounts {
+    pub files_sent: usize,
+    pub files_failed: usize,
+    /// (file, reason) for each file that did not arrive, in send order.
+    pub failures: Vec<(String, String)>,
+}
+
+/// A failed job: its class, a short human sentence, and the peer involved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub class: Class,
+    /// One line, lower case, naming the object and the peer; never a tool dump.
+    pub detail: String,
+    /// `HOST:PORT` of the CD publisher when it is involved.
+    pub destination: Option<String>,
+    pub relay: Option<RelayCounts>,
+}
+
+impl Failure {
+    fn new(class: Class, detail: impl Into<String>) -> Failure {
+        Failure {
+            class,
+            detail: detail.into(),
+            destination: None,
+            relay: None,
+        }
+    }
+
+    pub fn with_destination(mut self, destination: impl Into<String>) -> Failure {
+        self.destination = Some(destination.into());
+        self
+    }
+
+    pub fn config(detail: impl Into<String>) -> Failure {
+        Failure::new(Class::Configuration, detail)
+    }
+
+    pub fn missing_tool(tool: &str, searched: &str) -> Failure {
+        Failure::config(format!(
+            "{tool} not found in {searched}: install the Debian package dcmtk (apt-get install dcmtk) or set tools.dcmtk_dir"
+        ))
+    }
+
+    pub fn interrupted(signal: i32) -> Failure {
+        Failure::new(
+            Class::Interrupted(signal),
+            format!("interrupted by signal {signal}"),
+        )
+    }
+
+    pub fn no_dicom_files(dir: &str) -> Failure {
+        Failure::new(Class::NoDicomData, format!("no DICOM file under {dir}"))
+    }
+
+    pub fn publisher_unreachable(destination: &str, why: &str) -> Failure {
+        Failure::new(
+            Class::PublisherUnreachable,
+            format!("CD Publisher unreachable at {destination}: {why}"),
+        )
+        .with_destination(destination)
+    }
+
+    pub fn relay_failed(destination: &str, why: &str, counts: RelayCounts) -> Failure {
+        let mut failure = Failure::new(Class::RelayFailed, why).with_destination(destination);
+        failure.relay = Some(counts);
+        failure
+    }
+
+    /// The relay could not start on our side (an unreadable file): nothing sent.
+    pub fn relay_failed_locally(why: &str) -> Failure {
+        Failure::new(Class::RelayFailed, format!("nothing was sent: {why}"))
+    }
+
+    pub fn partial_relay(destination: &str, why: &str, counts: RelayCounts) -> Failure {
+        let mut failure = Failure::new(Class::PartialRelay, why).with_destination(destination);
+        failure.relay = Some(counts);
+        failure
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class.error_str(), self.detail)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SPEC table, restated row by row.
+    #[test]
+    fn spec_table() {
+        let rows = [
+            (Class::MissingAccession, 400, 64, "missing accession_number"),
+            (Class::InvalidAccession, 400, 64, "invalid accession_number"),
+            (
+                Class::AccessionNotFound,
+                404,
+                65,
+                "accession_number not found",
+            ),
+            (
+                Class::MixedPatients,
+                409,
+                65,
+                "accessions belong to different patients",
+            ),
+            (
+                Class::PatientApiUnavailable,
+                502,
+                69,
+                "patient API unavailable",
+            ),
+            (Class::PacsUnreachable, 502, 69, "PACS unreachable"),
+            (
+                Class::NoDicomData,
+                502,
+                66,
+                "no DICOM data for accession_number",
+            ),
+            (Class::FetchIncomplete, 502, 75, "DICOM fetch incomplete"),
+            (
+                Class::PublisherUnreachable,
+                502,
+                69,
+                "CD Publisher unreachable",
+            ),
+            (Class::RelayFailed, 502, 76, "DICOM relay failed"),
+            (Class::PartialRelay, 502, 75, "partial relay"),
+            (Class::Busy, 503, 75, "busy"),
+            (Class::Configuration, 500, 78, "configuration error"),
+        ];
+        for (class, http, exit, error) in rows {
+            assert_eq!(class.http_status(), http, "{class:?}");
+            assert_eq!(class.exit_code(), exit, "{class:?}");
+            assert_eq!(class.error_str(), error, "{class:?}");
+        }
+        assert_eq!(Class::Interrupted(2).exit_code(), 130);
+        assert_eq!(Class::Interrupted(15).exit_code(), 143);
+        assert_eq!(Class::Interrupted(1).exit_code(), 129);
+    }
+
+    #[test]
+    fn missing_tool_names_the_package() {
+        let failure = Failure::missing_tool("dcmsend", "/opt/empty");
+        assert_eq!(failure.class, Class::Configuration);
+        assert!(failure.detail.contains("dcmtk"), "{}", failure.detail);
+        assert!(failure.detail.contains("dcmsend"), "{}", failure.detail);
+    }
+}

@@ -1,0 +1,113 @@
+//! The command line and the configuration resolved once into what a job
+//! needs. Nothing below this module sees raw arguments or optional keys.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, Origin, Sender};
+use crate::dicom::tools::Toolbox;
+use crate::dicom::{AeTitle, Endpoint, Timeouts};
+use crate::failure::Failure;
+use crate::progress;
+
+/// What every step may consult: the configuration, the tools, the output mode.
+pub struct Context {
+    pub config: Config,
+    pub origin: Origin,
+    pub toolbox: Toolbox,
+    pub progress: progress::Mode,
+}
+
+/// The CD publisher (or `--to` receiver) and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    pub endpoint: Endpoint,
+    pub calling_ae: AeTitle,
+    pub sender: Sender,
+    pub timeouts: Timeouts,
+}
+
+pub enum Job {
+    Relay {
+        dir: PathBuf,
+        publisher: Publisher,
+    },
+    /// `check` reports a configuration it cannot load instead of failing on it.
+    Check {
+        loaded: Result<(), Failure>,
+    },
+}
+
+pub fn resolve(cli: Cli) -> Result<(Context, Job), Failure> {
+    let progress = if cli.quiet {
+        progress::Mode::Off
+    } else if cli.no_progress || !std::io::stderr().is_terminal() {
+        progress::Mode::Log
+    } else {
+        progress::Mode::Bar
+    };
+    let loaded = config::load(&config::Discovery::from_env(cli.config.as_deref()));
+    let context = |config: Config, origin| {
+        let toolbox = Toolbox::new(config.tools.dcmtk_dir.clone());
+        Context {
+            config,
+            origin,
+            toolbox,
+            progress,
+        }
+    };
+    match cli.command {
+        Command::Check => Ok(match loaded {
+            Ok((config, origin)) => (context(config, origin), Job::Check { loaded: Ok(()) }),
+            Err(failure) => (
+                context(Config::default(), Origin::Defaults),
+                Job::Check {
+                    loaded: Err(failure),
+                },
+            ),
+        }),
+        Command::Relay { dir, to } => {
+            let (config, origin) = loaded?;
+            let publisher = publisher(&config, to)?;
+            Ok((context(config, origin), Job::Relay { dir, publisher }))
+        }
+    }
+}
+
+/// The configured CD publisher, or the `--to` override.
+pub fn publisher(config: &Config, to: Option<Endpoint>) -> Result<Publisher, Failure> {
+    let section = &config.cd_publisher;
+    let endpoint = match to {
+        Some(endpoint) => endpoint,
+        None => configured_publisher(config)?,
+    };
+    Ok(Publisher {
+        endpoint,
+        // Checked when the configuration was parsed.
+        calling_ae: AeTitle::parse(&section.calling_ae).map_err(Failure::config)?,
+        sender: section.sender,
+        timeouts: Timeouts {
+            connect: Duration::from_secs(section.timeout_connect_secs),
+            acse: Duration::from_secs(section.timeout_acse_secs),
+            dimse: Duration::from_secs(section.timeout_dimse_secs),
+            total: Duration::from_secs(section.timeout_total_secs),
+        },
+    })
+}
+
+/// The `[cd_publisher]` endpoint; its host has no default.
+pub fn configured_publisher(config: &Config) -> Result<Endpoint, Failure> {
+    let section = &config.cd_publisher;
+    let host = section.host.clone().ok_or_else(|| {
+        Failure::config(
+            "no CD publisher configured: set cd_publisher.host in the configuration, or use --to",
+        )
+    })?;
+    Ok(Endpoint {
+        ae: AeTitle::parse(&section.called_ae).map_err(Failure::config)?,
+        host,
+        port: section.port,
+    })
+}

@@ -1,0 +1,85 @@
+//! pacs2cd: parse the command line, start logging and the signal thread,
+//! run the job, and turn its result into output and an exit code. No logic
+//! lives here; `job` resolves, `pipeline` works, `report` prints.
+
+mod check;
+mod cli;
+mod config;
+mod dicom;
+mod failure;
+mod job;
+mod pipeline;
+mod progress;
+mod report;
+mod sanitize;
+mod signals;
+mod staging;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::failure::Failure;
+use crate::job::{Context, Job};
+use crate::report::Report;
+
+/// Exit code of a usage error (sysexits EX_USAGE), not clap's 2.
+const USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { USAGE } else { 0 });
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    if let Err(err) = signals::install() {
+        log::warn!("cannot watch for signals, an interrupted job may leave files behind: {err}");
+    }
+    let json = cli.json;
+    match job::resolve(cli).and_then(|(context, job)| run(&context, job)) {
+        Ok(report) => {
+            report::print(&report, json);
+            ExitCode::from(report.failed_class().map_or(0, |class| class.exit_code()))
+        }
+        Err(failure) => {
+            report::print_failure(&failure, json);
+            ExitCode::from(failure.class.exit_code())
+        }
+    }
+}
+
+fn run(context: &Context, job: Job) -> Result<Report, Failure> {
+    match job {
+        Job::Relay { dir, publisher } => {
+            let (relayed, skipped) = pipeline::relay::run(context, &dir, &publisher)?;
+            Ok(Report::Relay { relayed, skipped })
+        }
+        Job::Check { loaded } => check::run(context, loaded).map(Report::Check),
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Info,
+        (false, 1) => log::LevelFilter::Debug,
+        (false, _) => log::LevelFilter::Trace,
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .format(|buf, record| match record.level() {
+            log::Level::Info => writeln!(buf, "pacs2cd: {}", record.args()),
+            level => writeln!(
+                buf,
+                "pacs2cd: {}: {}",
+                level.as_str().to_lowercase(),
+                record.args()
+            ),
+        })
+        .init();
+}

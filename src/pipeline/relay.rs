@@ -1,0 +1,415 @@
+//! Relay: every DICOM instance under a folder to the CD publisher, in one
+//! run of one sender (one association), decided per file. The files sent
+//! must be all the instances found: an incomplete disc is worse than none.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Sender;
+use crate::dicom::runner::{self, Command};
+use crate::dicom::tools::Tool;
+use crate::dicom::{AssociationProblem, FileOutcome, StoreLog, dcmsend, part10, storescu};
+use crate::failure::{Failure, RelayCounts};
+use crate::job::{Context, Publisher};
+use crate::progress::Progress;
+use crate::staging;
+
+/// A storage instance found under the folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Path relative to the folder, as shown to the user.
+    pub name: String,
+    pub sop_instance_uid: String,
+}
+
+/// A file left out of the relay, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub instances: Vec<Instance>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A relay that delivered every instance.
+#[derive(Debug, Serialize)]
+pub struct Relayed {
+    pub destination: String,
+    pub files_sent: usize,
+    pub files_skipped: usize,
+    pub called_ae: String,
+    pub sender: &'static str,
+    /// Files stored with a warning status (still on the disc).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<(String, String)>,
+    pub seconds: f64,
+}
+
+/// `pacs2cd relay DIR`.
+pub fn run(
+    context: &Context,
+    dir: &Path,
+    publisher: &Publisher,
+) -> Result<(Relayed, Vec<Skipped>), Failure> {
+    let started = Instant::now();
+    let scan = scan(dir)?;
+    for skipped in &scan.skipped {
+        log::info!("skipping {}: {}", skipped.file, skipped.reason);
+    }
+    if scan.instances.is_empty() {
+        return Err(Failure::no_dicom_files(&dir.display().to_string()));
+    }
+    // A large folder takes a while to scan: honour a Ctrl-C before sending.
+    crate::signals::check()?;
+    let mut relayed = send(context, dir, &scan.instances, publisher)?;
+    relayed.files_skipped = scan.skipped.len();
+    relayed.seconds = started.elapsed().as_secs_f64();
+    Ok((relayed, scan.skipped))
+}
+
+/// Sends `instances` (paths relative to `dir`) in one sender run.
+pub fn send(
+    context: &Context,
+    dir: &Path,
+    instances: &[Instance],
+    publisher: &Publisher,
+) -> Result<Relayed, Failure> {
+    let destination = publisher.endpoint.address();
+    let calling = publisher.calling_ae.as_str();
+    let timeouts = &publisher.timeouts;
+    // "./" keeps a file named "-x" from reading as an option; the sender
+    // names each file back exactly as given, which is how results are matched.
+    let files: Vec<String> = instances.iter().map(|i| format!("./{}", i.name)).collect();
+    let report_dir = staging::private_dir(&context.config.staging_dir)?;
+    let report_path = report_dir.path().join("dcmsend-report.txt");
+    let (tool, args) = match publisher.sender {
+        Sender::Dcmsend => (
+            Tool::Dcmsend,
+            dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files),
+        ),
+        Sender::Storescu => (
+            Tool::Storescu,
+            storescu::args(calling, &publisher.endpoint, timeouts, &files),
+        ),
+    };
+    let program = context.toolbox.path(tool)?;
+    let mut command = Command::new(&program, timeouts.total);
+    command.args(args);
+    command.dir = Some(dir.to_path_buf());
+    let what = format!("sending to the CD publisher {}", publisher.endpoint);
+    let mut progress = Progress::start(context.progress, &what, instances.len() as u64);
+    let file_done: fn(&str) -> bool = match publisher.sender {
+        Sender::Dcmsend => dcmsend::is_file_done,
+        Sender::Storescu => storescu::is_file_done,
+    };
+    let output = runner::run(&command, &mut |line| {
+        if file_done(line) {
+            progress.inc();
+        }
+    })?;
+    drop(progress);
+    let mut log = match publisher.sender {
+        Sender::Dcmsend => {
+            // No report is written when the association never formed.
+            let report = std::fs::read_to_string(&report_path).unwrap_or_default();
+            dcmsend::parse(&report, &output.lines)
+        }
+        Sender::Storescu => storescu::parse(&output.lines),
+    };
+    if output.timed_out {
+        log.problem.get_or_insert(AssociationProblem::Stalled);
+    }
+    let stall = if output.timed_out {
+        format!(
+            "did not finish within cd_publisher.timeout_total_secs ({} s)",
+            timeouts.total.as_secs()
+        )
+    } else {
+        format!(
+            "stopped answering (no response within {} s)",
+            timeouts.dimse.as_secs()
+        )
+    };
+    let warnings = verdict(
+        &publisher.endpoint.to_string(),
+        &destination,
+        &files,
+        instances,
+        log,
+        &stall,
+    )?;
+    Ok(Relayed {
+        destination,
+        files_sent: instances.len(),
+        files_skipped: 0,
+        called_ae: publisher.endpoint.ae.to_string(),
+        sender: tool.program(),
+        warnings,
+        seconds: 0.0,
+    })
+}
+
+/// Decides the relay from the sender's account: every instance stored, or
+/// a failure from the SPEC table with counts. Returns the warnings.
+fn verdict(
+    peer: &str,
+    destination: &str,
+    files: &[String],
+    instances: &[Instance],
+    log: StoreLog,
+    stall: &str,
+) -> Result<Vec<(String, String)>, Failure> {
+    let mut counts = RelayCounts::default();
+    let mut warnings = Vec::new();
+    for (file, instance) in files.iter().zip(instances) {
+        // The last word on a file wins (a sender may retry on a new association).
+        let outcome = log
+            .files
+            .iter()
+            .rev()
+            .find(|(name, _)| name == file)
+            .map(|(_, outcome)| outcome);
+        match outcome {
+            Some(FileOutcome::Stored) => counts.files_sent += 1,
+            Some(FileOutcome::StoredWithWarning(warning)) => {
+                counts.files_sent += 1;
+                warnings.push((instance.name.clone(), warning.clone()));
+            }
+            Some(FileOutcome::Failed(reason)) => {
+                counts.files_failed += 1;
+                counts
+                    .failures
+                    .push((instance.name.clone(), reason.clone()));
+            }
+            None => {
+                counts.files_failed += 1;
+                counts
+                    .failures
+                    .push((instance.name.clone(), "not sent".into()));
+            }
+        }
+    }
+    if counts.files_failed == 0 {
+        return Ok(warnings);
+    }
+    let total = files.len();
+    match log.problem {
+        Some(AssociationProblem::Unreachable(why)) if counts.files_sent == 0 => {
+            Err(Failure::publisher_unreachable(destination, &why))
+        }
+        Some(AssociationProblem::Rejected(reason)) if counts.files_sent == 0 => {
+            let reason = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            };
+            Err(Failure::relay_failed(
+                destination,
+                &format!(
+                    "association rejected by the CD Publisher {peer}{reason}: check its AE title and its list of known callers"
+                ),
+                counts,
+            ))
+        }
+        Some(AssociationProblem::Stalled) if counts.files_sent == 0 => Err(Failure::relay_failed(
+            destination,
+            &format!("the CD Publisher {peer} {stall}; nothing was sent"),
+            counts,
+        )),
+        Some(AssociationProblem::Stalled) => {
+            let detail = format!(
+                "the CD Publisher {peer} {stall} after {} of {total} files",
+                counts.files_sent
+            );
+            Err(Failure::partial_relay(destination, &detail, counts))
+        }
+        Some(AssociationProblem::Aborted(why)) if counts.files_sent == 0 => {
+            Err(Failure::relay_failed(
+                destination,
+                &format!("association with the CD Publisher {peer} failed: {why}"),
+                counts,
+            ))
+        }
+        _ => {
+            let detail = format!(
+                "{} of {total} files were not accepted by the CD Publisher {peer}",
+                counts.files_failed
+            );
+            Err(Failure::partial_relay(destination, &detail, counts))
+        }
+    }
+}
+
+/// Finds the storage instances under `dir`, in a stable (sorted) order.
+/// Symbolic links to files are followed, to folders not (no loops).
+pub fn scan(dir: &Path) -> Result<Scan, Failure> {
+    let unreadable = |path: &Path, err: std::io::Error| {
+        Failure::relay_failed_locally(&format!(
+            "cannot read {}: {}",
+            path.display(),
+            err.to_string().to_lowercase()
+        ))
+    };
+    if !dir.is_dir() {
+        return Err(Failure::no_dicom_files(&format!(
+            "{} (not a folder)",
+            dir.display()
+        )));
+    }
+    let mut scan = Scan::default();
+    let mut pending: Vec<PathBuf> = vec![dir.to_path_buf()];
+    let mut files: Vec<PathBuf> = Vec::new();
+    while let Some(folder) = pending.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|err| unreadable(&folder, err))?;
+        for entry in entries {
+            let entry = entry.map_err(|err| unreadable(&folder, err))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|err| unreadable(&path, err))?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    for path in files {
+        let name = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        match part10::read_meta(&path).map_err(|err| unreadable(&path, err))? {
+            Some(meta) if meta.is_dicomdir() => scan.skipped.push(Skipped {
+                file: name,
+                reason: "DICOMDIR index",
+            }),
+            Some(meta) => scan.instances.push(Instance {
+                name,
+                sop_instance_uid: meta.sop_instance_uid,
+            }),
+            None => scan.skipped.push(Skipped {
+                file: name,
+                reason: "not a DICOM file",
+            }),
+        }
+    }
+    Ok(scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::Class;
+
+    fn instances(n: usize) -> (Vec<String>, Vec<Instance>) {
+        let instances: Vec<Instance> = (0..n)
+            .map(|i| Instance {
+                name: format!("IM{i}"),
+                sop_instance_uid: format!("2.25.{i}"),
+            })
+            .collect();
+        (
+            instances.iter().map(|i| format!("./{}", i.name)).collect(),
+            instances,
+        )
+    }
+
+    fn log(outcomes: &[FileOutcome], problem: Option<AssociationProblem>) -> StoreLog {
+        StoreLog {
+            files: outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (format!("./IM{i}"), o.clone()))
+                .collect(),
+            problem,
+        }
+    }
+
+    fn decide(n: usize, log: StoreLog) -> Result<Vec<(String, String)>, Failure> {
+        let (files, instances) = instances(n);
+        verdict(
+            "CDPUB@127.0.0.1:104",
+            "127.0.0.1:104",
+            &files,
+            &instances,
+            log,
+            "stopped answering",
+        )
+    }
+
+    #[test]
+    fn all_stored_is_ok_with_warnings_kept() {
+        let warned = FileOutcome::StoredWithWarning("Warning: Coercion".into());
+        let warnings = decide(2, log(&[FileOutcome::Stored, warned], None)).expect("ok");
+        assert_eq!(
+            warnings,
+            vec![("IM1".to_string(), "Warning: Coercion".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_file_without_a_word_is_not_sent() {
+        let err =
+            decide(3, log(&[FileOutcome::Stored, FileOutcome::Stored], None)).expect_err("partial");
+        assert_eq!(err.class, Class::PartialRelay);
+        let counts = err.relay.expect("counts");
+        assert_eq!((counts.files_sent, counts.files_failed), (2, 1));
+        assert_eq!(counts.failures[0].0, "IM2");
+    }
+
+    #[test]
+    fn association_problems_map_to_the_table() {
+        let unreachable = Some(AssociationProblem::Unreachable("connection refused".into()));
+        let err = decide(2, log(&[], unreachable)).expect_err("unreachable");
+        assert_eq!(err.class, Class::PublisherUnreachable);
+        assert_eq!(
+            err.detail,
+            "CD Publisher unreachable at 127.0.0.1:104: connection refused"
+        );
+        assert_eq!(err.destination.as_deref(), Some("127.0.0.1:104"));
+
+        let err = decide(
+            2,
+            log(&[], Some(AssociationProblem::Rejected(String::new()))),
+        )
+        .expect_err("rejected");
+        assert_eq!(err.class, Class::RelayFailed);
+        assert!(
+            err.detail.starts_with("association rejected"),
+            "{}",
+            err.detail
+        );
+
+        let stalled = log(&[FileOutcome::Stored], Some(AssociationProblem::Stalled));
+        assert_eq!(
+            decide(2, stalled).expect_err("stalled").class,
+            Class::PartialRelay
+        );
+        let stalled = log(&[], Some(AssociationProblem::Stalled));
+        assert_eq!(
+            decide(2, stalled).expect_err("stalled").class,
+            Class::RelayFailed
+        );
+    }
+
+    #[test]
+    fn scan_skips_foreign_files_and_the_dicomdir() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
+        std::fs::write(dir.path().join("README.TXT"), "not dicom").expect("write");
+        std::fs::write(dir.path().join("a/b/empty"), "").expect("write");
+        let scan = scan(dir.path()).expect("scan");
+        assert!(scan.instances.is_empty());
+        assert_eq!(scan.skipped.len(), 2);
+        assert!(
+            matches!(super::scan(&dir.path().join("missing")), Err(f) if f.class == Class::NoDicomData)
+        );
+    }
+}

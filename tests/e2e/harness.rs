@@ -1,0 +1,257 @@
+//! The shared harness: real servers (DCMTK's storescp as the CD publisher)
+//! on free loopback ports, each stopped in `Drop`, and a builder that runs
+//! the pacs2cd binary with a private configuration and environment.
+//!
+//! A missing tool fails the test: it never skips silently.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Panics naming the Debian package when `program` is not installed.
+pub fn require(program: &str, package: &str) -> PathBuf {
+    match which::which(program) {
+        Ok(path) => path,
+        Err(_) => panic!(
+            "{program} is not installed: apt-get install {package} (tests never skip; .ci/run installs it)"
+        ),
+    }
+}
+
+/// A free TCP port on 127.0.0.1 below the ephemeral range (DICOM-NOTES 5:
+/// ports above 32768 may be held by recent outgoing connections).
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 600) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..2000 {
+        let mut port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if port >= 32000 {
+            NEXT.store(20000, Ordering::SeqCst);
+            port = 20000;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("{what} did not listen on 127.0.0.1:{port} within 10 s; its log:\n{log}");
+}
+
+/// A child process killed and reaped on drop.
+pub struct Server {
+    child: Child,
+}
+
+impl Server {
+    pub fn spawn(command: &mut Command, log: &Path) -> Server {
+        let out = std::fs::File::create(log).expect("server log");
+        let err = out.try_clone().expect("server log");
+        let child = command
+            .env("TCP_NODELAY", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        Server { child }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the test publisher behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Publisher {
+    /// Every SOP class, every transfer syntax (`+xa`).
+    #[default]
+    AcceptAll,
+    /// Every SOP class, uncompressed transfer syntaxes only (storescp's default).
+    UncompressedOnly,
+    /// CT Image Storage only, uncompressed (`-xf`).
+    CtOnly,
+    /// Refuses every association (`--refuse`).
+    Refusing,
+    /// Sleeps this many seconds in each store (`--sleep-during`).
+    Stalling(u32),
+}
+
+/// DCMTK's storescp playing the CD publisher robot.
+pub struct Storescp {
+    pub port: u16,
+    pub received: TempDir,
+    _server: Server,
+}
+
+pub const PUBLISHER_AE: &str = "CDPUB";
+
+impl Storescp {
+    pub fn start(behaviour: Publisher) -> Storescp {
+        let program = require("storescp", "dcmtk");
+        let received = tempfile::tempdir().expect("received dir");
+        let log = received.path().join("storescp.log");
+        let port = free_port();
+        let mut command = Command::new(program);
+        command
+            .args(["-aet", PUBLISHER_AE, "-od"])
+            .arg(received.path());
+        match behaviour {
+            Publisher::AcceptAll => {
+                command.arg("+xa");
+            }
+            Publisher::UncompressedOnly => {}
+            Publisher::CtOnly => {
+                let config =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/storescp-ctonly.cfg");
+                command.arg("-xf").arg(config).arg("CTOnly");
+            }
+            Publisher::Refusing => {
+                command.arg("--refuse");
+            }
+            Publisher::Stalling(seconds) => {
+                command.args(["+xa", "--sleep-during", &seconds.to_string()]);
+            }
+        }
+        command.arg(port.to_string());
+        let server = Server::spawn(&mut command, &log);
+        wait_for_port(port, "storescp", &log);
+        Storescp {
+            port,
+            received,
+            _server: server,
+        }
+    }
+
+    /// SOP Instance UIDs of what arrived, sorted.
+    pub fn received_uids(&self) -> Vec<String> {
+        crate::dicom_gen::sop_instance_uids(self.received.path())
+    }
+}
+
+/// A private world for one test: a configuration file, a staging root,
+/// a HOME, and nothing from the developer's own environment.
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub staging: PathBuf,
+}
+
+impl TestEnv {
+    /// A configuration with `body` (TOML) after the test defaults.
+    pub fn new(body: &str) -> TestEnv {
+        let dir = tempfile::tempdir().expect("test dir");
+        let staging = dir.path().join("staging");
+        let config = dir.path().join("config.toml");
+        let text = format!("staging_dir = {:?}\n{body}", staging.display().to_string());
+        std::fs::write(&config, text).expect("write config");
+        TestEnv {
+            dir,
+            config,
+            staging,
+        }
+    }
+
+    /// Test defaults for a publisher on `port`, with the given sender.
+    pub fn publisher(port: u16, sender: &str, extra: &str) -> TestEnv {
+        TestEnv::new(&format!(
+            "[cd_publisher]\nhost = \"127.0.0.1\"\nport = {port}\ncalled_ae = \"{PUBLISHER_AE}\"\n\
+             sender = \"{sender}\"\ntimeout_connect_secs = 5\ntimeout_acse_secs = 5\n\
+             timeout_dimse_secs = 5\ntimeout_total_secs = 120\n{extra}"
+        ))
+    }
+
+    /// Runs pacs2cd with `--config` naming this environment's file.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let config = ["--config", self.config.to_str().expect("utf-8 temp path")];
+        self.run_with(&[], &[&config[..], args].concat())
+    }
+
+    /// Runs pacs2cd with extra environment variables and no `--config`.
+    pub fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
+        let binary = env!("CARGO_BIN_EXE_pacs2cd");
+        let started = Instant::now();
+        let output = Command::new(binary)
+            .args(args)
+            .env_remove("PACS2CD_CONFIG")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("GATEWAY_INTERFACE")
+            .env("HOME", self.dir.path())
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pacs2cd");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// The staging root holds nothing a job left behind.
+    pub fn assert_staging_empty(&self) {
+        let left: Vec<_> = std::fs::read_dir(&self.staging)
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "staging root not empty: {left:?}");
+    }
+}
+
+/// One finished pacs2cd run.
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Asserts the exit code, printing everything the run said when it differs.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "pacs2cd {:?}: expected exit code {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.args,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}

@@ -1,0 +1,320 @@
+//! `pacs2cd relay` against a real storescp, with both senders.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::dicom_gen::{self, CT_IMAGE, MR_IMAGE, SECONDARY_CAPTURE, Series, Study, Written};
+use crate::harness::{Publisher, Storescp, TestEnv, require};
+
+const SENDERS: [&str; 2] = ["dcmsend", "storescu"];
+
+/// A study of three SOP classes in two sub-folders: CT x3, MR x2, SC x1.
+fn mixed_study(dir: &Path) -> Vec<Written> {
+    let study = Study::new(
+        "DOE^JOHN",
+        "PID001",
+        "ACC001",
+        vec![
+            Series::new("CT", CT_IMAGE, 3),
+            Series::new("MR", MR_IMAGE, 2),
+        ],
+    );
+    let mut written = dicom_gen::write_study(&dir.join("series/a"), &study);
+    let sc = Study {
+        series: vec![Series::new("OT", SECONDARY_CAPTURE, 1)],
+        ..study
+    };
+    written.extend(dicom_gen::write_study(&dir.join("series/b"), &sc));
+    written
+}
+
+fn uids(written: &[Written]) -> Vec<String> {
+    let mut uids: Vec<String> = written.iter().map(|w| w.sop_instance_uid.clone()).collect();
+    uids.sort();
+    uids
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn every_instance_arrives() {
+    for sender in SENDERS {
+        let publisher = Storescp::start(Publisher::AcceptAll);
+        let env = TestEnv::publisher(publisher.port, sender, "");
+        let data = tempfile::tempdir().expect("data");
+        let written = mixed_study(data.path());
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(0);
+        let json = run.json();
+        assert_eq!(json["status"], "ok", "{sender}");
+        assert_eq!(json["files_sent"], 6, "{sender}");
+        assert_eq!(json["files_skipped"], 0, "{sender}");
+        assert_eq!(json["destination"], format!("127.0.0.1:{}", publisher.port));
+        assert_eq!(json["sender"], sender);
+        assert_eq!(publisher.received_uids(), uids(&written), "{sender}");
+        env.assert_staging_empty();
+    }
+}
+
+#[test]
+fn foreign_files_and_the_dicomdir_are_skipped_not_failed() {
+    for sender in SENDERS {
+        let publisher = Storescp::start(Publisher::AcceptAll);
+        let env = TestEnv::publisher(publisher.port, sender, "");
+        let data = tempfile::tempdir().expect("data");
+        let written = mixed_study(data.path());
+        std::fs::write(data.path().join("README.TXT"), "MicroDicom viewer\n").expect("readme");
+        std::fs::write(data.path().join("DICOMDIR"), dicom_gen::fake_dicomdir()).expect("dicomdir");
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(0);
+        let json = run.json();
+        assert_eq!(json["files_sent"], 6, "{sender}");
+        assert_eq!(json["files_skipped"], 2, "{sender}");
+        let reasons: Vec<&str> = json["skipped"]
+            .as_array()
+            .expect("skipped")
+            .iter()
+            .filter_map(|s| s["reason"].as_str())
+            .collect();
+        assert_eq!(reasons, ["DICOMDIR index", "not a DICOM file"], "{sender}");
+        assert_eq!(
+            publisher.received_uids(),
+            uids(&written),
+            "{sender}: the DICOMDIR must not be sent"
+        );
+    }
+}
+
+#[test]
+fn closed_port_is_publisher_unreachable() {
+    for sender in SENDERS {
+        let port = crate::harness::free_port();
+        let env = TestEnv::publisher(port, sender, "");
+        let data = tempfile::tempdir().expect("data");
+        mixed_study(data.path());
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(69);
+        let json = run.json();
+        assert_eq!(json["error"], "CD Publisher unreachable", "{sender}");
+        assert_eq!(json["destination"], format!("127.0.0.1:{port}"));
+        assert_eq!(
+            json["detail"],
+            format!("CD Publisher unreachable at 127.0.0.1:{port}: connection refused")
+        );
+        env.assert_staging_empty();
+    }
+}
+
+#[test]
+fn refused_association_is_relay_failed() {
+    for sender in SENDERS {
+        let publisher = Storescp::start(Publisher::Refusing);
+        let env = TestEnv::publisher(publisher.port, sender, "");
+        let data = tempfile::tempdir().expect("data");
+        mixed_study(data.path());
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(76);
+        let json = run.json();
+        assert_eq!(json["error"], "DICOM relay failed", "{sender}");
+        assert!(
+            json["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("association rejected")),
+            "{json}"
+        );
+        assert_eq!(json["files_sent"], 0);
+        assert!(publisher.received_uids().is_empty());
+    }
+}
+
+#[test]
+fn publisher_refusing_a_sop_class_gives_partial_relay_with_counts() {
+    for sender in SENDERS {
+        let publisher = Storescp::start(Publisher::CtOnly);
+        let env = TestEnv::publisher(publisher.port, sender, "");
+        let data = tempfile::tempdir().expect("data");
+        let written = mixed_study(data.path());
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(75);
+        let json = run.json();
+        assert_eq!(json["error"], "partial relay", "{sender}");
+        assert_eq!(json["files_sent"], 3, "{sender}");
+        assert_eq!(json["files_failed"], 3, "{sender}");
+        assert_eq!(json["failures"].as_array().map(Vec::len), Some(3));
+        assert!(run.stderr.contains("accepts no"), "{}", run.stderr);
+        let ct: Vec<Written> = written
+            .into_iter()
+            .filter(|w| w.path.to_string_lossy().contains("CT1_"))
+            .collect();
+        assert_eq!(publisher.received_uids(), uids(&ct), "{sender}");
+        env.assert_staging_empty();
+    }
+}
+
+#[test]
+fn jpeg_lossless_reaches_an_uncompressed_only_publisher_with_dcmsend() {
+    let dcmcjpeg = require("dcmcjpeg", "dcmtk");
+    let plain = tempfile::tempdir().expect("plain");
+    let study = Study::new(
+        "DOE^JANE",
+        "PID002",
+        "ACC002",
+        vec![Series::new("MR", MR_IMAGE, 4)],
+    );
+    let written = dicom_gen::write_study(plain.path(), &study);
+    let data = tempfile::tempdir().expect("jpeg");
+    for file in &written {
+        let out = data.path().join(file.path.file_name().expect("name"));
+        let status = Command::new(&dcmcjpeg)
+            .arg("+e1")
+            .arg(&file.path)
+            .arg(&out)
+            .status()
+            .expect("dcmcjpeg");
+        assert!(status.success(), "dcmcjpeg failed");
+    }
+    let publisher = Storescp::start(Publisher::UncompressedOnly);
+    let env = TestEnv::publisher(publisher.port, "dcmsend", "");
+    env.run(&["--json", "relay", arg(data.path())])
+        .expect_code(0);
+    assert_eq!(publisher.received_uids(), uids(&written));
+
+    // storescu cannot convert it: every file fails, and says why.
+    let publisher = Storescp::start(Publisher::UncompressedOnly);
+    let env = TestEnv::publisher(publisher.port, "storescu", "");
+    let run = env.run(&["--json", "relay", arg(data.path())]);
+    run.expect_code(75);
+    assert_eq!(run.json()["files_failed"], 4);
+    assert!(publisher.received_uids().is_empty());
+}
+
+#[test]
+fn a_folder_without_dicom_is_no_data() {
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::publisher(publisher.port, "dcmsend", "");
+    let data = tempfile::tempdir().expect("data");
+    let run = env.run(&["--json", "relay", arg(data.path())]);
+    run.expect_code(66);
+    assert_eq!(run.json()["error"], "no DICOM data for accession_number");
+    std::fs::write(data.path().join("notes.txt"), "x").expect("write");
+    env.run(&["relay", arg(data.path())]).expect_code(66);
+    env.run(&["relay", arg(&data.path().join("missing"))])
+        .expect_code(66);
+}
+
+#[test]
+fn a_stalled_publisher_ends_within_the_timeout() {
+    for sender in SENDERS {
+        let publisher = Storescp::start(Publisher::Stalling(30));
+        let env = TestEnv::publisher(publisher.port, sender, "");
+        // Shorter DIMSE timeout than the test defaults.
+        let config = std::fs::read_to_string(&env.config)
+            .expect("config")
+            .replace("timeout_dimse_secs = 5", "timeout_dimse_secs = 1");
+        std::fs::write(&env.config, config).expect("config");
+        let data = tempfile::tempdir().expect("data");
+        let study = Study::new(
+            "DOE^JOHN",
+            "PID001",
+            "ACC001",
+            vec![Series::new("CT", CT_IMAGE, 2)],
+        );
+        dicom_gen::write_study(data.path(), &study);
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(76);
+        let json = run.json();
+        assert_eq!(json["error"], "DICOM relay failed", "{sender}");
+        assert!(
+            json["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("stopped answering")),
+            "{json}"
+        );
+        // Two files at one second each plus the release: nowhere near the 30 s sleep.
+        assert!(
+            run.elapsed < Duration::from_secs(20),
+            "{sender} took {:?}",
+            run.elapsed
+        );
+        env.assert_staging_empty();
+    }
+}
+
+#[test]
+fn a_total_deadline_kills_the_sender() {
+    let publisher = Storescp::start(Publisher::Stalling(30));
+    let env = TestEnv::publisher(publisher.port, "dcmsend", "");
+    let config = std::fs::read_to_string(&env.config)
+        .expect("config")
+        .replace("timeout_total_secs = 120", "timeout_total_secs = 2")
+        .replace("timeout_dimse_secs = 5", "timeout_dimse_secs = 60");
+    std::fs::write(&env.config, config).expect("config");
+    let data = tempfile::tempdir().expect("data");
+    dicom_gen::write_study(
+        data.path(),
+        &Study::new("A^B", "P", "A1", vec![Series::new("CT", CT_IMAGE, 1)]),
+    );
+    let run = env.run(&["--json", "relay", arg(data.path())]);
+    run.expect_code(76);
+    assert!(
+        run.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("timeout_total_secs")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(15),
+        "took {:?}",
+        run.elapsed
+    );
+    env.assert_staging_empty();
+}
+
+#[test]
+fn a_missing_sender_is_a_configuration_error_naming_the_package() {
+    for sender in SENDERS {
+        let empty = tempfile::tempdir().expect("empty");
+        let env = TestEnv::publisher(
+            104,
+            sender,
+            &format!(
+                "[tools]\ndcmtk_dir = {:?}\n",
+                empty.path().display().to_string()
+            ),
+        );
+        let data = tempfile::tempdir().expect("data");
+        mixed_study(data.path());
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(78);
+        let json = run.json();
+        assert_eq!(json["error"], "configuration error");
+        let detail = json["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains(sender) && detail.contains("dcmtk"),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
+fn to_overrides_the_configured_publisher() {
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    // The configured publisher is a closed port; --to names the live one.
+    let env = TestEnv::publisher(crate::harness::free_port(), "dcmsend", "");
+    let data = tempfile::tempdir().expect("data");
+    let written = mixed_study(data.path());
+    let to = format!("CDPUB@127.0.0.1:{}", publisher.port);
+    let run = env.run(&["relay", arg(data.path()), "--to", &to]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .starts_with("sent 6 files to the CD publisher CDPUB@127.0.0.1:"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(publisher.received_uids(), uids(&written));
+}
