@@ -7,6 +7,8 @@ mod cli;
 mod config;
 mod dicom;
 mod failure;
+#[cfg(test)]
+mod generated;
 mod job;
 mod pipeline;
 mod progress;

@@ -191,20 +191,32 @@ impl TestEnv {
         self.run_with(&[], &[&config[..], args].concat())
     }
 
-    /// Runs pacs2cd with extra environment variables and no `--config`.
-    pub fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
-        let binary = env!("CARGO_BIN_EXE_pacs2cd");
-        let started = Instant::now();
-        let output = Command::new(binary)
+    /// The pacs2cd command with a blank environment: no configuration of
+    /// the developer's own can leak in.
+    fn command(&self, vars: &[(&str, &str)], args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
             .args(args)
             .env_remove("PACS2CD_CONFIG")
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("GATEWAY_INTERFACE")
             .env("HOME", self.dir.path())
             .envs(vars.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pacs2cd");
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs pacs2cd with its output on this terminal (the demo); returns the exit code.
+    pub fn run_inherited(&self, args: &[&str]) -> i32 {
+        let config = ["--config", self.config.to_str().expect("utf-8 temp path")];
+        let status = self.command(&[], &[&config[..], args].concat()).status().expect("run pacs2cd");
+        status.code().unwrap_or(128)
+    }
+
+    /// Runs pacs2cd with extra environment variables and no `--config`.
+    pub fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
+        let started = Instant::now();
+        let output = self.command(vars, args).output().expect("run pacs2cd");
         Run {
             args: args.iter().map(|a| a.to_string()).collect(),
             code: output.status.code(),
@@ -221,6 +233,17 @@ impl TestEnv {
             .unwrap_or_default();
         assert!(left.is_empty(), "staging root not empty: {left:?}");
     }
+}
+
+/// The binary under test: Cargo names it for integration tests; an example
+/// (the demo) finds it beside its own folder, `target/<profile>/`.
+fn binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_pacs2cd") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    profile_dir.join("pacs2cd")
 }
 
 /// One finished pacs2cd run.

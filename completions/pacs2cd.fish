@@ -1,0 +1,52 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_pacs2cd_global_optspecs
+    string join \n config= v/verbose q/quiet json no-progress h/help V/version
+end
+
+function __fish_pacs2cd_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_pacs2cd_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_pacs2cd_using_subcommand
+    set -l cmd (__fish_pacs2cd_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s q -l quiet -d 'Only errors on stderr, no progress'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -l json -d 'Print the result as one JSON object on stdout'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -l no-progress -d 'No progress bar, even on a terminal (log lines instead)'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s V -l version -d 'Print version'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "relay" -d 'Send every DICOM instance under DIR to the CD publisher in one association, and verify each one'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "check" -d 'Check the configuration, the DCMTK tools, C-ECHO to the PACS and the CD publisher, and the staging folder: one line each'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l to -d 'Send to this receiver instead of the configured CD publisher' -r
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -s q -l quiet -d 'Only errors on stderr, no progress'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l json -d 'Print the result as one JSON object on stdout'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l no-progress -d 'No progress bar, even on a terminal (log lines instead)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand check" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand check" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand check" -s q -l quiet -d 'Only errors on stderr, no progress'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand check" -l json -d 'Print the result as one JSON object on stdout'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand check" -l no-progress -d 'No progress bar, even on a terminal (log lines instead)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay check help" -f -a "relay" -d 'Send every DICOM instance under DIR to the CD publisher in one association, and verify each one'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay check help" -f -a "check" -d 'Check the configuration, the DCMTK tools, C-ECHO to the PACS and the CD publisher, and the staging folder: one line each'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
