@@ -64,7 +64,8 @@ pub enum Command {
     /// Check the configuration, the DCMTK tools, C-ECHO to the PACS and the
     /// CD publisher, and the staging folder: one line each
     ///
-    /// Exits 78 when any item fails.
+    /// Exits 0 when every item is fine, 78 when the configuration or a tool
+    /// is wrong, 69 when a peer does not answer the C-ECHO.
     Check,
 }
 
