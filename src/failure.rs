@@ -138,6 +138,26 @@ impl Failure {
         ))
     }
 
+    pub fn missing_accession() -> Failure {
+        Failure::new(Class::MissingAccession, "no accession number given")
+    }
+
+    pub fn invalid_accession(why: impl Into<String>) -> Failure {
+        Failure::new(Class::InvalidAccession, why)
+    }
+
+    pub fn accession_not_found(detail: &str) -> Failure {
+        Failure::new(Class::AccessionNotFound, detail)
+    }
+
+    pub fn patient_api_unavailable(detail: &str) -> Failure {
+        Failure::new(Class::PatientApiUnavailable, detail)
+    }
+
+    pub fn busy(detail: &str) -> Failure {
+        Failure::new(Class::Busy, detail)
+    }
+
     pub fn interrupted(signal: i32) -> Failure {
         Failure::new(
             Class::Interrupted(signal),

@@ -2,6 +2,7 @@
 //! run the job, and turn its result into output and an exit code. No logic
 //! lives here; `job` resolves, `pipeline` works, `report` prints.
 
+mod accession;
 mod check;
 mod cli;
 mod config;

@@ -1,6 +1,7 @@
 //! Making outside text safe where it goes: control characters escaped
 //! before a name reaches a terminal (a file name or a patient name from the
-//! PACS could otherwise move the cursor or retitle the window).
+//! PACS could otherwise move the cursor or retitle the window), and names
+//! from the PACS or HIS turned into file names that stay where they are put.
 
 /// Escapes control characters as `\u{..}`, keeping everything else.
 pub fn for_terminal(text: &str) -> String {
@@ -15,9 +16,103 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
+/// A file or folder name from outside text: ASCII letters, digits, `.`,
+/// `-` and `_` only (`^`, blanks and other separators become `_`, accented
+/// letters lose their accent, anything else is dropped), no leading dot or
+/// dash, at most `max` bytes. Never empty: `fallback` stands in.
+pub fn file_name(text: &str, max: usize, fallback: &str) -> String {
+    let mut ascii = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            ascii.push_str(transliterate(c));
+        }
+    }
+    let separator = |c: char| matches!(c, '.' | '_' | '-');
+    let mut out = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        let c = match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '-' | '_' => c,
+            '^' | ' ' | '/' | '\\' | ',' | ';' | ':' | '=' | '+' => '_',
+            _ => continue,
+        };
+        // No runs of separators ("__", "..", "._."): a name like "../../x"
+        // must not keep its dots together.
+        if separator(c) && out.chars().last().is_some_and(separator) {
+            continue;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim_start_matches(['.', '-', '_']).trim_end_matches(['.', '_', '-']);
+    let mut name: String = trimmed.chars().take(max).collect();
+    while name.ends_with(['.', '_', '-']) {
+        name.pop();
+    }
+    if name.is_empty() { fallback.to_string() } else { name }
+}
+
+/// The plain-ASCII spelling of a non-ASCII letter with diacritics
+/// ("Ü" -> "U", "ß" -> "ss"); other characters give "".
+fn transliterate(c: char) -> &'static str {
+    match c {
+        'À'..='Å' | 'Ā' | 'Ă' | 'Ą' => "A",
+        'à'..='å' | 'ā' | 'ă' | 'ą' => "a",
+        'Æ' => "AE",
+        'æ' => "ae",
+        'Ç' | 'Ć' | 'Č' => "C",
+        'ç' | 'ć' | 'č' => "c",
+        'Ð' | 'Ď' | 'Đ' => "D",
+        'ð' | 'ď' | 'đ' => "d",
+        'È'..='Ë' | 'Ē' | 'Ė' | 'Ę' | 'Ě' => "E",
+        'è'..='ë' | 'ē' | 'ė' | 'ę' | 'ě' => "e",
+        'Ì'..='Ï' | 'Ī' | 'Į' | 'İ' => "I",
+        'ì'..='ï' | 'ī' | 'į' | 'ı' => "i",
+        'Ł' => "L",
+        'ł' => "l",
+        'Ñ' | 'Ń' | 'Ň' => "N",
+        'ñ' | 'ń' | 'ň' => "n",
+        'Ò'..='Ö' | 'Ø' | 'Ō' | 'Ő' => "O",
+        'ò'..='ö' | 'ø' | 'ō' | 'ő' => "o",
+        'Œ' => "OE",
+        'œ' => "oe",
+        'Ř' => "R",
+        'ř' => "r",
+        'Ś' | 'Š' | 'Ş' => "S",
+        'ś' | 'š' | 'ş' => "s",
+        'ß' => "ss",
+        'Ť' | 'Ţ' => "T",
+        'ť' | 'ţ' => "t",
+        'Ù'..='Ü' | 'Ū' | 'Ů' | 'Ű' | 'Ų' => "U",
+        'ù'..='ü' | 'ū' | 'ů' | 'ű' | 'ų' => "u",
+        'Ý' | 'Ÿ' => "Y",
+        'ý' | 'ÿ' => "y",
+        'Ź' | 'Ż' | 'Ž' => "Z",
+        'ź' | 'ż' | 'ž' => "z",
+        'Þ' => "TH",
+        'þ' => "th",
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_stay_put() {
+        assert_eq!(file_name("DOE^JOHN", 64, "patient"), "DOE_JOHN");
+        assert_eq!(file_name("../../x^<y>", 64, "patient"), "x_y");
+        assert_eq!(file_name("MÜLLER^JOSÉ", 64, "patient"), "MULLER_JOSE");
+        assert_eq!(file_name("Straße", 64, "patient"), "Strasse");
+        assert_eq!(file_name("a\u{0}b\nc/d", 64, "patient"), "abc_d");
+        assert_eq!(file_name("..", 64, "patient"), "patient");
+        assert_eq!(file_name("王小明", 64, "patient"), "patient");
+        assert_eq!(file_name("-rf", 64, "patient"), "rf");
+        assert_eq!(file_name("ABCDEFGH_IJ", 9, "patient"), "ABCDEFGH");
+        let hostile = file_name("x/../../..^..", 64, "p");
+        assert!(!hostile.contains("..") && !hostile.contains('/'), "{hostile}");
+    }
 
     #[test]
     fn escapes_controls_only() {

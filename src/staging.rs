@@ -1,9 +1,13 @@
 //! Private working folders under `staging_dir`: unique per job, mode 0700,
 //! removed when dropped (including on errors and signals, which unwind
-//! normally through `signals`).
+//! normally through `signals`). And the lock on the C-MOVE port: the PACS
+//! sends to one fixed port, so one job at a time may listen there.
 
+use std::fs::TryLockError;
+use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -14,13 +18,7 @@ pub const PREFIX: &str = "pacs2cd-";
 
 /// Creates a new private folder under `root` (creating `root` if needed).
 pub fn private_dir(root: &Path) -> Result<TempDir, Failure> {
-    let unwritable = |err: std::io::Error| {
-        Failure::config(format!(
-            "staging folder {} is not usable: {} (see staging_dir in the configuration)",
-            root.display(),
-            err.to_string().to_lowercase()
-        ))
-    };
+    let unwritable = |err| unusable(root, err);
     std::fs::create_dir_all(root).map_err(unwritable)?;
     // Patients' images: nobody else may read them, whatever the umask.
     tempfile::Builder::new()
@@ -28,6 +26,65 @@ pub fn private_dir(root: &Path) -> Result<TempDir, Failure> {
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(root)
         .map_err(unwritable)
+}
+
+/// An exclusive lock on the retrieve port, held until dropped. The kernel
+/// releases it when the process dies, so a crash leaves no stale lock.
+pub struct PortLock {
+    _file: std::fs::File,
+}
+
+impl PortLock {
+    /// Takes the lock for `port`, waiting up to `wait` for another job
+    /// (`on_wait` is told its pid once). Gives up with `busy`.
+    pub fn acquire(root: &Path, port: u16, wait: Duration, on_wait: &mut dyn FnMut(&str)) -> Result<PortLock, Failure> {
+        std::fs::create_dir_all(root).map_err(|err| unusable(root, err))?;
+        let path = root.join(format!("retrieve-port-{port}.lock"));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|err| unusable(root, err))?;
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(err)) => return Err(unusable(root, err)),
+            }
+            let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+            let holder = if holder.is_empty() { "unknown".to_string() } else { holder };
+            if !told {
+                on_wait(&format!("waiting for another retrieve on port {port}, pid {holder}"));
+                told = true;
+            }
+            if started.elapsed() >= wait {
+                return Err(Failure::busy(&format!(
+                    "another retrieve (pid {holder}) held port {port} for more than {} s (lock_wait_secs)",
+                    wait.as_secs()
+                )));
+            }
+            crate::signals::check()?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Say who holds it, for the next job's message.
+        file.set_len(0).and_then(|()| {
+            file.seek(SeekFrom::Start(0))?;
+            writeln!(file, "{}", std::process::id())
+        }).map_err(|err| unusable(root, err))?;
+        Ok(PortLock { _file: file })
+    }
+}
+
+fn unusable(root: &Path, err: std::io::Error) -> Failure {
+    Failure::config(format!(
+        "staging folder {} is not usable: {} (see staging_dir in the configuration)",
+        root.display(),
+        err.to_string().to_lowercase()
+    ))
 }
 
 /// Free bytes on the file system holding `path`.
@@ -72,5 +129,21 @@ mod tests {
         drop(dir);
         assert!(!path.exists());
         assert!(free_bytes(root.path()).expect("statvfs") > 0);
+    }
+
+    #[test]
+    fn port_lock_excludes_and_gives_up_with_busy() {
+        let root = tempfile::tempdir().expect("root");
+        let first = PortLock::acquire(root.path(), 11112, Duration::ZERO, &mut |_| {}).expect("first");
+        let mut said = String::new();
+        let err = PortLock::acquire(root.path(), 11112, Duration::from_millis(200), &mut |m| said = m.into())
+            .err()
+            .expect("busy");
+        assert_eq!(err.class, crate::failure::Class::Busy);
+        assert!(said.contains(&format!("pid {}", std::process::id())), "{said}");
+        // Another port is free; the first port is free once dropped.
+        PortLock::acquire(root.path(), 11113, Duration::ZERO, &mut |_| {}).expect("other port");
+        drop(first);
+        PortLock::acquire(root.path(), 11112, Duration::ZERO, &mut |_| {}).expect("released");
     }
 }

@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{AssociationProblem, Endpoint, FileOutcome, StatusClass, StoreLog, Timeouts, log_line};
+use super::{AssociationProblem, Endpoint, FileOutcome, Problems, StatusClass, StoreLog, Timeouts, log_line};
 
 /// Arguments for sending `files` (paths as the report will name them).
 pub fn args(
@@ -104,29 +104,13 @@ fn outcome(status: &str, sop_class: &str) -> FileOutcome {
 
 /// Association-level problems, from the `F:` and `E:` lines.
 pub fn parse_log(log: &[String]) -> Option<AssociationProblem> {
-    let mut problem = None;
+    let mut problems = Problems::new("publisher");
     for (level, text) in log.iter().filter_map(|line| log_line(line)) {
-        if level != 'F' && level != 'E' {
-            continue;
+        if level == 'F' || level == 'E' {
+            problems.read(level, text);
         }
-        let found = if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
-            AssociationProblem::Unreachable(why.trim().to_lowercase())
-        } else if text.contains("Association Rejected") {
-            AssociationProblem::Rejected(String::new())
-        } else if text.contains("DIMSE No data available") || text.contains("network read timeout")
-        {
-            AssociationProblem::Stalled
-        } else if text.contains("Peer aborted Association") {
-            AssociationProblem::Aborted("the publisher aborted the association".into())
-        } else if level == 'F' {
-            AssociationProblem::Aborted(text.to_string())
-        } else {
-            continue;
-        };
-        // The first problem is the cause; later lines are its echoes.
-        problem.get_or_insert(found);
     }
-    problem
+    problems.into_problem()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use super::{AssociationProblem, Endpoint, Timeouts, log_line};
+use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line};
 
 pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts) -> Vec<OsString> {
     let mut args: Vec<OsString> = ["-v", "-aet", calling, "-aec", peer.ae.as_str()]
@@ -18,28 +18,14 @@ pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts) -> Vec<OsString
 
 /// `Ok` when the peer answered the echo with Success.
 pub fn parse(log: &[String]) -> Result<(), AssociationProblem> {
-    let mut problem = None;
-    let mut rejected = false;
+    let mut problems = Problems::new("peer");
     for (level, text) in log.iter().filter_map(|line| log_line(line)) {
         if text.starts_with("Received Echo Response (Success") {
             return Ok(());
-        } else if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
-            problem.get_or_insert(AssociationProblem::Unreachable(why.trim().to_lowercase()));
-        } else if text.starts_with("Association Rejected") {
-            rejected = true;
-        } else if let Some(reason) = text.strip_prefix("Reason: ").filter(|_| rejected) {
-            problem = Some(AssociationProblem::Rejected(reason.trim().to_string()));
-        } else if text.contains("DIMSE No data available") || text.contains("network read timeout")
-        {
-            problem.get_or_insert(AssociationProblem::Stalled);
-        } else if level == 'F' {
-            problem.get_or_insert(AssociationProblem::Aborted(text.to_string()));
         }
+        problems.read(level, text);
     }
-    if rejected {
-        return Err(problem.unwrap_or(AssociationProblem::Rejected(String::new())));
-    }
-    Err(problem.unwrap_or(AssociationProblem::Aborted("no echo response".into())))
+    Err(problems.into_problem().unwrap_or(AssociationProblem::Aborted("no echo response".into())))
 }
 
 #[cfg(test)]

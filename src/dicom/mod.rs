@@ -4,6 +4,9 @@
 
 pub mod dcmsend;
 pub mod echoscu;
+pub mod findscu;
+pub mod getscu;
+pub mod movescu;
 pub mod part10;
 pub mod runner;
 pub mod storescu;
@@ -178,6 +181,93 @@ pub struct StoreLog {
     /// Per file, keyed by the path exactly as it was passed to the sender.
     pub files: Vec<(String, FileOutcome)>,
     pub problem: Option<AssociationProblem>,
+}
+
+/// What the query keys of one C-MOVE or C-GET select.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetrieveKeys<'a> {
+    /// Whole studies by StudyInstanceUID (several in one request).
+    Studies(&'a [String]),
+    /// The legacy loop's request: one accession, one modality.
+    AccessionModality(&'a str, &'a str),
+}
+
+impl RetrieveKeys<'_> {
+    pub fn args(&self) -> Vec<String> {
+        let mut keys = vec!["QueryRetrieveLevel=STUDY".to_string()];
+        match self {
+            RetrieveKeys::Studies(uids) => keys.push(format!("StudyInstanceUID={}", uids.join("\\"))),
+            RetrieveKeys::AccessionModality(accession, modality) => {
+                keys.push(format!("AccessionNumber={accession}"));
+                keys.push(format!("ModalitiesInStudy={modality}"));
+            }
+        }
+        keys.into_iter().flat_map(|key| ["-k".to_string(), key]).collect()
+    }
+}
+
+/// A C-MOVE or C-GET run as its log tells it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetrieveLog {
+    /// The final response status ("Success", "Failed: UnableToProcess").
+    pub final_status: Option<String>,
+    /// Failed sub-operations, when the tool prints the count.
+    pub failed_suboperations: Option<usize>,
+    pub problem: Option<AssociationProblem>,
+    /// Our own storage port was taken (movescu `+P`).
+    pub port_in_use: bool,
+}
+
+impl RetrieveLog {
+    pub fn succeeded(&self) -> bool {
+        self.final_status.as_deref() == Some("Success") && self.failed_suboperations.unwrap_or(0) == 0
+    }
+}
+
+/// Reads the association-level lines every DCMTK network tool prints the
+/// same way: connection errors, rejections (with their reason on a later
+/// line), timeouts and aborts. The first problem is the cause; later lines
+/// are its echoes.
+pub struct Problems {
+    /// "PACS" or "publisher", for the words of an abort.
+    peer: &'static str,
+    problem: Option<AssociationProblem>,
+    rejected: bool,
+}
+
+impl Problems {
+    pub fn new(peer: &'static str) -> Problems {
+        Problems { peer, problem: None, rejected: false }
+    }
+
+    /// Reads one log line; true when it spoke of the association.
+    pub fn read(&mut self, level: char, text: &str) -> bool {
+        let found = if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
+            AssociationProblem::Unreachable(why.trim().to_lowercase())
+        } else if text.contains("Association Rejected") {
+            self.rejected = true;
+            AssociationProblem::Rejected(String::new())
+        } else if let Some(reason) = text.strip_prefix("Reason: ").filter(|_| self.rejected) {
+            // The reason refines the rejection seen just before.
+            self.problem = Some(AssociationProblem::Rejected(reason.trim().to_string()));
+            return true;
+        } else if text.contains("DIMSE No data available") || text.contains("network read timeout") {
+            AssociationProblem::Stalled
+        } else if text.contains("Peer aborted Association") {
+            AssociationProblem::Aborted(format!("the {} aborted the association", self.peer))
+        } else if level == 'F' && !text.trim_end().ends_with(':') {
+            // "F: Association Request Failed:" only announces the next line.
+            AssociationProblem::Aborted(text.to_string())
+        } else {
+            return false;
+        };
+        self.problem.get_or_insert(found);
+        true
+    }
+
+    pub fn into_problem(self) -> Option<AssociationProblem> {
+        self.problem
+    }
 }
 
 /// Reads a DCMTK tool's output line "I: ..." / "E: ..." as (level, text).

@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 
-use super::{AssociationProblem, Endpoint, FileOutcome, StoreLog, Timeouts, log_line};
+use super::{Endpoint, FileOutcome, Problems, StoreLog, Timeouts, log_line};
 
 pub fn args(
     calling: &str,
@@ -48,7 +48,7 @@ pub fn parse(log: &[String]) -> StoreLog {
     let mut parsed = StoreLog::default();
     // Index into parsed.files of the file being sent.
     let mut current: Option<usize> = None;
-    let mut rejected = false;
+    let mut problems = Problems::new("publisher");
     for (level, text) in log.iter().filter_map(|line| log_line(clean(line))) {
         if let Some(file) = text.strip_prefix("Sending file: ") {
             parsed.files.push((
@@ -83,47 +83,25 @@ pub fn parse(log: &[String]) -> StoreLog {
             }
             continue;
         }
-        let problem = if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
-            Some(AssociationProblem::Unreachable(why.trim().to_lowercase()))
-        } else if text.starts_with("Association Rejected") {
-            rejected = true;
-            Some(AssociationProblem::Rejected(String::new()))
-        } else if let Some(reason) = text.strip_prefix("Reason: ").filter(|_| rejected) {
-            parsed.problem = Some(AssociationProblem::Rejected(reason.trim().to_string()));
-            None
-        } else if text.contains("DIMSE No data available") || text.contains("network read timeout")
-        {
-            if let Some(index) = current.take() {
-                parsed.files[index].1 =
-                    FileOutcome::Failed("no answer from the publisher (timeout)".into());
-            }
-            Some(AssociationProblem::Stalled)
-        } else if text.contains("unable to convert dataset") {
+        if text.contains("unable to convert dataset") {
             if let Some(index) = current {
-                parsed.files[index].1 = FileOutcome::Failed(
-                    "storescu cannot convert it to a transfer syntax the publisher accepts".into(),
-                );
+                parsed.files[index].1 =
+                    FileOutcome::Failed("storescu cannot convert it to a transfer syntax the publisher accepts".into());
             }
-            None
-        } else if text.contains("Peer aborted Association") {
-            Some(AssociationProblem::Aborted(
-                "the publisher aborted the association".into(),
-            ))
-        } else if level == 'F' {
-            Some(AssociationProblem::Aborted(text.to_string()))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            parsed.problem.get_or_insert(problem);
+        } else if problems.read(level, text) && text.contains("DIMSE No data available") {
+            if let Some(index) = current.take() {
+                parsed.files[index].1 = FileOutcome::Failed("no answer from the publisher (timeout)".into());
+            }
         }
     }
+    parsed.problem = problems.into_problem();
     parsed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dicom::AssociationProblem;
     use std::path::Path;
 
     fn recorded(name: &str) -> Vec<String> {

@@ -278,3 +278,174 @@ impl Run {
         })
     }
 }
+
+/// The AE title of the test PACS, and the AE pacs2cd calls it with.
+pub const PACS_AE: &str = "PACS";
+pub const OUR_AE: &str = "PACS2CD";
+
+/// A real Orthanc PACS with its own storage, on free loopback ports. It
+/// knows `PACS2CD` at 127.0.0.1:`move_port` as a C-MOVE destination and
+/// lets it query and retrieve; other AEs are refused.
+pub struct Orthanc {
+    pub dicom_port: u16,
+    pub move_port: u16,
+    _dir: TempDir,
+    _server: Server,
+}
+
+impl Orthanc {
+    pub fn start() -> Orthanc {
+        let program = require("Orthanc", "orthanc");
+        let dir = tempfile::tempdir().expect("orthanc dir");
+        let dicom_port = free_port();
+        let http_port = free_port();
+        let move_port = free_port();
+        let db = dir.path().join("db");
+        let config = serde_json::json!({
+            "Name": "pacs2cd-test",
+            "StorageDirectory": db,
+            "IndexDirectory": db,
+            "Plugins": [],
+            "HttpPort": http_port,
+            "RemoteAccessAllowed": false,
+            "AuthenticationEnabled": false,
+            "DicomAet": PACS_AE,
+            "DicomPort": dicom_port,
+            "DicomCheckCalledAet": false,
+            "DicomAlwaysAllowStore": true,
+            "DicomModalities": { "pacs2cd": [OUR_AE, "127.0.0.1", move_port] },
+        });
+        let config_path = dir.path().join("orthanc.json");
+        std::fs::write(&config_path, config.to_string()).expect("orthanc config");
+        let log = dir.path().join("orthanc.log");
+        let server = Server::spawn(Command::new(program).arg(&config_path), &log);
+        wait_for_port(dicom_port, "Orthanc", &log);
+        Orthanc { dicom_port, move_port, _dir: dir, _server: server }
+    }
+
+    /// Stores files into the PACS with storescu (C-STORE, one association).
+    pub fn load(&self, files: &[crate::dicom_gen::Written]) {
+        let storescu = require("storescu", "dcmtk");
+        let output = Command::new(storescu)
+            .env("TCP_NODELAY", "1")
+            .args(["-aet", "LOADER", "-aec", PACS_AE, "127.0.0.1", &self.dicom_port.to_string()])
+            .args(files.iter().map(|f| &f.path))
+            .output()
+            .expect("storescu");
+        assert!(
+            output.status.success(),
+            "loading {} files into Orthanc failed:\n{}",
+            files.len(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The `[pacs]` configuration section for this PACS.
+    pub fn config(&self, extra: &str) -> String {
+        format!(
+            "[pacs]\nhost = \"127.0.0.1\"\nport = {}\ncalled_ae = \"{PACS_AE}\"\ncalling_ae = \"{OUR_AE}\"\n\
+             move_port = {}\ntimeout_connect_secs = 5\ntimeout_acse_secs = 5\ntimeout_dimse_secs = 20\n\
+             timeout_total_secs = 120\n{extra}",
+            self.dicom_port, self.move_port
+        )
+    }
+}
+
+/// One canned answer of the patient API.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: &str) -> Answer {
+        Answer { status, body: body.into(), delay: Duration::ZERO }
+    }
+}
+
+/// The hospital's patient API, played by a small HTTP server inside the
+/// test: answers by request path, records each request's path and
+/// Authorization header.
+pub struct PatientApi {
+    pub port: u16,
+    hits: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PatientApi {
+    pub fn start(answers: Vec<(&str, Answer)>) -> PatientApi {
+        use std::io::{BufRead, BufReader, Write};
+        let port = free_port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind patient API");
+        let answers: Vec<(String, Answer)> = answers.into_iter().map(|(p, a)| (p.to_string(), a)).collect();
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (thread_hits, thread_stop) = (hits.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if thread_stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut authorization = String::new();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(value) = header.strip_prefix("Authorization:").or_else(|| header.strip_prefix("authorization:")) {
+                        authorization = value.trim().to_string();
+                    }
+                }
+                thread_hits.lock().expect("hits").push((path.clone(), authorization));
+                let answer = answers
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, a)| a.clone())
+                    .unwrap_or_else(|| Answer::json(404, "{\"error\":\"not found\"}"));
+                std::thread::sleep(answer.delay);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    answer.status,
+                    answer.body.len(),
+                    answer.body
+                );
+            }
+        });
+        PatientApi { port, hits, stop, thread: Some(thread) }
+    }
+
+    /// The `[patient]` configuration for this server.
+    pub fn config(&self, token_env: Option<&str>) -> String {
+        let token = token_env.map(|t| format!("token_env = \"{t}\"\n")).unwrap_or_default();
+        format!(
+            "[patient]\nsource = \"api\"\n[patient.api]\nurl = \"http://127.0.0.1:{}/patients/{{accession}}\"\n\
+             name_pointer = \"/patient/name\"\nid_pointer = \"/patient/mrn\"\ntimeout_secs = 2\n{token}",
+            self.port
+        )
+    }
+
+    /// Requests seen so far: (path, Authorization header).
+    pub fn hits(&self) -> Vec<(String, String)> {
+        self.hits.lock().expect("hits").clone()
+    }
+}
+
+impl Drop for PatientApi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
