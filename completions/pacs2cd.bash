@@ -19,6 +19,9 @@ _pacs2cd() {
             pacs2cd,check)
                 cmd="pacs2cd__subcmd__check"
                 ;;
+            pacs2cd,fetch)
+                cmd="pacs2cd__subcmd__fetch"
+                ;;
             pacs2cd,help)
                 cmd="pacs2cd__subcmd__help"
                 ;;
@@ -27,6 +30,9 @@ _pacs2cd() {
                 ;;
             pacs2cd__subcmd__help,check)
                 cmd="pacs2cd__subcmd__help__subcmd__check"
+                ;;
+            pacs2cd__subcmd__help,fetch)
+                cmd="pacs2cd__subcmd__help__subcmd__fetch"
                 ;;
             pacs2cd__subcmd__help,help)
                 cmd="pacs2cd__subcmd__help__subcmd__help"
@@ -41,7 +47,7 @@ _pacs2cd() {
 
     case "${cmd}" in
         pacs2cd)
-            opts="-v -q -h -V --config --verbose --quiet --json --no-progress --help --version relay check help"
+            opts="-v -q -h -V --config --verbose --quiet --json --no-progress --help --version relay fetch check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -76,8 +82,34 @@ _pacs2cd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pacs2cd__subcmd__fetch)
+            opts="-o -v -q -h --output --force --allow-mixed-patients --allow-partial --config --verbose --quiet --json --no-progress --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pacs2cd__subcmd__help)
-            opts="relay check help"
+            opts="relay fetch check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -91,6 +123,20 @@ _pacs2cd() {
             return 0
             ;;
         pacs2cd__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pacs2cd__subcmd__help__subcmd__fetch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -23,10 +23,12 @@ fn main() {
 fn demo() -> i32 {
     let publisher = Storescp::start(Publisher::AcceptAll);
     let env = TestEnv::publisher(publisher.port, "dcmsend", "");
-    let study = Study::new("DEMO^PATIENT", "DEMO001", "DEMO.0001", vec![
-        Series::new("CT", CT_IMAGE, 40),
-        Series::new("MR", MR_IMAGE, 20),
-    ]);
+    let study = Study::new(
+        "DEMO^PATIENT",
+        "DEMO001",
+        "DEMO.0001",
+        vec![Series::new("CT", CT_IMAGE, 40), Series::new("MR", MR_IMAGE, 20)],
+    );
     let data = env.dir.path().join("study");
     let written = dicom_gen::write_study(&data, &study);
     println!(

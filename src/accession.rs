@@ -21,7 +21,8 @@ impl Accession {
         if value.len() > 16 {
             return Err(format!("{} is longer than 16 characters", shown(value)));
         }
-        if let Some(bad) = value.chars().find(|&c| !(' '..='~').contains(&c) || matches!(c, '*' | '?' | '\\')) {
+        if let Some(bad) = value.chars().find(|&c| !(' '..='~').contains(&c) || matches!(c, '*' | '?' | '\\'))
+        {
             return Err(format!("{} holds {:?}, which an accession number may not", shown(value), bad));
         }
         Ok(Accession(value.to_string()))

@@ -32,20 +32,10 @@ pub struct CheckItem {
 
 impl CheckItem {
     fn ok(item: impl Into<String>, detail: impl Into<String>) -> CheckItem {
-        CheckItem {
-            item: item.into(),
-            status: Status::Ok,
-            detail: detail.into(),
-            failed: None,
-        }
+        CheckItem { item: item.into(), status: Status::Ok, detail: detail.into(), failed: None }
     }
     fn skipped(item: impl Into<String>, detail: impl Into<String>) -> CheckItem {
-        CheckItem {
-            item: item.into(),
-            status: Status::Skipped,
-            detail: detail.into(),
-            failed: None,
-        }
+        CheckItem { item: item.into(), status: Status::Skipped, detail: detail.into(), failed: None }
     }
     fn failed(item: impl Into<String>, failure: Failure) -> CheckItem {
         CheckItem {
@@ -100,10 +90,7 @@ fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
     let publisher = match job::configured_publisher(&context.config) {
         Ok(endpoint) => job::publisher(&context.config, Some(endpoint))?,
         Err(_) => {
-            return Ok(CheckItem::skipped(
-                ITEM,
-                "not configured (cd_publisher.host)",
-            ));
+            return Ok(CheckItem::skipped(ITEM, "not configured (cd_publisher.host)"));
         }
     };
     echo(
@@ -122,11 +109,8 @@ fn echo_pacs(context: &Context) -> Result<CheckItem, Failure> {
     let Some(host) = pacs.host.clone() else {
         return Ok(CheckItem::skipped(ITEM, "not configured (pacs.host)"));
     };
-    let endpoint = Endpoint {
-        ae: AeTitle::parse(&pacs.called_ae).map_err(Failure::config)?,
-        host,
-        port: pacs.port,
-    };
+    let endpoint =
+        Endpoint { ae: AeTitle::parse(&pacs.called_ae).map_err(Failure::config)?, host, port: pacs.port };
     let calling = AeTitle::parse(&pacs.calling_ae).map_err(Failure::config)?;
     let timeouts = Timeouts {
         connect: Duration::from_secs(pacs.timeout_connect_secs),
@@ -136,14 +120,7 @@ fn echo_pacs(context: &Context) -> Result<CheckItem, Failure> {
             pacs.timeout_connect_secs + pacs.timeout_acse_secs + pacs.timeout_dimse_secs,
         ),
     };
-    echo(
-        context,
-        ITEM,
-        &calling,
-        &endpoint,
-        &timeouts,
-        Class::PacsUnreachable,
-    )
+    echo(context, ITEM, &calling, &endpoint, &timeouts, Class::PacsUnreachable)
 }
 
 fn echo(
@@ -163,10 +140,7 @@ fn echo(
     let output = runner::run(&command, &mut |_| {})?;
     let why = match echoscu::parse(&output.lines) {
         Ok(()) => {
-            return Ok(CheckItem::ok(
-                item,
-                format!("{peer} answered (calling AE {calling})"),
-            ));
+            return Ok(CheckItem::ok(item, format!("{peer} answered (calling AE {calling})")));
         }
         Err(AssociationProblem::Unreachable(why)) => format!("unreachable: {why}"),
         Err(AssociationProblem::Rejected(reason)) => {
@@ -187,18 +161,12 @@ fn staging_item(context: &Context) -> CheckItem {
     let root = &context.config.staging_dir;
     match staging::private_dir(root) {
         Ok(_probe) => match staging::free_bytes(root) {
-            Ok(free) => CheckItem::ok(
-                ITEM,
-                format!(
-                    "{} writable, {:.1} GB free",
-                    root.display(),
-                    free as f64 / 1e9
-                ),
-            ),
-            Err(err) => CheckItem::ok(
-                ITEM,
-                format!("{} writable (free space unknown: {err})", root.display()),
-            ),
+            Ok(free) => {
+                CheckItem::ok(ITEM, format!("{} writable, {:.1} GB free", root.display(), free as f64 / 1e9))
+            }
+            Err(err) => {
+                CheckItem::ok(ITEM, format!("{} writable (free space unknown: {err})", root.display()))
+            }
         },
         Err(failure) => CheckItem::failed(ITEM, failure),
     }

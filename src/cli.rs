@@ -61,6 +61,37 @@ pub enum Command {
         to: Option<Endpoint>,
     },
 
+    /// Find the patient, retrieve the studies of the accession numbers from
+    /// the PACS, and lay them out as a disc folder
+    ///
+    /// The folder holds the DICOM files under DICOM/ (media file IDs like
+    /// DICOM/ST000001/SE000001/IM000001) and the viewer files of
+    /// tools.viewer_dir. Every file is checked: it must belong to a
+    /// requested study of the same patient, and each study must arrive
+    /// complete (exit 75, "DICOM fetch incomplete", otherwise).
+    Fetch {
+        /// Accession numbers; repeat them or separate them with commas
+        #[arg(value_name = "ACC")]
+        accessions: Vec<String>,
+
+        /// Output folder [default: ./{PATIENT_NAME}-{ACC1_ACC2}]
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+
+        /// Write into a non-empty output folder (its DICOM/ and DICOMDIR are
+        /// removed first)
+        #[arg(long)]
+        force: bool,
+
+        /// Accept accession numbers of different patients in one folder
+        #[arg(long)]
+        allow_mixed_patients: bool,
+
+        /// Keep what arrived when the PACS delivers fewer images than it holds
+        #[arg(long)]
+        allow_partial: bool,
+    },
+
     /// Check the configuration, the DCMTK tools, C-ECHO to the PACS and the
     /// CD publisher, and the staging folder: one line each
     ///

@@ -72,9 +72,8 @@ pub struct Pacs {
 }
 
 /// The legacy script's list, kept in its order.
-pub const LEGACY_MODALITIES: [&str; 14] = [
-    "CR", "CT", "MR", "US", "XA", "DX", "MG", "NM", "PT", "RF", "OT", "SC", "ES", "DR",
-];
+pub const LEGACY_MODALITIES: [&str; 14] =
+    ["CR", "CT", "MR", "US", "XA", "DX", "MG", "NM", "PT", "RF", "OT", "SC", "ES", "DR"];
 
 impl Default for Pacs {
     fn default() -> Pacs {
@@ -152,10 +151,7 @@ pub struct Patient {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the patient lookup of `fetch`; parsed and checked now"
-)]
+#[allow(dead_code, reason = "read by the patient lookup of `fetch`; parsed and checked now")]
 pub struct PatientApi {
     /// URL template; `{accession}` is replaced by the URL-encoded accession.
     pub url: String,
@@ -197,10 +193,7 @@ pub struct Cgi {
 
 impl Default for Cgi {
     fn default() -> Cgi {
-        Cgi {
-            token_env: None,
-            max_accessions: 20,
-        }
+        Cgi { token_env: None, max_accessions: 20 }
     }
 }
 
@@ -232,11 +225,7 @@ pub struct Discovery<'a> {
 
 impl Discovery<'_> {
     pub fn from_env(flag: Option<&Path>) -> Discovery<'_> {
-        let non_empty = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         Discovery {
             flag,
             env_config: non_empty("PACS2CD_CONFIG"),
@@ -255,10 +244,7 @@ impl Discovery<'_> {
         if let Some(path) = &self.env_config {
             return explicit(path, "PACS2CD_CONFIG");
         }
-        let xdg = self
-            .xdg_config_home
-            .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".config")));
+        let xdg = self.xdg_config_home.clone().or_else(|| self.home.as_ref().map(|h| h.join(".config")));
         let candidates = xdg
             .map(|dir| dir.join("pacs2cd/config.toml"))
             .into_iter()
@@ -288,10 +274,7 @@ pub fn load(discovery: &Discovery) -> Result<(Config, Origin), Failure> {
     match discovery.locate()? {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|err| {
-                Failure::config(format!(
-                    "cannot read configuration file {}: {err}",
-                    path.display()
-                ))
+                Failure::config(format!("cannot read configuration file {}: {err}", path.display()))
             })?;
             let config = parse(&text, &path)?;
             Ok((config, Origin::File(path)))
@@ -315,25 +298,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         Failure::config(format!("{}{at}: {}", path.display(), err.message().trim()))
     })?;
     let problem = |section: &str, key: &str, what: String| {
-        let at = line_of(text, section, key)
-            .map(|line| format!(" line {line}"))
-            .unwrap_or_default();
-        let dotted = if section.is_empty() {
-            key.to_string()
-        } else {
-            format!("{section}.{key}")
-        };
+        let at = line_of(text, section, key).map(|line| format!(" line {line}")).unwrap_or_default();
+        let dotted = if section.is_empty() { key.to_string() } else { format!("{section}.{key}") };
         Failure::config(format!("{}{at}: {dotted}: {what}", path.display()))
     };
     for (section, key, value) in [
         ("pacs", "called_ae", &config.pacs.called_ae),
         ("pacs", "calling_ae", &config.pacs.calling_ae),
         ("cd_publisher", "called_ae", &config.cd_publisher.called_ae),
-        (
-            "cd_publisher",
-            "calling_ae",
-            &config.cd_publisher.calling_ae,
-        ),
+        ("cd_publisher", "calling_ae", &config.cd_publisher.calling_ae),
     ] {
         AeTitle::parse(value).map_err(|why| problem(section, key, why))?;
     }
@@ -343,56 +316,27 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         ("cd_publisher", "port", config.cd_publisher.port),
     ] {
         if value == 0 {
-            return Err(problem(
-                section,
-                key,
-                "must be a port number from 1 to 65535".into(),
-            ));
+            return Err(problem(section, key, "must be a port number from 1 to 65535".into()));
         }
     }
-    for (section, key, value) in [
-        ("pacs", "host", &config.pacs.host),
-        ("cd_publisher", "host", &config.cd_publisher.host),
-    ] {
+    for (section, key, value) in
+        [("pacs", "host", &config.pacs.host), ("cd_publisher", "host", &config.cd_publisher.host)]
+    {
         if let Some(host) = value
             && (host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
-            return Err(problem(
-                section,
-                key,
-                format!("{host:?} is not a host name or address"),
-            ));
+            return Err(problem(section, key, format!("{host:?} is not a host name or address")));
         }
     }
     for (section, key, value) in [
-        (
-            "pacs",
-            "timeout_connect_secs",
-            config.pacs.timeout_connect_secs,
-        ),
+        ("pacs", "timeout_connect_secs", config.pacs.timeout_connect_secs),
         ("pacs", "timeout_acse_secs", config.pacs.timeout_acse_secs),
         ("pacs", "timeout_dimse_secs", config.pacs.timeout_dimse_secs),
         ("pacs", "timeout_total_secs", config.pacs.timeout_total_secs),
-        (
-            "cd_publisher",
-            "timeout_connect_secs",
-            config.cd_publisher.timeout_connect_secs,
-        ),
-        (
-            "cd_publisher",
-            "timeout_acse_secs",
-            config.cd_publisher.timeout_acse_secs,
-        ),
-        (
-            "cd_publisher",
-            "timeout_dimse_secs",
-            config.cd_publisher.timeout_dimse_secs,
-        ),
-        (
-            "cd_publisher",
-            "timeout_total_secs",
-            config.cd_publisher.timeout_total_secs,
-        ),
+        ("cd_publisher", "timeout_connect_secs", config.cd_publisher.timeout_connect_secs),
+        ("cd_publisher", "timeout_acse_secs", config.cd_publisher.timeout_acse_secs),
+        ("cd_publisher", "timeout_dimse_secs", config.cd_publisher.timeout_dimse_secs),
+        ("cd_publisher", "timeout_total_secs", config.cd_publisher.timeout_total_secs),
         ("cgi", "max_accessions", config.cgi.max_accessions as u64),
     ] {
         if value == 0 {
@@ -400,18 +344,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         }
     }
     if config.pacs.modalities.is_empty() {
-        return Err(problem(
-            "pacs",
-            "modalities",
-            "must list at least one modality".into(),
-        ));
+        return Err(problem("pacs", "modalities", "must list at least one modality".into()));
     }
     for modality in &config.pacs.modalities {
         let valid = !modality.is_empty()
             && modality.len() <= 16
-            && modality
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            && modality.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         if !valid {
             return Err(problem(
                 "pacs",
@@ -421,24 +359,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         }
     }
     if config.patient.source == PatientSource::Api && config.patient.api.is_none() {
-        return Err(problem(
-            "patient",
-            "source",
-            "\"api\" needs a [patient.api] section with url".into(),
-        ));
+        return Err(problem("patient", "source", "\"api\" needs a [patient.api] section with url".into()));
     }
     if let Some(api) = &config.patient.api {
         if !api.url.contains("{accession}") {
-            return Err(problem(
-                "patient.api",
-                "url",
-                "must contain {accession}".into(),
-            ));
+            return Err(problem("patient.api", "url", "must contain {accession}".into()));
         }
-        for (key, pointer) in [
-            ("name_pointer", &api.name_pointer),
-            ("id_pointer", &api.id_pointer),
-        ] {
+        for (key, pointer) in [("name_pointer", &api.name_pointer), ("id_pointer", &api.id_pointer)] {
             if !pointer.starts_with('/') {
                 return Err(problem(
                     "patient.api",
@@ -471,9 +398,7 @@ fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             current = header.trim().to_string();
         } else if current == section
-            && line
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            && line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
         {
             return Some(index + 1);
         }
@@ -524,8 +449,7 @@ mod tests {
             "max_accessions",
         ] {
             assert!(
-                text.lines()
-                    .any(|l| l.trim_start().starts_with(&format!("{key} ="))),
+                text.lines().any(|l| l.trim_start().starts_with(&format!("{key} ="))),
                 "config.example.toml does not show {key}"
             );
         }
@@ -546,35 +470,21 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let err = parse_str("[cd_publisher]\nhost = \"127.0.0.1\"\nhots = \"x\"\n")
-            .expect_err("unknown key");
-        assert!(
-            err.detail.contains("/etc/pacs2cd/config.toml line 3"),
-            "{}",
-            err.detail
-        );
+        let err = parse_str("[cd_publisher]\nhost = \"127.0.0.1\"\nhots = \"x\"\n").expect_err("unknown key");
+        assert!(err.detail.contains("/etc/pacs2cd/config.toml line 3"), "{}", err.detail);
         assert!(err.detail.contains("hots"), "{}", err.detail);
     }
 
     #[test]
     fn bad_type_names_line() {
         let err = parse_str("[pacs]\nport = \"abc\"\n").expect_err("bad type");
-        assert!(
-            err.detail.contains("line 2 (port = \"abc\")"),
-            "{}",
-            err.detail
-        );
+        assert!(err.detail.contains("line 2 (port = \"abc\")"), "{}", err.detail);
     }
 
     #[test]
     fn bad_values_name_key_and_line() {
-        let err = parse_str("\n[cd_publisher]\ncalling_ae = \"MUCH-TOO-LONG-AE-TITLE\"\n")
-            .expect_err("ae");
-        assert!(
-            err.detail.contains("line 3: cd_publisher.calling_ae"),
-            "{}",
-            err.detail
-        );
+        let err = parse_str("\n[cd_publisher]\ncalling_ae = \"MUCH-TOO-LONG-AE-TITLE\"\n").expect_err("ae");
+        assert!(err.detail.contains("line 3: cd_publisher.calling_ae"), "{}", err.detail);
         let err = parse_str("[cd_publisher]\nport = 0\n").expect_err("port");
         assert!(err.detail.contains("cd_publisher.port"), "{}", err.detail);
         let err = parse_str("[cd_publisher]\nsender = \"curl\"\n").expect_err("sender");
@@ -612,14 +522,8 @@ mod tests {
         discovery.flag = None;
         assert_eq!(discovery.locate().expect("env"), Some(env_file.clone()));
         discovery.env_config = None;
-        assert_eq!(
-            discovery.locate().expect("xdg"),
-            Some(xdg.join("pacs2cd/config.toml"))
-        );
+        assert_eq!(discovery.locate().expect("xdg"), Some(xdg.join("pacs2cd/config.toml")));
         discovery.env_config = Some(dir.path().join("missing.toml"));
-        assert!(
-            discovery.locate().is_err(),
-            "an explicit missing file is an error"
-        );
+        assert!(discovery.locate().is_err(), "an explicit missing file is an error");
     }
 }

@@ -10,10 +10,7 @@ use std::fmt;
 
 /// One row of the SPEC error table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "the whole SPEC table; fetch, print and cgi raise the other rows"
-)]
+#[allow(dead_code, reason = "the whole SPEC table; fetch, print and cgi raise the other rows")]
 pub enum Class {
     MissingAccession,
     InvalidAccession,
@@ -38,9 +35,7 @@ impl Class {
             Class::MissingAccession | Class::InvalidAccession => 64,
             Class::AccessionNotFound | Class::MixedPatients => 65,
             Class::NoDicomData => 66,
-            Class::PatientApiUnavailable | Class::PacsUnreachable | Class::PublisherUnreachable => {
-                69
-            }
+            Class::PatientApiUnavailable | Class::PacsUnreachable | Class::PublisherUnreachable => 69,
             Class::FetchIncomplete | Class::PartialRelay | Class::Busy => 75,
             Class::RelayFailed => 76,
             Class::Configuration => 78,
@@ -49,10 +44,7 @@ impl Class {
         }
     }
 
-    #[allow(
-        dead_code,
-        reason = "answered for every row now; the CGI mode sends it"
-    )]
+    #[allow(dead_code, reason = "answered for every row now; the CGI mode sends it")]
     pub fn http_status(self) -> u16 {
         match self {
             Class::MissingAccession | Class::InvalidAccession => 400,
@@ -115,12 +107,7 @@ pub struct Failure {
 
 impl Failure {
     fn new(class: Class, detail: impl Into<String>) -> Failure {
-        Failure {
-            class,
-            detail: detail.into(),
-            destination: None,
-            relay: None,
-        }
+        Failure { class, detail: detail.into(), destination: None, relay: None }
     }
 
     pub fn with_destination(mut self, destination: impl Into<String>) -> Failure {
@@ -154,15 +141,31 @@ impl Failure {
         Failure::new(Class::PatientApiUnavailable, detail)
     }
 
+    pub fn mixed_patients(detail: &str) -> Failure {
+        Failure::new(Class::MixedPatients, detail)
+    }
+
+    pub fn pacs_unreachable(detail: &str) -> Failure {
+        Failure::new(Class::PacsUnreachable, detail)
+    }
+
+    pub fn no_data_for(accession: &str, pacs: &str) -> Failure {
+        Failure::new(
+            Class::NoDicomData,
+            format!("the PACS {pacs} has no study with accession number {accession}"),
+        )
+    }
+
+    pub fn fetch_incomplete(detail: &str) -> Failure {
+        Failure::new(Class::FetchIncomplete, detail)
+    }
+
     pub fn busy(detail: &str) -> Failure {
         Failure::new(Class::Busy, detail)
     }
 
     pub fn interrupted(signal: i32) -> Failure {
-        Failure::new(
-            Class::Interrupted(signal),
-            format!("interrupted by signal {signal}"),
-        )
+        Failure::new(Class::Interrupted(signal), format!("interrupted by signal {signal}"))
     }
 
     pub fn no_dicom_files(dir: &str) -> Failure {
@@ -170,11 +173,8 @@ impl Failure {
     }
 
     pub fn publisher_unreachable(destination: &str, why: &str) -> Failure {
-        Failure::new(
-            Class::PublisherUnreachable,
-            format!("CD Publisher unreachable at {destination}: {why}"),
-        )
-        .with_destination(destination)
+        Failure::new(Class::PublisherUnreachable, format!("CD Publisher unreachable at {destination}: {why}"))
+            .with_destination(destination)
     }
 
     pub fn relay_failed(destination: &str, why: &str, counts: RelayCounts) -> Failure {
@@ -213,38 +213,13 @@ mod tests {
         let rows = [
             (Class::MissingAccession, 400, 64, "missing accession_number"),
             (Class::InvalidAccession, 400, 64, "invalid accession_number"),
-            (
-                Class::AccessionNotFound,
-                404,
-                65,
-                "accession_number not found",
-            ),
-            (
-                Class::MixedPatients,
-                409,
-                65,
-                "accessions belong to different patients",
-            ),
-            (
-                Class::PatientApiUnavailable,
-                502,
-                69,
-                "patient API unavailable",
-            ),
+            (Class::AccessionNotFound, 404, 65, "accession_number not found"),
+            (Class::MixedPatients, 409, 65, "accessions belong to different patients"),
+            (Class::PatientApiUnavailable, 502, 69, "patient API unavailable"),
             (Class::PacsUnreachable, 502, 69, "PACS unreachable"),
-            (
-                Class::NoDicomData,
-                502,
-                66,
-                "no DICOM data for accession_number",
-            ),
+            (Class::NoDicomData, 502, 66, "no DICOM data for accession_number"),
             (Class::FetchIncomplete, 502, 75, "DICOM fetch incomplete"),
-            (
-                Class::PublisherUnreachable,
-                502,
-                69,
-                "CD Publisher unreachable",
-            ),
+            (Class::PublisherUnreachable, 502, 69, "CD Publisher unreachable"),
             (Class::RelayFailed, 502, 76, "DICOM relay failed"),
             (Class::PartialRelay, 502, 75, "partial relay"),
             (Class::Busy, 503, 75, "busy"),

@@ -13,7 +13,9 @@ use crate::cli::Cli;
 /// Every generated file: (path relative to the crate root, contents).
 fn render() -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
-    for (shell, name) in [(Shell::Bash, "pacs2cd.bash"), (Shell::Zsh, "_pacs2cd"), (Shell::Fish, "pacs2cd.fish")] {
+    for (shell, name) in
+        [(Shell::Bash, "pacs2cd.bash"), (Shell::Zsh, "_pacs2cd"), (Shell::Fish, "pacs2cd.fish")]
+    {
         let mut out = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "pacs2cd", &mut out);
         files.push((Path::new("completions").join(name), out));

@@ -5,8 +5,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::accession::{self, Accession};
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, Origin, Sender};
+use crate::config::{self, Config, Origin, Retrieve, Sender, Strategy};
 use crate::dicom::tools::Toolbox;
 use crate::dicom::{AeTitle, Endpoint, Timeouts};
 use crate::failure::Failure;
@@ -29,11 +30,35 @@ pub struct Publisher {
     pub timeouts: Timeouts,
 }
 
+/// The PACS and how to query and retrieve from it.
+#[derive(Clone, Debug)]
+pub struct Pacs {
+    pub endpoint: Endpoint,
+    pub calling_ae: AeTitle,
+    /// `total` is the whole job's deadline (pacs.timeout_total_secs).
+    pub timeouts: Timeouts,
+    pub move_port: u16,
+    pub retrieve: Retrieve,
+    pub strategy: Strategy,
+    pub modalities: Vec<String>,
+}
+
+/// `pacs2cd fetch`, resolved.
+pub struct FetchJob {
+    pub accessions: Vec<Accession>,
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    pub allow_mixed_patients: bool,
+    pub allow_partial: bool,
+    pub pacs: Pacs,
+}
+
 pub enum Job {
     Relay {
         dir: PathBuf,
         publisher: Publisher,
     },
+    Fetch(FetchJob),
     /// `check` reports a configuration it cannot load instead of failing on it.
     Check {
         loaded: Result<(), Failure>,
@@ -51,29 +76,64 @@ pub fn resolve(cli: Cli) -> Result<(Context, Job), Failure> {
     let loaded = config::load(&config::Discovery::from_env(cli.config.as_deref()));
     let context = |config: Config, origin| {
         let toolbox = Toolbox::new(config.tools.dcmtk_dir.clone());
-        Context {
-            config,
-            origin,
-            toolbox,
-            progress,
-        }
+        Context { config, origin, toolbox, progress }
     };
     match cli.command {
         Command::Check => Ok(match loaded {
             Ok((config, origin)) => (context(config, origin), Job::Check { loaded: Ok(()) }),
-            Err(failure) => (
-                context(Config::default(), Origin::Defaults),
-                Job::Check {
-                    loaded: Err(failure),
-                },
-            ),
+            Err(failure) => {
+                (context(Config::default(), Origin::Defaults), Job::Check { loaded: Err(failure) })
+            }
         }),
         Command::Relay { dir, to } => {
             let (config, origin) = loaded?;
             let publisher = publisher(&config, to)?;
             Ok((context(config, origin), Job::Relay { dir, publisher }))
         }
+        Command::Fetch { accessions, output, force, allow_mixed_patients, allow_partial } => {
+            let (config, origin) = loaded?;
+            // The trust boundary first: nothing reaches the network before it.
+            let accessions = accession::parse_list(&accessions, config.cgi.max_accessions)?;
+            let pacs = pacs(&config)?;
+            if let Some(viewer) = &config.tools.viewer_dir
+                && !viewer.is_dir()
+            {
+                return Err(Failure::config(format!(
+                    "tools.viewer_dir {} is not a folder",
+                    viewer.display()
+                )));
+            }
+            let job = FetchJob { accessions, output, force, allow_mixed_patients, allow_partial, pacs };
+            Ok((context(config, origin), Job::Fetch(job)))
+        }
     }
+}
+
+/// The configured PACS; its host has no default.
+pub fn pacs(config: &Config) -> Result<Pacs, Failure> {
+    let section = &config.pacs;
+    let host = section
+        .host
+        .clone()
+        .ok_or_else(|| Failure::config("no PACS configured: set pacs.host in the configuration"))?;
+    Ok(Pacs {
+        endpoint: Endpoint {
+            ae: AeTitle::parse(&section.called_ae).map_err(Failure::config)?,
+            host,
+            port: section.port,
+        },
+        calling_ae: AeTitle::parse(&section.calling_ae).map_err(Failure::config)?,
+        timeouts: Timeouts {
+            connect: Duration::from_secs(section.timeout_connect_secs),
+            acse: Duration::from_secs(section.timeout_acse_secs),
+            dimse: Duration::from_secs(section.timeout_dimse_secs),
+            total: Duration::from_secs(section.timeout_total_secs),
+        },
+        move_port: section.move_port,
+        retrieve: section.retrieve,
+        strategy: section.strategy,
+        modalities: section.modalities.clone(),
+    })
 }
 
 /// The configured CD publisher, or the `--to` override.
@@ -101,9 +161,7 @@ pub fn publisher(config: &Config, to: Option<Endpoint>) -> Result<Publisher, Fai
 pub fn configured_publisher(config: &Config) -> Result<Endpoint, Failure> {
     let section = &config.cd_publisher;
     let host = section.host.clone().ok_or_else(|| {
-        Failure::config(
-            "no CD publisher configured: set cd_publisher.host in the configuration, or use --to",
-        )
+        Failure::config("no CD publisher configured: set cd_publisher.host in the configuration, or use --to")
     })?;
     Ok(Endpoint {
         ae: AeTitle::parse(&section.called_ae).map_err(Failure::config)?,

@@ -62,6 +62,7 @@ fn run(context: &Context, job: Job) -> Result<Report, Failure> {
             let (relayed, skipped) = pipeline::relay::run(context, &dir, &publisher)?;
             Ok(Report::Relay { relayed, skipped })
         }
+        Job::Fetch(job) => pipeline::fetch::run(context, &job).map(Report::Fetch),
         Job::Check { loaded } => check::run(context, loaded).map(Report::Check),
     }
 }
@@ -77,12 +78,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .filter_level(level)
         .format(|buf, record| match record.level() {
             log::Level::Info => writeln!(buf, "pacs2cd: {}", record.args()),
-            level => writeln!(
-                buf,
-                "pacs2cd: {}: {}",
-                level.as_str().to_lowercase(),
-                record.args()
-            ),
+            level => writeln!(buf, "pacs2cd: {}: {}", level.as_str().to_lowercase(), record.args()),
         })
         .init();
 }

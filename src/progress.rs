@@ -16,7 +16,7 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     mode: Mode,
     what: String,
-    total: u64,
+    total: Option<u64>,
     done: u64,
     last_log: Instant,
 }
@@ -25,28 +25,28 @@ pub struct Progress {
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    pub fn start(mode: Mode, what: &str, total: u64) -> Progress {
+    /// `total` is `None` when the count is not known beforehand (a PACS
+    /// that does not report NumberOfStudyRelatedInstances).
+    pub fn start(mode: Mode, what: &str, total: Option<u64>) -> Progress {
         let bar = (mode == Mode::Bar).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            if let Ok(style) =
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} files ({elapsed})")
-            {
+            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+            let template = match total {
+                Some(_) => "{msg} [{bar:30}] {pos}/{len} files ({elapsed})",
+                None => "{msg} {spinner} {pos} files ({elapsed})",
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(what.to_string());
             bar
         });
         if mode == Mode::Log {
-            log::info!("{what}: {total} files");
+            match total {
+                Some(total) => log::info!("{what}: {total} files"),
+                None => log::info!("{what}"),
+            }
         }
-        Progress {
-            bar,
-            mode,
-            what: what.to_string(),
-            total,
-            done: 0,
-            last_log: Instant::now(),
-        }
+        Progress { bar, mode, what: what.to_string(), total, done: 0, last_log: Instant::now() }
     }
 
     pub fn inc(&mut self) {
@@ -55,7 +55,18 @@ impl Progress {
             bar.inc(1);
         } else if self.mode == Mode::Log && self.last_log.elapsed() >= LOG_EVERY {
             self.last_log = Instant::now();
-            log::info!("{}: {} of {} files", self.what, self.done, self.total);
+            match self.total {
+                Some(total) => log::info!("{}: {} of {total} files", self.what, self.done),
+                None => log::info!("{}: {} files", self.what, self.done),
+            }
+        }
+    }
+
+    /// Says something without tearing the bar.
+    pub fn note(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| log::info!("{message}")),
+            None => log::info!("{message}"),
         }
     }
 }

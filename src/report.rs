@@ -7,14 +7,13 @@ use serde::Serialize;
 
 use crate::check::{CheckItem, Status};
 use crate::failure::{Class, Failure};
+use crate::pipeline::fetch::Fetched;
 use crate::pipeline::relay::{Relayed, Skipped};
 use crate::sanitize::for_terminal;
 
 pub enum Report {
-    Relay {
-        relayed: Relayed,
-        skipped: Vec<Skipped>,
-    },
+    Relay { relayed: Relayed, skipped: Vec<Skipped> },
+    Fetch(Fetched),
     Check(Vec<CheckItem>),
 }
 
@@ -22,7 +21,7 @@ impl Report {
     /// A report can still fail the run (`check` with a failing item).
     pub fn failed_class(&self) -> Option<Class> {
         match self {
-            Report::Relay { .. } => None,
+            Report::Relay { .. } | Report::Fetch(_) => None,
             Report::Check(items) => items.iter().find_map(|item| item.failed),
         }
     }
@@ -38,6 +37,13 @@ struct RelayJson<'a> {
 }
 
 #[derive(Serialize)]
+struct FetchJson<'a> {
+    status: &'static str,
+    #[serde(flatten)]
+    fetched: &'a Fetched,
+}
+
+#[derive(Serialize)]
 struct CheckJson<'a> {
     status: &'static str,
     checks: &'a [CheckItem],
@@ -46,17 +52,12 @@ struct CheckJson<'a> {
 pub fn print(report: &Report, json: bool) {
     if json {
         let value = match report {
-            Report::Relay { relayed, skipped } => serde_json::to_string(&RelayJson {
-                status: "ok",
-                relayed,
-                skipped,
-            }),
+            Report::Relay { relayed, skipped } => {
+                serde_json::to_string(&RelayJson { status: "ok", relayed, skipped })
+            }
+            Report::Fetch(fetched) => serde_json::to_string(&FetchJson { status: "ok", fetched }),
             Report::Check(checks) => {
-                let status = if report.failed_class().is_some() {
-                    "failed"
-                } else {
-                    "ok"
-                };
+                let status = if report.failed_class().is_some() { "failed" } else { "ok" };
                 serde_json::to_string(&CheckJson { status, checks })
             }
         };
@@ -78,10 +79,28 @@ pub fn print(report: &Report, json: bool) {
                 relayed.files_sent, relayed.called_ae, relayed.destination, relayed.seconds
             );
             for (file, warning) in &relayed.warnings {
+                println!("  stored with a warning: {}: {}", for_terminal(file), for_terminal(warning));
+            }
+        }
+        Report::Fetch(fetched) => {
+            println!(
+                "fetched {} files ({:.1} MB) of {} ({}), {} {}, into {} in {:.1} s",
+                fetched.files,
+                fetched.bytes as f64 / 1e6,
+                for_terminal(&fetched.patient_name),
+                for_terminal(&fetched.patient_id),
+                fetched.studies.len(),
+                if fetched.studies.len() == 1 { "study" } else { "studies" },
+                for_terminal(&fetched.folder),
+                fetched.seconds
+            );
+            for study in &fetched.studies {
                 println!(
-                    "  stored with a warning: {}: {}",
-                    for_terminal(file),
-                    for_terminal(warning)
+                    "  {}: {} ({} files) {}",
+                    for_terminal(&study.accession),
+                    for_terminal(&study.modalities.join("/")),
+                    study.files,
+                    study.study_instance_uid
                 );
             }
         }
@@ -146,12 +165,7 @@ pub fn failure_json(failure: &Failure) -> String {
         files_sent: counts.map(|c| c.files_sent),
         files_failed: counts.map(|c| c.files_failed),
         failures: counts
-            .map(|c| {
-                c.failures
-                    .iter()
-                    .map(|(file, reason)| FailedFile { file, reason })
-                    .collect()
-            })
+            .map(|c| c.failures.iter().map(|(file, reason)| FailedFile { file, reason }).collect())
             .unwrap_or_default(),
     };
     // Serializing plain strings and numbers cannot fail; keep a valid
@@ -167,13 +181,9 @@ mod tests {
 
     #[test]
     fn failure_json_shape() {
-        let counts = RelayCounts {
-            files_sent: 2,
-            files_failed: 1,
-            failures: vec![("IM3".into(), "refused".into())],
-        };
-        let failure =
-            Failure::partial_relay("127.0.0.1:104", "1 of 3 files were not accepted", counts);
+        let counts =
+            RelayCounts { files_sent: 2, files_failed: 1, failures: vec![("IM3".into(), "refused".into())] };
+        let failure = Failure::partial_relay("127.0.0.1:104", "1 of 3 files were not accepted", counts);
         let value: serde_json::Value = serde_json::from_str(&failure_json(&failure)).expect("json");
         assert_eq!(value["error"], "partial relay");
         assert_eq!(value["destination"], "127.0.0.1:104");
@@ -181,9 +191,6 @@ mod tests {
         assert_eq!(value["files_failed"], 1);
         assert_eq!(value["failures"][0]["file"], "IM3");
         let text = failure_json(&Failure::config("x"));
-        assert!(
-            text.starts_with("{\"error\":\"configuration error\",\"detail\":\"x\"}"),
-            "{text}"
-        );
+        assert!(text.starts_with("{\"error\":\"configuration error\",\"detail\":\"x\"}"), "{text}");
     }
 }

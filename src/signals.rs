@@ -16,14 +16,12 @@ static PENDING: AtomicI32 = AtomicI32::new(0);
 /// Starts the signal thread. Called once, from main.
 pub fn install() -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                // Keep the first signal: it is the one the exit code reports.
-                let _ = PENDING.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
-            }
-        })?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            // Keep the first signal: it is the one the exit code reports.
+            let _ = PENDING.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    })?;
     Ok(())
 }
 

@@ -37,7 +37,12 @@ pub struct PortLock {
 impl PortLock {
     /// Takes the lock for `port`, waiting up to `wait` for another job
     /// (`on_wait` is told its pid once). Gives up with `busy`.
-    pub fn acquire(root: &Path, port: u16, wait: Duration, on_wait: &mut dyn FnMut(&str)) -> Result<PortLock, Failure> {
+    pub fn acquire(
+        root: &Path,
+        port: u16,
+        wait: Duration,
+        on_wait: &mut dyn FnMut(&str),
+    ) -> Result<PortLock, Failure> {
         std::fs::create_dir_all(root).map_err(|err| unusable(root, err))?;
         let path = root.join(format!("retrieve-port-{port}.lock"));
         let mut file = std::fs::OpenOptions::new()
@@ -71,10 +76,12 @@ impl PortLock {
             std::thread::sleep(Duration::from_millis(100));
         }
         // Say who holds it, for the next job's message.
-        file.set_len(0).and_then(|()| {
-            file.seek(SeekFrom::Start(0))?;
-            writeln!(file, "{}", std::process::id())
-        }).map_err(|err| unusable(root, err))?;
+        file.set_len(0)
+            .and_then(|()| {
+                file.seek(SeekFrom::Start(0))?;
+                writeln!(file, "{}", std::process::id())
+            })
+            .map_err(|err| unusable(root, err))?;
         Ok(PortLock { _file: file })
     }
 }
@@ -90,9 +97,8 @@ fn unusable(root: &Path, err: std::io::Error) -> Failure {
 /// Free bytes on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte")
-    })?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c_path is a valid NUL-terminated string and stat a valid,
     // writable statvfs that outlives the call.
@@ -112,19 +118,9 @@ mod tests {
         let root = tempfile::tempdir().expect("root");
         let staging = root.path().join("deeper/stage");
         let dir = private_dir(&staging).expect("private dir");
-        let mode = dir
-            .path()
-            .metadata()
-            .expect("metadata")
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = dir.path().metadata().expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        assert!(
-            dir.path()
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(PREFIX))
-        );
+        assert!(dir.path().file_name().is_some_and(|n| n.to_string_lossy().starts_with(PREFIX)));
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(!path.exists());

@@ -18,10 +18,8 @@ pub fn args(
     report: &Path,
     files: &[String],
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-nh", "-v", "-aet", calling, "-aec", peer.ae.as_str()]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
+    let mut args: Vec<OsString> =
+        ["-nh", "-v", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
     args.extend(timeouts.args().into_iter().map(OsString::from));
     args.push("+crf".into());
     args.push(report.into());
@@ -40,10 +38,7 @@ pub fn is_file_done(line: &str) -> bool {
 
 /// Reads the report (`+crf`) and the log into one account.
 pub fn parse(report: &str, log: &[String]) -> StoreLog {
-    StoreLog {
-        files: parse_report(report),
-        problem: parse_log(log),
-    }
+    StoreLog { files: parse_report(report), problem: parse_log(log) }
 }
 
 /// One entry per `Number :` block of the report.
@@ -82,11 +77,7 @@ pub fn parse_report(report: &str) -> Vec<(String, FileOutcome)> {
 fn outcome(status: &str, sop_class: &str) -> FileOutcome {
     if let Some(hex) = status.strip_prefix("0x") {
         let (code, text) = hex.split_once(' ').unwrap_or((hex, ""));
-        let text = text
-            .trim()
-            .trim_start_matches('(')
-            .trim_end_matches(')')
-            .to_string();
+        let text = text.trim().trim_start_matches('(').trim_end_matches(')').to_string();
         return match u16::from_str_radix(code, 16).map(StatusClass::of) {
             Ok(StatusClass::Success) => FileOutcome::Stored,
             Ok(StatusClass::Warning) => FileOutcome::StoredWithWarning(text),
@@ -94,9 +85,9 @@ fn outcome(status: &str, sop_class: &str) -> FileOutcome {
         };
     }
     match status.trim_start_matches('<').trim_end_matches('>') {
-        "no acceptable presentation context" => FileOutcome::Failed(format!(
-            "the publisher accepts no {sop_class} (no presentation context)"
-        )),
+        "no acceptable presentation context" => {
+            FileOutcome::Failed(format!("the publisher accepts no {sop_class} (no presentation context)"))
+        }
         "not sent" => FileOutcome::Failed("not sent: the association ended first".into()),
         other => FileOutcome::Failed(other.to_string()),
     }
@@ -119,8 +110,7 @@ mod tests {
 
     fn recorded(name: &str) -> (String, Vec<String>) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/recorded");
-        let report =
-            std::fs::read_to_string(dir.join(format!("{name}.report"))).unwrap_or_default();
+        let report = std::fs::read_to_string(dir.join(format!("{name}.report"))).unwrap_or_default();
         let log = std::fs::read_to_string(dir.join(format!("{name}.out"))).expect("recorded log");
         (report, log.lines().map(str::to_string).collect())
     }
@@ -147,9 +137,7 @@ mod tests {
         assert_eq!(stored(&parsed), 2);
         assert_eq!(
             parsed.files[2].1,
-            FileOutcome::Failed(
-                "the publisher accepts no MRImageStorage (no presentation context)".into()
-            )
+            FileOutcome::Failed("the publisher accepts no MRImageStorage (no presentation context)".into())
         );
         assert_eq!(parsed.problem, None);
         assert_eq!(log.iter().filter(|l| is_file_done(l)).count(), 5);
@@ -161,9 +149,7 @@ mod tests {
         let parsed = parse(&report, &log);
         assert_eq!(stored(&parsed), 0);
         assert_eq!(parsed.files.len(), 2);
-        assert!(
-            matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("OutOfResources"))
-        );
+        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("OutOfResources")));
     }
 
     #[test]
@@ -183,10 +169,7 @@ mod tests {
         );
         let (report, log) = recorded("dcmsend_rejected");
         let parsed = parse(&report, &log);
-        assert_eq!(
-            parsed.problem,
-            Some(AssociationProblem::Rejected(String::new()))
-        );
+        assert_eq!(parsed.problem, Some(AssociationProblem::Rejected(String::new())));
         assert!(parsed.files.is_empty());
     }
 
@@ -196,9 +179,7 @@ mod tests {
         let parsed = parse(&report, &log);
         assert_eq!(parsed.problem, Some(AssociationProblem::Stalled));
         assert_eq!(stored(&parsed), 0);
-        assert!(
-            matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.starts_with("not sent"))
-        );
+        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.starts_with("not sent")));
     }
 
     #[test]

@@ -6,10 +6,8 @@ use std::ffi::OsString;
 use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line};
 
 pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-v", "-aet", calling, "-aec", peer.ae.as_str()]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
+    let mut args: Vec<OsString> =
+        ["-v", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
     args.extend(timeouts.args().into_iter().map(OsString::from));
     args.push(peer.host.clone().into());
     args.push(peer.port.to_string().into());
@@ -34,13 +32,8 @@ mod tests {
     use std::path::Path;
 
     fn recorded(name: &str) -> Vec<String> {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
-        std::fs::read_to_string(path)
-            .expect("recorded log")
-            .lines()
-            .map(str::to_string)
-            .collect()
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
+        std::fs::read_to_string(path).expect("recorded log").lines().map(str::to_string).collect()
     }
 
     #[test]

@@ -22,7 +22,13 @@ pub struct FoundStudy {
     pub instances: Option<usize>,
 }
 
-pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, accession: &str, xml: &Path) -> Vec<OsString> {
+pub fn args(
+    calling: &str,
+    peer: &Endpoint,
+    timeouts: &Timeouts,
+    accession: &str,
+    xml: &Path,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> =
         ["-S", "-v", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
     args.extend(timeouts.args().into_iter().map(OsString::from));
@@ -86,7 +92,12 @@ pub fn parse_xml(xml: &str) -> Vec<FoundStudy> {
                 "0010,0010" => study.patient_name = value,
                 "0010,0020" => study.patient_id = value,
                 "0008,0061" => {
-                    study.modalities = value.split('\\').map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).collect()
+                    study.modalities = value
+                        .split('\\')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string)
+                        .collect()
                 }
                 "0020,1208" => study.instances = value.trim().parse().ok(),
                 _ => {}
@@ -100,7 +111,11 @@ pub fn parse_xml(xml: &str) -> Vec<FoundStudy> {
 }
 
 fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]

@@ -9,9 +9,17 @@ use std::path::Path;
 
 use super::{Endpoint, Problems, RetrieveKeys, RetrieveLog, Timeouts, log_line};
 
-pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, into: &Path, keys: &RetrieveKeys) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        ["-S", "-v", "-aet", calling, "-aec", peer.ae.as_str(), "+xs"].into_iter().map(OsString::from).collect();
+pub fn args(
+    calling: &str,
+    peer: &Endpoint,
+    timeouts: &Timeouts,
+    into: &Path,
+    keys: &RetrieveKeys,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["-S", "-v", "-aet", calling, "-aec", peer.ae.as_str(), "+xs"]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
     args.extend(["-od".into(), into.into()]);
     args.extend(timeouts.args().into_iter().map(OsString::from));
     args.extend(keys.args().into_iter().map(OsString::from));

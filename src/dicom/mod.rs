@@ -29,13 +29,8 @@ impl AeTitle {
         if trimmed.len() > 16 {
             return Err(format!("AE title {trimmed:?} is longer than 16 characters"));
         }
-        if trimmed
-            .chars()
-            .any(|c| !c.is_ascii() || c.is_ascii_control() || c == '\\')
-        {
-            return Err(format!(
-                "AE title {trimmed:?} may hold only printable ASCII without backslash"
-            ));
+        if trimmed.chars().any(|c| !c.is_ascii() || c.is_ascii_control() || c == '\\') {
+            return Err(format!("AE title {trimmed:?} may hold only printable ASCII without backslash"));
         }
         Ok(AeTitle(trimmed.to_string()))
     }
@@ -74,23 +69,13 @@ impl Endpoint {
         let shape = || format!("{value:?} is not of the form AE@HOST:PORT");
         let (ae, address) = value.split_once('@').ok_or_else(shape)?;
         let (host, port) = address.rsplit_once(':').ok_or_else(shape)?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(shape());
         }
-        let port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{port:?} is not a port number"))?;
-        Ok(Endpoint {
-            ae: AeTitle::parse(ae)?,
-            host: host.to_string(),
-            port,
-        })
+        let port: u16 =
+            port.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("{port:?} is not a port number"))?;
+        Ok(Endpoint { ae: AeTitle::parse(ae)?, host: host.to_string(), port })
     }
 }
 
@@ -155,10 +140,7 @@ pub enum FileOutcome {
 impl FileOutcome {
     #[cfg(test)]
     pub fn stored(&self) -> bool {
-        matches!(
-            self,
-            FileOutcome::Stored | FileOutcome::StoredWithWarning(_)
-        )
+        matches!(self, FileOutcome::Stored | FileOutcome::StoredWithWarning(_))
     }
 }
 
@@ -285,10 +267,7 @@ mod tests {
     #[test]
     fn ae_titles() {
         assert!(AeTitle::parse("CDRECORD").is_ok());
-        assert_eq!(
-            AeTitle::parse(" PACS ").map(|a| a.0),
-            Ok("PACS".to_string())
-        );
+        assert_eq!(AeTitle::parse(" PACS ").map(|a| a.0), Ok("PACS".to_string()));
         assert!(AeTitle::parse("").is_err());
         assert!(AeTitle::parse("ABCDEFGHIJKLMNOPQ").is_err());
         assert!(AeTitle::parse("A\\B").is_err());
@@ -304,14 +283,7 @@ mod tests {
         let v6 = Endpoint::parse("X@[::1]:104").expect("v6");
         assert_eq!(v6.host, "::1");
         assert_eq!(v6.address(), "[::1]:104");
-        for bad in [
-            "127.0.0.1:104",
-            "X@127.0.0.1",
-            "X@:104",
-            "X@h:0",
-            "X@h:99999",
-            "@h:104",
-        ] {
+        for bad in ["127.0.0.1:104", "X@127.0.0.1", "X@:104", "X@h:0", "X@h:99999", "@h:104"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }
@@ -328,10 +300,7 @@ mod tests {
 
     #[test]
     fn log_lines() {
-        assert_eq!(
-            log_line("I: Sending file: /a"),
-            Some(('I', "Sending file: /a"))
-        );
+        assert_eq!(log_line("I: Sending file: /a"), Some(('I', "Sending file: /a")));
         assert_eq!(log_line("garbage"), None);
         assert_eq!(log_line("X: no"), None);
     }

@@ -56,27 +56,18 @@ fn parse_header(head: &[u8]) -> Option<(Meta, usize)> {
         let element = u16::from_le_bytes([head[at + 2], head[at + 3]]);
         let vr = [head[at + 4], head[at + 5]];
         let (length, value_at) = match &vr {
-            b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL"
-            | b"OV" | b"SV" | b"UV" => {
+            b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV" | b"SV"
+            | b"UV" => {
                 let bytes = head.get(at + 8..at + 12)?;
-                (
-                    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize,
-                    at + 12,
-                )
+                (u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize, at + 12)
             }
-            _ if vr.iter().all(u8::is_ascii_uppercase) => (
-                u16::from_le_bytes([head[at + 6], head[at + 7]]) as usize,
-                at + 8,
-            ),
+            _ if vr.iter().all(u8::is_ascii_uppercase) => {
+                (u16::from_le_bytes([head[at + 6], head[at + 7]]) as usize, at + 8)
+            }
             _ => return None,
         };
         let value = head.get(value_at..value_at.checked_add(length)?)?;
-        let text = || {
-            String::from_utf8_lossy(value)
-                .trim_end_matches(['\0', ' '])
-                .trim_start()
-                .to_string()
-        };
+        let text = || String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).trim_start().to_string();
         match element {
             0x0002 => meta.sop_class_uid = text(),
             0x0003 => meta.sop_instance_uid = text(),
@@ -125,7 +116,11 @@ enum Walk<T> {
 fn parse_identity(head: &[u8]) -> Walk<Option<Identity>> {
     let Some((meta, start)) = parse_header(head) else {
         // A header cut short by the buffer looks broken: ask for more.
-        return if head.len() >= 132 && &head[128..132] == b"DICM" { Walk::NeedMore } else { Walk::Done(None) };
+        return if head.len() >= 132 && &head[128..132] == b"DICM" {
+            Walk::NeedMore
+        } else {
+            Walk::Done(None)
+        };
     };
     let explicit = match meta.transfer_syntax_uid.as_str() {
         "1.2.840.10008.1.2" => false,
@@ -302,11 +297,7 @@ mod tests {
 
     #[test]
     fn knows_a_dicomdir() {
-        assert!(
-            parse_meta(&file(DICOMDIR_SOP_CLASS))
-                .expect("meta")
-                .is_dicomdir()
-        );
+        assert!(parse_meta(&file(DICOMDIR_SOP_CLASS)).expect("meta").is_dicomdir());
     }
 
     /// A data set element, explicit VR little endian.

@@ -26,12 +26,7 @@ pub struct Command {
 
 impl Command {
     pub fn new(program: &Path, deadline: Duration) -> Command {
-        Command {
-            program: program.to_path_buf(),
-            args: Vec::new(),
-            dir: None,
-            deadline,
-        }
+        Command { program: program.to_path_buf(), args: Vec::new(), dir: None, deadline }
     }
 
     pub fn arg(&mut self, arg: impl Into<OsString>) -> &mut Command {
@@ -45,10 +40,7 @@ impl Command {
     }
 
     pub fn name(&self) -> String {
-        self.program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        self.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 }
 
@@ -68,11 +60,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// Runs `command`, calling `on_line` for each output line as it comes.
 /// Errors only when the program cannot start or a signal arrived.
 pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, Failure> {
-    log::debug!(
-        "running {} {}",
-        command.program.display(),
-        shown_args(&command.args)
-    );
+    log::debug!("running {} {}", command.program.display(), shown_args(&command.args));
     let mut expression = duct::cmd(&command.program, &command.args)
         .env("TCP_NODELAY", "1")
         .stdin_null()
@@ -83,9 +71,9 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
     }
     // A ReaderHandle kills its child when dropped before EOF, so an early
     // return or a panic below cannot leave the program running.
-    let reader = expression.reader().map_err(|err| {
-        Failure::config(format!("cannot start {}: {err}", command.program.display()))
-    })?;
+    let reader = expression
+        .reader()
+        .map_err(|err| Failure::config(format!("cannot start {}: {err}", command.program.display())))?;
     let started = Instant::now();
     let mut output = Output::default();
     let mut interrupted = None;
@@ -139,11 +127,7 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
         // Output closed but the program lives on: end it.
         _ => {
             let _ = reader.kill();
-            reader
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|finished| finished.status)
+            reader.try_wait().ok().flatten().map(|finished| finished.status)
         }
     };
     output.code = finished.and_then(|status| status.code());
@@ -153,9 +137,7 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
     log::debug!(
         "{} ended with {} after {:.2} s",
         command.name(),
-        output
-            .code
-            .map_or("a signal".to_string(), |c| format!("exit code {c}")),
+        output.code.map_or("a signal".to_string(), |c| format!("exit code {c}")),
         started.elapsed().as_secs_f64()
     );
     Ok(output)
@@ -163,11 +145,7 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
 
 /// The arguments for a debug line, shortened: a relay lists every file.
 fn shown_args(args: &[OsString]) -> String {
-    let mut shown: Vec<String> = args
-        .iter()
-        .take(24)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let mut shown: Vec<String> = args.iter().take(24).map(|a| a.to_string_lossy().into_owned()).collect();
     if args.len() > shown.len() {
         shown.push(format!("... ({} more)", args.len() - shown.len()));
     }
@@ -187,18 +165,12 @@ mod tests {
 
     #[test]
     fn captures_both_streams_and_the_code() {
-        let cmd = command(
-            "sh",
-            &["-c", "echo out; echo err >&2; exit 3"],
-            Duration::from_secs(10),
-        );
+        let cmd = command("sh", &["-c", "echo out; echo err >&2; exit 3"], Duration::from_secs(10));
         let mut seen = 0;
         let output = run(&cmd, &mut |_| seen += 1).expect("run");
         assert_eq!(output.code, Some(3));
         assert_eq!(seen, 2);
-        assert!(
-            output.lines.contains(&"out".to_string()) && output.lines.contains(&"err".to_string())
-        );
+        assert!(output.lines.contains(&"out".to_string()) && output.lines.contains(&"err".to_string()));
         assert!(!output.timed_out);
     }
 

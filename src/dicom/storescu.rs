@@ -8,16 +8,9 @@ use std::ffi::OsString;
 
 use super::{Endpoint, FileOutcome, Problems, StoreLog, Timeouts, log_line};
 
-pub fn args(
-    calling: &str,
-    peer: &Endpoint,
-    timeouts: &Timeouts,
-    files: &[String],
-) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-nh", "-v", "-aet", calling, "-aec", peer.ae.as_str()]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
+pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, files: &[String]) -> Vec<OsString> {
+    let mut args: Vec<OsString> =
+        ["-nh", "-v", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
     args.extend(timeouts.args().into_iter().map(OsString::from));
     args.push(peer.host.clone().into());
     args.push(peer.port.to_string().into());
@@ -51,10 +44,7 @@ pub fn parse(log: &[String]) -> StoreLog {
     let mut problems = Problems::new("publisher");
     for (level, text) in log.iter().filter_map(|line| log_line(clean(line))) {
         if let Some(file) = text.strip_prefix("Sending file: ") {
-            parsed.files.push((
-                file.to_string(),
-                FileOutcome::Failed("no answer from the publisher".into()),
-            ));
+            parsed.files.push((file.to_string(), FileOutcome::Failed("no answer from the publisher".into())));
             current = Some(parsed.files.len() - 1);
             continue;
         }
@@ -69,9 +59,7 @@ pub fn parse(log: &[String]) -> StoreLog {
             })
         } else if let Some(class) = text.strip_prefix("No presentation context for: (") {
             let class = class.split(')').next().unwrap_or(class);
-            Some(FileOutcome::Failed(format!(
-                "the publisher accepts no {class} (no presentation context)"
-            )))
+            Some(FileOutcome::Failed(format!("the publisher accepts no {class} (no presentation context)")))
         } else if text.starts_with("Bad DICOM file") {
             Some(FileOutcome::Failed("not a readable DICOM file".into()))
         } else {
@@ -85,13 +73,15 @@ pub fn parse(log: &[String]) -> StoreLog {
         }
         if text.contains("unable to convert dataset") {
             if let Some(index) = current {
-                parsed.files[index].1 =
-                    FileOutcome::Failed("storescu cannot convert it to a transfer syntax the publisher accepts".into());
+                parsed.files[index].1 = FileOutcome::Failed(
+                    "storescu cannot convert it to a transfer syntax the publisher accepts".into(),
+                );
             }
-        } else if problems.read(level, text) && text.contains("DIMSE No data available") {
-            if let Some(index) = current.take() {
-                parsed.files[index].1 = FileOutcome::Failed("no answer from the publisher (timeout)".into());
-            }
+        } else if problems.read(level, text)
+            && text.contains("DIMSE No data available")
+            && let Some(index) = current.take()
+        {
+            parsed.files[index].1 = FileOutcome::Failed("no answer from the publisher (timeout)".into());
         }
     }
     parsed.problem = problems.into_problem();
@@ -105,13 +95,8 @@ mod tests {
     use std::path::Path;
 
     fn recorded(name: &str) -> Vec<String> {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
-        std::fs::read_to_string(path)
-            .expect("recorded log")
-            .lines()
-            .map(str::to_string)
-            .collect()
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
+        std::fs::read_to_string(path).expect("recorded log").lines().map(str::to_string).collect()
     }
 
     fn stored(log: &StoreLog) -> usize {
@@ -143,9 +128,7 @@ mod tests {
     fn refused() {
         let parsed = parse(&recorded("storescu_refused"));
         assert_eq!((parsed.files.len(), stored(&parsed)), (2, 0));
-        assert!(
-            matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("OutOfResources"))
-        );
+        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("OutOfResources")));
     }
 
     #[test]
@@ -167,20 +150,13 @@ mod tests {
     fn jpeg_it_cannot_convert() {
         let parsed = parse(&recorded("storescu_jpeg_to_uncompressed"));
         assert_eq!((parsed.files.len(), stored(&parsed)), (1, 0));
-        assert!(
-            matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("cannot convert"))
-        );
+        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("cannot convert")));
     }
 
     #[test]
     fn bad_dicom_input() {
         let parsed = parse(&recorded("storescu_nondicom"));
         assert_eq!(stored(&parsed), 3);
-        assert!(
-            parsed
-                .files
-                .iter()
-                .any(|(f, o)| f.ends_with("README.TXT") && !o.stored())
-        );
+        assert!(parsed.files.iter().any(|(f, o)| f.ends_with("README.TXT") && !o.stored()));
     }
 }

@@ -53,17 +53,11 @@ pub struct Toolbox {
 
 impl Toolbox {
     pub fn new(dcmtk_dir: Option<PathBuf>) -> Toolbox {
-        Toolbox {
-            dcmtk_dir,
-            found: Mutex::new(HashMap::new()),
-        }
+        Toolbox { dcmtk_dir, found: Mutex::new(HashMap::new()) }
     }
 
     pub fn path(&self, tool: Tool) -> Result<PathBuf, Failure> {
-        let mut found = self
-            .found
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut found = self.found.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(path) = found.get(&tool) {
             return Ok(path.clone());
         }
@@ -81,10 +75,7 @@ impl Toolbox {
                 if is_executable(&path) {
                     Ok(std::path::absolute(&path).unwrap_or(path))
                 } else {
-                    Err(Failure::missing_tool(
-                        name,
-                        &format!("tools.dcmtk_dir {}", dir.display()),
-                    ))
+                    Err(Failure::missing_tool(name, &format!("tools.dcmtk_dir {}", dir.display())))
                 }
             }
             None => which::which(name).map_err(|_| Failure::missing_tool(name, "PATH")),
@@ -94,8 +85,7 @@ impl Toolbox {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
@@ -108,10 +98,6 @@ mod tests {
         let toolbox = Toolbox::new(Some(dir.path().to_path_buf()));
         let err = toolbox.path(Tool::Dcmsend).expect_err("missing");
         assert_eq!(err.class, crate::failure::Class::Configuration);
-        assert!(
-            err.detail.contains("dcmsend") && err.detail.contains("dcmtk"),
-            "{}",
-            err.detail
-        );
+        assert!(err.detail.contains("dcmsend") && err.detail.contains("dcmtk"), "{}", err.detail);
     }
 }

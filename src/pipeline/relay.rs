@@ -52,11 +52,7 @@ pub struct Relayed {
 }
 
 /// `pacs2cd relay DIR`.
-pub fn run(
-    context: &Context,
-    dir: &Path,
-    publisher: &Publisher,
-) -> Result<(Relayed, Vec<Skipped>), Failure> {
+pub fn run(context: &Context, dir: &Path, publisher: &Publisher) -> Result<(Relayed, Vec<Skipped>), Failure> {
     let started = Instant::now();
     let scan = scan(dir)?;
     for skipped in &scan.skipped {
@@ -89,21 +85,17 @@ pub fn send(
     let report_dir = staging::private_dir(&context.config.staging_dir)?;
     let report_path = report_dir.path().join("dcmsend-report.txt");
     let (tool, args) = match publisher.sender {
-        Sender::Dcmsend => (
-            Tool::Dcmsend,
-            dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files),
-        ),
-        Sender::Storescu => (
-            Tool::Storescu,
-            storescu::args(calling, &publisher.endpoint, timeouts, &files),
-        ),
+        Sender::Dcmsend => {
+            (Tool::Dcmsend, dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files))
+        }
+        Sender::Storescu => (Tool::Storescu, storescu::args(calling, &publisher.endpoint, timeouts, &files)),
     };
     let program = context.toolbox.path(tool)?;
     let mut command = Command::new(&program, timeouts.total);
     command.args(args);
     command.dir = Some(dir.to_path_buf());
     let what = format!("sending to the CD publisher {}", publisher.endpoint);
-    let mut progress = Progress::start(context.progress, &what, instances.len() as u64);
+    let mut progress = Progress::start(context.progress, &what, Some(instances.len() as u64));
     let file_done: fn(&str) -> bool = match publisher.sender {
         Sender::Dcmsend => dcmsend::is_file_done,
         Sender::Storescu => storescu::is_file_done,
@@ -126,24 +118,11 @@ pub fn send(
         log.problem.get_or_insert(AssociationProblem::Stalled);
     }
     let stall = if output.timed_out {
-        format!(
-            "did not finish within cd_publisher.timeout_total_secs ({} s)",
-            timeouts.total.as_secs()
-        )
+        format!("did not finish within cd_publisher.timeout_total_secs ({} s)", timeouts.total.as_secs())
     } else {
-        format!(
-            "stopped answering (no response within {} s)",
-            timeouts.dimse.as_secs()
-        )
+        format!("stopped answering (no response within {} s)", timeouts.dimse.as_secs())
     };
-    let warnings = verdict(
-        &publisher.endpoint.to_string(),
-        &destination,
-        &files,
-        instances,
-        log,
-        &stall,
-    )?;
+    let warnings = verdict(&publisher.endpoint.to_string(), &destination, &files, instances, log, &stall)?;
     Ok(Relayed {
         destination,
         files_sent: instances.len(),
@@ -169,12 +148,7 @@ fn verdict(
     let mut warnings = Vec::new();
     for (file, instance) in files.iter().zip(instances) {
         // The last word on a file wins (a sender may retry on a new association).
-        let outcome = log
-            .files
-            .iter()
-            .rev()
-            .find(|(name, _)| name == file)
-            .map(|(_, outcome)| outcome);
+        let outcome = log.files.iter().rev().find(|(name, _)| name == file).map(|(_, outcome)| outcome);
         match outcome {
             Some(FileOutcome::Stored) => counts.files_sent += 1,
             Some(FileOutcome::StoredWithWarning(warning)) => {
@@ -183,15 +157,11 @@ fn verdict(
             }
             Some(FileOutcome::Failed(reason)) => {
                 counts.files_failed += 1;
-                counts
-                    .failures
-                    .push((instance.name.clone(), reason.clone()));
+                counts.failures.push((instance.name.clone(), reason.clone()));
             }
             None => {
                 counts.files_failed += 1;
-                counts
-                    .failures
-                    .push((instance.name.clone(), "not sent".into()));
+                counts.failures.push((instance.name.clone(), "not sent".into()));
             }
         }
     }
@@ -204,11 +174,7 @@ fn verdict(
             Err(Failure::publisher_unreachable(destination, &why))
         }
         Some(AssociationProblem::Rejected(reason)) if counts.files_sent == 0 => {
-            let reason = if reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({reason})")
-            };
+            let reason = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
             Err(Failure::relay_failed(
                 destination,
                 &format!(
@@ -223,19 +189,15 @@ fn verdict(
             counts,
         )),
         Some(AssociationProblem::Stalled) => {
-            let detail = format!(
-                "the CD Publisher {peer} {stall} after {} of {total} files",
-                counts.files_sent
-            );
+            let detail =
+                format!("the CD Publisher {peer} {stall} after {} of {total} files", counts.files_sent);
             Err(Failure::partial_relay(destination, &detail, counts))
         }
-        Some(AssociationProblem::Aborted(why)) if counts.files_sent == 0 => {
-            Err(Failure::relay_failed(
-                destination,
-                &format!("association with the CD Publisher {peer} failed: {why}"),
-                counts,
-            ))
-        }
+        Some(AssociationProblem::Aborted(why)) if counts.files_sent == 0 => Err(Failure::relay_failed(
+            destination,
+            &format!("association with the CD Publisher {peer} failed: {why}"),
+            counts,
+        )),
         _ => {
             let detail = format!(
                 "{} of {total} files were not accepted by the CD Publisher {peer}",
@@ -257,10 +219,7 @@ pub fn scan(dir: &Path) -> Result<Scan, Failure> {
         ))
     };
     if !dir.is_dir() {
-        return Err(Failure::no_dicom_files(&format!(
-            "{} (not a folder)",
-            dir.display()
-        )));
+        return Err(Failure::no_dicom_files(&format!("{} (not a folder)", dir.display())));
     }
     let mut scan = Scan::default();
     let mut pending: Vec<PathBuf> = vec![dir.to_path_buf()];
@@ -280,24 +239,13 @@ pub fn scan(dir: &Path) -> Result<Scan, Failure> {
     }
     files.sort();
     for path in files {
-        let name = path
-            .strip_prefix(dir)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
+        let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
         match part10::read_meta(&path).map_err(|err| unreadable(&path, err))? {
-            Some(meta) if meta.is_dicomdir() => scan.skipped.push(Skipped {
-                file: name,
-                reason: "DICOMDIR index",
-            }),
-            Some(meta) => scan.instances.push(Instance {
-                name,
-                sop_instance_uid: meta.sop_instance_uid,
-            }),
-            None => scan.skipped.push(Skipped {
-                file: name,
-                reason: "not a DICOM file",
-            }),
+            Some(meta) if meta.is_dicomdir() => {
+                scan.skipped.push(Skipped { file: name, reason: "DICOMDIR index" })
+            }
+            Some(meta) => scan.instances.push(Instance { name, sop_instance_uid: meta.sop_instance_uid }),
+            None => scan.skipped.push(Skipped { file: name, reason: "not a DICOM file" }),
         }
     }
     Ok(scan)
@@ -310,54 +258,33 @@ mod tests {
 
     fn instances(n: usize) -> (Vec<String>, Vec<Instance>) {
         let instances: Vec<Instance> = (0..n)
-            .map(|i| Instance {
-                name: format!("IM{i}"),
-                sop_instance_uid: format!("2.25.{i}"),
-            })
+            .map(|i| Instance { name: format!("IM{i}"), sop_instance_uid: format!("2.25.{i}") })
             .collect();
-        (
-            instances.iter().map(|i| format!("./{}", i.name)).collect(),
-            instances,
-        )
+        (instances.iter().map(|i| format!("./{}", i.name)).collect(), instances)
     }
 
     fn log(outcomes: &[FileOutcome], problem: Option<AssociationProblem>) -> StoreLog {
         StoreLog {
-            files: outcomes
-                .iter()
-                .enumerate()
-                .map(|(i, o)| (format!("./IM{i}"), o.clone()))
-                .collect(),
+            files: outcomes.iter().enumerate().map(|(i, o)| (format!("./IM{i}"), o.clone())).collect(),
             problem,
         }
     }
 
     fn decide(n: usize, log: StoreLog) -> Result<Vec<(String, String)>, Failure> {
         let (files, instances) = instances(n);
-        verdict(
-            "CDPUB@127.0.0.1:104",
-            "127.0.0.1:104",
-            &files,
-            &instances,
-            log,
-            "stopped answering",
-        )
+        verdict("CDPUB@127.0.0.1:104", "127.0.0.1:104", &files, &instances, log, "stopped answering")
     }
 
     #[test]
     fn all_stored_is_ok_with_warnings_kept() {
         let warned = FileOutcome::StoredWithWarning("Warning: Coercion".into());
         let warnings = decide(2, log(&[FileOutcome::Stored, warned], None)).expect("ok");
-        assert_eq!(
-            warnings,
-            vec![("IM1".to_string(), "Warning: Coercion".to_string())]
-        );
+        assert_eq!(warnings, vec![("IM1".to_string(), "Warning: Coercion".to_string())]);
     }
 
     #[test]
     fn a_file_without_a_word_is_not_sent() {
-        let err =
-            decide(3, log(&[FileOutcome::Stored, FileOutcome::Stored], None)).expect_err("partial");
+        let err = decide(3, log(&[FileOutcome::Stored, FileOutcome::Stored], None)).expect_err("partial");
         assert_eq!(err.class, Class::PartialRelay);
         let counts = err.relay.expect("counts");
         assert_eq!((counts.files_sent, counts.files_failed), (2, 1));
@@ -369,34 +296,18 @@ mod tests {
         let unreachable = Some(AssociationProblem::Unreachable("connection refused".into()));
         let err = decide(2, log(&[], unreachable)).expect_err("unreachable");
         assert_eq!(err.class, Class::PublisherUnreachable);
-        assert_eq!(
-            err.detail,
-            "CD Publisher unreachable at 127.0.0.1:104: connection refused"
-        );
+        assert_eq!(err.detail, "CD Publisher unreachable at 127.0.0.1:104: connection refused");
         assert_eq!(err.destination.as_deref(), Some("127.0.0.1:104"));
 
-        let err = decide(
-            2,
-            log(&[], Some(AssociationProblem::Rejected(String::new()))),
-        )
-        .expect_err("rejected");
+        let err =
+            decide(2, log(&[], Some(AssociationProblem::Rejected(String::new())))).expect_err("rejected");
         assert_eq!(err.class, Class::RelayFailed);
-        assert!(
-            err.detail.starts_with("association rejected"),
-            "{}",
-            err.detail
-        );
+        assert!(err.detail.starts_with("association rejected"), "{}", err.detail);
 
         let stalled = log(&[FileOutcome::Stored], Some(AssociationProblem::Stalled));
-        assert_eq!(
-            decide(2, stalled).expect_err("stalled").class,
-            Class::PartialRelay
-        );
+        assert_eq!(decide(2, stalled).expect_err("stalled").class, Class::PartialRelay);
         let stalled = log(&[], Some(AssociationProblem::Stalled));
-        assert_eq!(
-            decide(2, stalled).expect_err("stalled").class,
-            Class::RelayFailed
-        );
+        assert_eq!(decide(2, stalled).expect_err("stalled").class, Class::RelayFailed);
     }
 
     #[test]
@@ -408,8 +319,6 @@ mod tests {
         let scan = scan(dir.path()).expect("scan");
         assert!(scan.instances.is_empty());
         assert_eq!(scan.skipped.len(), 2);
-        assert!(
-            matches!(super::scan(&dir.path().join("missing")), Err(f) if f.class == Class::NoDicomData)
-        );
+        assert!(matches!(super::scan(&dir.path().join("missing")), Err(f) if f.class == Class::NoDicomData));
     }
 }

@@ -22,10 +22,7 @@ fn configuration_errors_name_file_line_and_key() {
     let run = env.run(&["--json", "relay", "/tmp"]);
     run.expect_code(78);
     let detail = run.json()["detail"].as_str().expect("detail").to_string();
-    assert!(
-        detail.contains("config.toml line 4") && detail.contains("prot"),
-        "{detail}"
-    );
+    assert!(detail.contains("config.toml line 4") && detail.contains("prot"), "{detail}");
 
     let env = TestEnv::new("");
     let run = env.run(&["relay", "/tmp"]);
@@ -34,20 +31,10 @@ fn configuration_errors_name_file_line_and_key() {
 
     // A file named by PACS2CD_CONFIG must exist; the variable is read.
     let missing = env.dir.path().join("nope.toml");
-    let run = env.run_with(
-        &[("PACS2CD_CONFIG", missing.to_str().expect("utf-8"))],
-        &["relay", "/tmp"],
-    );
+    let run = env.run_with(&[("PACS2CD_CONFIG", missing.to_str().expect("utf-8"))], &["relay", "/tmp"]);
     run.expect_code(78);
-    assert!(
-        run.stderr.contains("nope.toml (from PACS2CD_CONFIG)"),
-        "{}",
-        run.stderr
-    );
-    let run = env.run_with(
-        &[("PACS2CD_CONFIG", env.config.to_str().expect("utf-8"))],
-        &["relay", "/tmp"],
-    );
+    assert!(run.stderr.contains("nope.toml (from PACS2CD_CONFIG)"), "{}", run.stderr);
+    let run = env.run_with(&[("PACS2CD_CONFIG", env.config.to_str().expect("utf-8"))], &["relay", "/tmp"]);
     assert!(run.stderr.contains("cd_publisher.host"), "{}", run.stderr);
 }
 
@@ -57,31 +44,17 @@ fn check_reports_each_item() {
     let env = TestEnv::publisher(publisher.port, "dcmsend", "");
     let run = env.run(&["check"]);
     run.expect_code(0);
-    for item in [
-        "config",
-        "dcmsend",
-        "storescu",
-        "echoscu",
-        "findscu",
-        "C-ECHO CD publisher",
-        "staging folder",
-    ] {
+    for item in
+        ["config", "dcmsend", "storescu", "echoscu", "findscu", "C-ECHO CD publisher", "staging folder"]
+    {
         assert!(
-            run.stdout
-                .lines()
-                .any(|l| l.starts_with("ok") && l.contains(item)),
+            run.stdout.lines().any(|l| l.starts_with("ok") && l.contains(item)),
             "{item}:\n{}",
             run.stdout
         );
     }
     assert!(run.stdout.contains("v3.6"), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.starts_with("--") && l.contains("C-ECHO PACS")),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.lines().any(|l| l.starts_with("--") && l.contains("C-ECHO PACS")), "{}", run.stdout);
 
     // The publisher down: that line fails, the rest still print, exit 69.
     drop(publisher);
@@ -90,22 +63,10 @@ fn check_reports_each_item() {
     let json = run.json();
     assert_eq!(json["status"], "failed");
     let checks = json["checks"].as_array().expect("checks");
-    let echo = checks
-        .iter()
-        .find(|c| c["item"] == "C-ECHO CD publisher")
-        .expect("echo item");
+    let echo = checks.iter().find(|c| c["item"] == "C-ECHO CD publisher").expect("echo item");
     assert_eq!(echo["status"], "failed");
-    assert!(
-        echo["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("connection refused")),
-        "{echo}"
-    );
-    assert!(
-        checks
-            .iter()
-            .any(|c| c["item"] == "staging folder" && c["status"] == "ok")
-    );
+    assert!(echo["detail"].as_str().is_some_and(|d| d.contains("connection refused")), "{echo}");
+    assert!(checks.iter().any(|c| c["item"] == "staging folder" && c["status"] == "ok"));
 
     // A broken configuration is reported as the first and only item.
     let env = TestEnv::new("bogus = 1\n");

@@ -8,16 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 pub const MR_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.4";
 pub const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
+pub const CR_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.1";
+pub const BASIC_TEXT_SR: &str = "1.2.840.10008.5.1.4.1.1.88.11";
 pub const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
 const EXPLICIT_LITTLE: &str = "1.2.840.10008.1.2.1";
 
 /// A fresh UID under the 2.25 (UUID-derived) root, unique across processes.
 pub fn uid() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst) as u128;
     let value = (nanos << 24) ^ ((std::process::id() as u128) << 96) ^ n;
     format!("2.25.{value}")
@@ -35,13 +35,7 @@ pub struct Series {
 
 impl Series {
     pub fn new(modality: &'static str, sop_class: &'static str, count: usize) -> Series {
-        Series {
-            modality,
-            sop_class,
-            count,
-            rows: 16,
-            columns: 16,
-        }
+        Series { modality, sop_class, count, rows: 16, columns: 16 }
     }
 }
 
@@ -56,12 +50,7 @@ pub struct Study {
 }
 
 impl Study {
-    pub fn new(
-        patient_name: &str,
-        patient_id: &str,
-        accession: &str,
-        series: Vec<Series>,
-    ) -> Study {
+    pub fn new(patient_name: &str, patient_id: &str, accession: &str, series: Vec<Series>) -> Study {
         Study {
             patient_name: patient_name.into(),
             patient_id: patient_id.into(),
@@ -87,25 +76,10 @@ pub fn write_study(dir: &Path, study: &Study) -> Vec<Written> {
         let series_uid = uid();
         for n in 0..series.count {
             let sop_instance_uid = uid();
-            let bytes = instance(
-                study,
-                series,
-                series_index + 1,
-                &series_uid,
-                n + 1,
-                &sop_instance_uid,
-            );
-            let path = dir.join(format!(
-                "{}{}_{:04}.dcm",
-                series.modality,
-                series_index + 1,
-                n + 1
-            ));
+            let bytes = instance(study, series, series_index + 1, &series_uid, n + 1, &sop_instance_uid);
+            let path = dir.join(format!("{}{}_{:04}.dcm", series.modality, series_index + 1, n + 1));
             std::fs::write(&path, bytes).expect("write instance");
-            written.push(Written {
-                path,
-                sop_instance_uid,
-            });
+            written.push(Written { path, sop_instance_uid });
         }
     }
     written
@@ -120,74 +94,36 @@ fn instance(
     sop_instance_uid: &str,
 ) -> Vec<u8> {
     let mut data = Vec::new();
-    let charset = if study.patient_name.is_ascii() {
-        "ISO_IR 6"
-    } else {
-        "ISO_IR 192"
-    };
+    let charset = if study.patient_name.is_ascii() { "ISO_IR 6" } else { "ISO_IR 192" };
     put(&mut data, 0x0008, 0x0005, b"CS", charset.as_bytes());
-    put(
-        &mut data,
-        0x0008,
-        0x0016,
-        b"UI",
-        series.sop_class.as_bytes(),
-    );
-    put(
-        &mut data,
-        0x0008,
-        0x0018,
-        b"UI",
-        sop_instance_uid.as_bytes(),
-    );
+    put(&mut data, 0x0008, 0x0016, b"UI", series.sop_class.as_bytes());
+    put(&mut data, 0x0008, 0x0018, b"UI", sop_instance_uid.as_bytes());
     put(&mut data, 0x0008, 0x0020, b"DA", b"20240115");
     put(&mut data, 0x0008, 0x0030, b"TM", b"101500");
     put(&mut data, 0x0008, 0x0050, b"SH", study.accession.as_bytes());
     put(&mut data, 0x0008, 0x0060, b"CS", series.modality.as_bytes());
     put(&mut data, 0x0008, 0x0090, b"PN", b"");
-    put(
-        &mut data,
-        0x0010,
-        0x0010,
-        b"PN",
-        study.patient_name.as_bytes(),
-    );
-    put(
-        &mut data,
-        0x0010,
-        0x0020,
-        b"LO",
-        study.patient_id.as_bytes(),
-    );
+    put(&mut data, 0x0010, 0x0010, b"PN", study.patient_name.as_bytes());
+    put(&mut data, 0x0010, 0x0020, b"LO", study.patient_id.as_bytes());
     put(&mut data, 0x0010, 0x0030, b"DA", b"19600101");
     put(&mut data, 0x0010, 0x0040, b"CS", b"O");
     put(&mut data, 0x0020, 0x000D, b"UI", study.study_uid.as_bytes());
     put(&mut data, 0x0020, 0x000E, b"UI", series_uid.as_bytes());
     put(&mut data, 0x0020, 0x0010, b"SH", b"1");
-    put(
-        &mut data,
-        0x0020,
-        0x0011,
-        b"IS",
-        series_number.to_string().as_bytes(),
-    );
-    put(
-        &mut data,
-        0x0020,
-        0x0013,
-        b"IS",
-        number.to_string().as_bytes(),
-    );
+    put(&mut data, 0x0020, 0x0011, b"IS", series_number.to_string().as_bytes());
+    put(&mut data, 0x0020, 0x0013, b"IS", number.to_string().as_bytes());
+    if series.sop_class == BASIC_TEXT_SR {
+        // A report has no pixels: its content is a text tree.
+        put(&mut data, 0x0040, 0xA040, b"CS", b"CONTAINER");
+        put(&mut data, 0x0040, 0xA050, b"CS", b"SEPARATE");
+        put(&mut data, 0x0040, 0xA491, b"CS", b"COMPLETE");
+        put(&mut data, 0x0040, 0xA493, b"CS", b"UNVERIFIED");
+        return part10(series.sop_class, sop_instance_uid, &data);
+    }
     put(&mut data, 0x0028, 0x0002, b"US", &1u16.to_le_bytes());
     put(&mut data, 0x0028, 0x0004, b"CS", b"MONOCHROME2");
     put(&mut data, 0x0028, 0x0010, b"US", &series.rows.to_le_bytes());
-    put(
-        &mut data,
-        0x0028,
-        0x0011,
-        b"US",
-        &series.columns.to_le_bytes(),
-    );
+    put(&mut data, 0x0028, 0x0011, b"US", &series.columns.to_le_bytes());
     put(&mut data, 0x0028, 0x0100, b"US", &16u16.to_le_bytes());
     put(&mut data, 0x0028, 0x0101, b"US", &12u16.to_le_bytes());
     put(&mut data, 0x0028, 0x0102, b"US", &11u16.to_le_bytes());
@@ -206,31 +142,13 @@ pub fn part10(sop_class: &str, sop_instance_uid: &str, data_set: &[u8]) -> Vec<u
     let mut meta = Vec::new();
     put(&mut meta, 0x0002, 0x0001, b"OB", &[0, 1]);
     put(&mut meta, 0x0002, 0x0002, b"UI", sop_class.as_bytes());
-    put(
-        &mut meta,
-        0x0002,
-        0x0003,
-        b"UI",
-        sop_instance_uid.as_bytes(),
-    );
+    put(&mut meta, 0x0002, 0x0003, b"UI", sop_instance_uid.as_bytes());
     put(&mut meta, 0x0002, 0x0010, b"UI", EXPLICIT_LITTLE.as_bytes());
-    put(
-        &mut meta,
-        0x0002,
-        0x0012,
-        b"UI",
-        b"1.2.826.0.1.3680043.9.7433.1.1",
-    );
+    put(&mut meta, 0x0002, 0x0012, b"UI", b"1.2.826.0.1.3680043.9.7433.1.1");
     put(&mut meta, 0x0002, 0x0013, b"SH", b"PACS2CD_TEST");
     let mut out = vec![0u8; 128];
     out.extend_from_slice(b"DICM");
-    put(
-        &mut out,
-        0x0002,
-        0x0000,
-        b"UL",
-        &(meta.len() as u32).to_le_bytes(),
-    );
+    put(&mut out, 0x0002, 0x0000, b"UL", &(meta.len() as u32).to_le_bytes());
     out.extend_from_slice(&meta);
     out.extend_from_slice(data_set);
     out
@@ -297,23 +215,13 @@ fn read_sop_instance_uid(path: &Path) -> Option<String> {
         let vr = &bytes[at + 4..at + 6];
         let (len, start) = if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UT" | b"UN") {
             let b = &bytes[at + 8..at + 12];
-            (
-                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize,
-                at + 12,
-            )
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, at + 12)
         } else {
-            (
-                u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]) as usize,
-                at + 8,
-            )
+            (u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]) as usize, at + 8)
         };
         if element == 3 {
             let value = bytes.get(start..start + len)?;
-            return Some(
-                String::from_utf8_lossy(value)
-                    .trim_end_matches(['\0', ' '])
-                    .to_string(),
-            );
+            return Some(String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).to_string());
         }
         at = start + len;
     }

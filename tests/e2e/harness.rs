@@ -117,17 +117,14 @@ impl Storescp {
         let log = received.path().join("storescp.log");
         let port = free_port();
         let mut command = Command::new(program);
-        command
-            .args(["-aet", PUBLISHER_AE, "-od"])
-            .arg(received.path());
+        command.args(["-aet", PUBLISHER_AE, "-od"]).arg(received.path());
         match behaviour {
             Publisher::AcceptAll => {
                 command.arg("+xa");
             }
             Publisher::UncompressedOnly => {}
             Publisher::CtOnly => {
-                let config =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/storescp-ctonly.cfg");
+                let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/storescp-ctonly.cfg");
                 command.arg("-xf").arg(config).arg("CTOnly");
             }
             Publisher::Refusing => {
@@ -140,11 +137,7 @@ impl Storescp {
         command.arg(port.to_string());
         let server = Server::spawn(&mut command, &log);
         wait_for_port(port, "storescp", &log);
-        Storescp {
-            port,
-            received,
-            _server: server,
-        }
+        Storescp { port, received, _server: server }
     }
 
     /// SOP Instance UIDs of what arrived, sorted.
@@ -169,11 +162,7 @@ impl TestEnv {
         let config = dir.path().join("config.toml");
         let text = format!("staging_dir = {:?}\n{body}", staging.display().to_string());
         std::fs::write(&config, text).expect("write config");
-        TestEnv {
-            dir,
-            config,
-            staging,
-        }
+        TestEnv { dir, config, staging }
     }
 
     /// Test defaults for a publisher on `port`, with the given sender.
@@ -206,7 +195,16 @@ impl TestEnv {
         command
     }
 
+    /// Runs pacs2cd in `dir` (for default output folders).
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let config = ["--config", self.config.to_str().expect("utf-8 temp path")];
+        let mut command = self.command(&[], &[&config[..], args].concat());
+        command.current_dir(dir);
+        Run::of(args, command)
+    }
+
     /// Runs pacs2cd with its output on this terminal (the demo); returns the exit code.
+    #[allow(dead_code, reason = "used by the demo example, not by the tests")]
     pub fn run_inherited(&self, args: &[&str]) -> i32 {
         let config = ["--config", self.config.to_str().expect("utf-8 temp path")];
         let status = self.command(&[], &[&config[..], args].concat()).status().expect("run pacs2cd");
@@ -215,8 +213,25 @@ impl TestEnv {
 
     /// Runs pacs2cd with extra environment variables and no `--config`.
     pub fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
+        Run::of(args, self.command(vars, args))
+    }
+
+    /// The staging root holds nothing a job left behind: no staging
+    /// folder (the retrieve-port lock files stay, by design).
+    pub fn assert_staging_empty(&self) {
+        let left: Vec<_> = std::fs::read_dir(&self.staging)
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        let left: Vec<_> =
+            left.into_iter().filter(|n| !n.to_string_lossy().starts_with("retrieve-port-")).collect();
+        assert!(left.is_empty(), "staging root not empty: {left:?}");
+    }
+}
+
+impl Run {
+    fn of(args: &[&str], mut command: Command) -> Run {
         let started = Instant::now();
-        let output = self.command(vars, args).output().expect("run pacs2cd");
+        let output = command.output().expect("run pacs2cd");
         Run {
             args: args.iter().map(|a| a.to_string()).collect(),
             code: output.status.code(),
@@ -224,14 +239,6 @@ impl TestEnv {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             elapsed: started.elapsed(),
         }
-    }
-
-    /// The staging root holds nothing a job left behind.
-    pub fn assert_staging_empty(&self) {
-        let left: Vec<_> = std::fs::read_dir(&self.staging)
-            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "staging root not empty: {left:?}");
     }
 }
 
@@ -271,10 +278,7 @@ impl Run {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON object ({e}):\n{}\n--- stderr\n{}",
-                self.stdout, self.stderr
-            )
+            panic!("stdout is not one JSON object ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr)
         })
     }
 }
@@ -289,7 +293,7 @@ pub const OUR_AE: &str = "PACS2CD";
 pub struct Orthanc {
     pub dicom_port: u16,
     pub move_port: u16,
-    _dir: TempDir,
+    pub dir: TempDir,
     _server: Server,
 }
 
@@ -314,13 +318,15 @@ impl Orthanc {
             "DicomCheckCalledAet": false,
             "DicomAlwaysAllowStore": true,
             "DicomModalities": { "pacs2cd": [OUR_AE, "127.0.0.1", move_port] },
+            // No in-memory copy of stored files: lose_one_image must bite.
+            "MaximumStorageCacheSize": 0,
         });
         let config_path = dir.path().join("orthanc.json");
         std::fs::write(&config_path, config.to_string()).expect("orthanc config");
         let log = dir.path().join("orthanc.log");
         let server = Server::spawn(Command::new(program).arg(&config_path), &log);
         wait_for_port(dicom_port, "Orthanc", &log);
-        Orthanc { dicom_port, move_port, _dir: dir, _server: server }
+        Orthanc { dicom_port, move_port, dir, _server: server }
     }
 
     /// Stores files into the PACS with storescu (C-STORE, one association).
@@ -338,6 +344,25 @@ impl Orthanc {
             files.len(),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// Deletes one stored DICOM file behind Orthanc's back: the PACS still
+    /// counts the image but can no longer send it (a lost image).
+    pub fn lose_one_image(&self) {
+        let mut pending = vec![self.dir.path().join("db")];
+        while let Some(folder) = pending.pop() {
+            for entry in std::fs::read_dir(&folder).expect("storage").flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if name.len() > 30 && !name.starts_with("index") {
+                    std::fs::remove_file(&path).expect("remove stored image");
+                    return;
+                }
+            }
+        }
+        panic!("no stored image found in Orthanc's storage");
     }
 
     /// The `[pacs]` configuration section for this PACS.
@@ -400,7 +425,10 @@ impl PatientApi {
                     if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
                         break;
                     }
-                    if let Some(value) = header.strip_prefix("Authorization:").or_else(|| header.strip_prefix("authorization:")) {
+                    if let Some(value) = header
+                        .strip_prefix("Authorization:")
+                        .or_else(|| header.strip_prefix("authorization:"))
+                    {
                         authorization = value.trim().to_string();
                     }
                 }

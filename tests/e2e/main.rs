@@ -3,5 +3,6 @@
 
 mod cli;
 mod dicom_gen;
+mod fetch;
 mod harness;
 mod relay;

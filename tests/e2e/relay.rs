@@ -15,16 +15,10 @@ fn mixed_study(dir: &Path) -> Vec<Written> {
         "DOE^JOHN",
         "PID001",
         "ACC001",
-        vec![
-            Series::new("CT", CT_IMAGE, 3),
-            Series::new("MR", MR_IMAGE, 2),
-        ],
+        vec![Series::new("CT", CT_IMAGE, 3), Series::new("MR", MR_IMAGE, 2)],
     );
     let mut written = dicom_gen::write_study(&dir.join("series/a"), &study);
-    let sc = Study {
-        series: vec![Series::new("OT", SECONDARY_CAPTURE, 1)],
-        ..study
-    };
+    let sc = Study { series: vec![Series::new("OT", SECONDARY_CAPTURE, 1)], ..study };
     written.extend(dicom_gen::write_study(&dir.join("series/b"), &sc));
     written
 }
@@ -80,11 +74,7 @@ fn foreign_files_and_the_dicomdir_are_skipped_not_failed() {
             .filter_map(|s| s["reason"].as_str())
             .collect();
         assert_eq!(reasons, ["DICOMDIR index", "not a DICOM file"], "{sender}");
-        assert_eq!(
-            publisher.received_uids(),
-            uids(&written),
-            "{sender}: the DICOMDIR must not be sent"
-        );
+        assert_eq!(publisher.received_uids(), uids(&written), "{sender}: the DICOMDIR must not be sent");
     }
 }
 
@@ -119,12 +109,7 @@ fn refused_association_is_relay_failed() {
         run.expect_code(76);
         let json = run.json();
         assert_eq!(json["error"], "DICOM relay failed", "{sender}");
-        assert!(
-            json["detail"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("association rejected")),
-            "{json}"
-        );
+        assert!(json["detail"].as_str().is_some_and(|d| d.starts_with("association rejected")), "{json}");
         assert_eq!(json["files_sent"], 0);
         assert!(publisher.received_uids().is_empty());
     }
@@ -145,10 +130,8 @@ fn publisher_refusing_a_sop_class_gives_partial_relay_with_counts() {
         assert_eq!(json["files_failed"], 3, "{sender}");
         assert_eq!(json["failures"].as_array().map(Vec::len), Some(3));
         assert!(run.stderr.contains("accepts no"), "{}", run.stderr);
-        let ct: Vec<Written> = written
-            .into_iter()
-            .filter(|w| w.path.to_string_lossy().contains("CT1_"))
-            .collect();
+        let ct: Vec<Written> =
+            written.into_iter().filter(|w| w.path.to_string_lossy().contains("CT1_")).collect();
         assert_eq!(publisher.received_uids(), uids(&ct), "{sender}");
         env.assert_staging_empty();
     }
@@ -158,28 +141,17 @@ fn publisher_refusing_a_sop_class_gives_partial_relay_with_counts() {
 fn jpeg_lossless_reaches_an_uncompressed_only_publisher_with_dcmsend() {
     let dcmcjpeg = require("dcmcjpeg", "dcmtk");
     let plain = tempfile::tempdir().expect("plain");
-    let study = Study::new(
-        "DOE^JANE",
-        "PID002",
-        "ACC002",
-        vec![Series::new("MR", MR_IMAGE, 4)],
-    );
+    let study = Study::new("DOE^JANE", "PID002", "ACC002", vec![Series::new("MR", MR_IMAGE, 4)]);
     let written = dicom_gen::write_study(plain.path(), &study);
     let data = tempfile::tempdir().expect("jpeg");
     for file in &written {
         let out = data.path().join(file.path.file_name().expect("name"));
-        let status = Command::new(&dcmcjpeg)
-            .arg("+e1")
-            .arg(&file.path)
-            .arg(&out)
-            .status()
-            .expect("dcmcjpeg");
+        let status = Command::new(&dcmcjpeg).arg("+e1").arg(&file.path).arg(&out).status().expect("dcmcjpeg");
         assert!(status.success(), "dcmcjpeg failed");
     }
     let publisher = Storescp::start(Publisher::UncompressedOnly);
     let env = TestEnv::publisher(publisher.port, "dcmsend", "");
-    env.run(&["--json", "relay", arg(data.path())])
-        .expect_code(0);
+    env.run(&["--json", "relay", arg(data.path())]).expect_code(0);
     assert_eq!(publisher.received_uids(), uids(&written));
 
     // storescu cannot convert it: every file fails, and says why.
@@ -201,8 +173,7 @@ fn a_folder_without_dicom_is_no_data() {
     assert_eq!(run.json()["error"], "no DICOM data for accession_number");
     std::fs::write(data.path().join("notes.txt"), "x").expect("write");
     env.run(&["relay", arg(data.path())]).expect_code(66);
-    env.run(&["relay", arg(&data.path().join("missing"))])
-        .expect_code(66);
+    env.run(&["relay", arg(&data.path().join("missing"))]).expect_code(66);
 }
 
 #[test]
@@ -216,29 +187,15 @@ fn a_stalled_publisher_ends_within_the_timeout() {
             .replace("timeout_dimse_secs = 5", "timeout_dimse_secs = 1");
         std::fs::write(&env.config, config).expect("config");
         let data = tempfile::tempdir().expect("data");
-        let study = Study::new(
-            "DOE^JOHN",
-            "PID001",
-            "ACC001",
-            vec![Series::new("CT", CT_IMAGE, 2)],
-        );
+        let study = Study::new("DOE^JOHN", "PID001", "ACC001", vec![Series::new("CT", CT_IMAGE, 2)]);
         dicom_gen::write_study(data.path(), &study);
         let run = env.run(&["--json", "relay", arg(data.path())]);
         run.expect_code(76);
         let json = run.json();
         assert_eq!(json["error"], "DICOM relay failed", "{sender}");
-        assert!(
-            json["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("stopped answering")),
-            "{json}"
-        );
+        assert!(json["detail"].as_str().is_some_and(|d| d.contains("stopped answering")), "{json}");
         // Two files at one second each plus the release: nowhere near the 30 s sleep.
-        assert!(
-            run.elapsed < Duration::from_secs(20),
-            "{sender} took {:?}",
-            run.elapsed
-        );
+        assert!(run.elapsed < Duration::from_secs(20), "{sender} took {:?}", run.elapsed);
         env.assert_staging_empty();
     }
 }
@@ -253,24 +210,15 @@ fn a_total_deadline_kills_the_sender() {
         .replace("timeout_dimse_secs = 5", "timeout_dimse_secs = 60");
     std::fs::write(&env.config, config).expect("config");
     let data = tempfile::tempdir().expect("data");
-    dicom_gen::write_study(
-        data.path(),
-        &Study::new("A^B", "P", "A1", vec![Series::new("CT", CT_IMAGE, 1)]),
-    );
+    dicom_gen::write_study(data.path(), &Study::new("A^B", "P", "A1", vec![Series::new("CT", CT_IMAGE, 1)]));
     let run = env.run(&["--json", "relay", arg(data.path())]);
     run.expect_code(76);
     assert!(
-        run.json()["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("timeout_total_secs")),
+        run.json()["detail"].as_str().is_some_and(|d| d.contains("timeout_total_secs")),
         "{}",
         run.stdout
     );
-    assert!(
-        run.elapsed < Duration::from_secs(15),
-        "took {:?}",
-        run.elapsed
-    );
+    assert!(run.elapsed < Duration::from_secs(15), "took {:?}", run.elapsed);
     env.assert_staging_empty();
 }
 
@@ -281,10 +229,7 @@ fn a_missing_sender_is_a_configuration_error_naming_the_package() {
         let env = TestEnv::publisher(
             104,
             sender,
-            &format!(
-                "[tools]\ndcmtk_dir = {:?}\n",
-                empty.path().display().to_string()
-            ),
+            &format!("[tools]\ndcmtk_dir = {:?}\n", empty.path().display().to_string()),
         );
         let data = tempfile::tempdir().expect("data");
         mixed_study(data.path());
@@ -293,10 +238,7 @@ fn a_missing_sender_is_a_configuration_error_naming_the_package() {
         let json = run.json();
         assert_eq!(json["error"], "configuration error");
         let detail = json["detail"].as_str().expect("detail");
-        assert!(
-            detail.contains(sender) && detail.contains("dcmtk"),
-            "{detail}"
-        );
+        assert!(detail.contains(sender) && detail.contains("dcmtk"), "{detail}");
     }
 }
 
@@ -310,11 +252,6 @@ fn to_overrides_the_configured_publisher() {
     let to = format!("CDPUB@127.0.0.1:{}", publisher.port);
     let run = env.run(&["relay", arg(data.path()), "--to", &to]);
     run.expect_code(0);
-    assert!(
-        run.stdout
-            .starts_with("sent 6 files to the CD publisher CDPUB@127.0.0.1:"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.starts_with("sent 6 files to the CD publisher CDPUB@127.0.0.1:"), "{}", run.stdout);
     assert_eq!(publisher.received_uids(), uids(&written));
 }

@@ -1,0 +1,140 @@
+//! The disc layout: DICOM files under `DICOM/` with file IDs that follow
+//! the DICOM media rules (`A-Z 0-9 _`, at most 8 characters a component:
+//! `DICOM/ST000001/SE000001/IM000001`), numbered by our own counters, since
+//! received names (`CT.<SOP Instance UID>`) are neither legal nor unique
+//! enough; and the viewer files at the root.
+
+use std::path::{Path, PathBuf};
+
+use crate::failure::Failure;
+use crate::pipeline::retrieve::Received;
+
+/// What was laid out.
+#[derive(Debug, Default)]
+pub struct Layout {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Refuses an output folder that holds anything, unless `force`; with
+/// `force`, clears the DICOM part of it so no earlier patient's images stay.
+pub fn prepare(output: &Path, force: bool) -> Result<(), Failure> {
+    let occupied = std::fs::read_dir(output).map(|mut entries| entries.next().is_some()).unwrap_or(false);
+    if occupied && !force {
+        return Err(Failure::config(format!(
+            "output folder {} exists and is not empty: choose another with -o, or use --force",
+            output.display()
+        )));
+    }
+    if output.exists() && !output.is_dir() {
+        return Err(Failure::config(format!("output {} exists and is not a folder", output.display())));
+    }
+    if force {
+        for stale in ["DICOM", "DICOMDIR"] {
+            let path = output.join(stale);
+            let removed =
+                if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            match removed {
+                Ok(()) => log::info!("--force: removed {}", path.display()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(write_failure(&path, err)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves the files (already in study, series, instance order) into
+/// `output/DICOM/...` and copies the viewer files to `output`.
+pub fn lay_out(files: &[Received], output: &Path, viewer_dir: Option<&Path>) -> Result<Layout, Failure> {
+    let mut layout = Layout::default();
+    let mut last: Option<(&str, &str)> = None;
+    let (mut study, mut series, mut image) = (0usize, 0usize, 0usize);
+    for file in files {
+        let identity = &file.identity;
+        let here = (identity.study_instance_uid.as_str(), identity.series_instance_uid.as_str());
+        match last {
+            Some((s, _)) if s != here.0 => (study, series, image) = (study + 1, 1, 0),
+            Some((_, s)) if s != here.1 => (series, image) = (series + 1, 0),
+            Some(_) => {}
+            None => (study, series, image) = (1, 1, 0),
+        }
+        last = Some(here);
+        image += 1;
+        let folder = output.join(file_id(study, series));
+        std::fs::create_dir_all(&folder).map_err(|err| write_failure(&folder, err))?;
+        let target = folder.join(format!("IM{image:06}"));
+        move_file(&file.path, &target)?;
+        layout.files += 1;
+        layout.bytes += target.metadata().map(|m| m.len()).unwrap_or(0);
+    }
+    if let Some(viewer) = viewer_dir {
+        copy_tree(viewer, output)?;
+    }
+    Ok(layout)
+}
+
+/// `DICOM/ST000001/SE000001`: a media file ID's folders.
+fn file_id(study: usize, series: usize) -> PathBuf {
+    Path::new("DICOM").join(format!("ST{study:06}")).join(format!("SE{series:06}"))
+}
+
+/// Renames, or copies when the staging folder is on another file system.
+fn move_file(from: &Path, to: &Path) -> Result<(), Failure> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).map_err(|err| write_failure(to, err))?;
+    let _ = std::fs::remove_file(from);
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Failure> {
+    let entries = std::fs::read_dir(from)
+        .map_err(|err| Failure::config(format!("cannot read tools.viewer_dir {}: {err}", from.display())))?;
+    for entry in entries.flatten() {
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        if source.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|err| write_failure(&target, err))?;
+            copy_tree(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target).map_err(|err| write_failure(&target, err))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_failure(path: &Path, err: std::io::Error) -> Failure {
+    Failure::config(format!("cannot write {}: {}", path.display(), err.to_string().to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_ids_follow_the_media_rules() {
+        let id = file_id(12, 3);
+        assert_eq!(id, Path::new("DICOM/ST000012/SE000003"));
+        for component in id.components() {
+            let text = component.as_os_str().to_string_lossy();
+            assert!(
+                text.len() <= 8
+                    && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_empty_folder_needs_force() {
+        let dir = tempfile::tempdir().expect("dir");
+        prepare(dir.path(), false).expect("empty is fine");
+        std::fs::create_dir_all(dir.path().join("DICOM/ST000001")).expect("mkdir");
+        std::fs::write(dir.path().join("viewer.exe"), "x").expect("write");
+        assert!(prepare(dir.path(), false).is_err());
+        prepare(dir.path(), true).expect("force");
+        assert!(!dir.path().join("DICOM").exists(), "--force clears old images");
+        assert!(dir.path().join("viewer.exe").exists());
+    }
+}
