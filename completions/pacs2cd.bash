@@ -16,6 +16,9 @@ _pacs2cd() {
             ",$1")
                 cmd="pacs2cd"
                 ;;
+            pacs2cd,cgi)
+                cmd="pacs2cd__subcmd__cgi"
+                ;;
             pacs2cd,check)
                 cmd="pacs2cd__subcmd__check"
                 ;;
@@ -25,8 +28,14 @@ _pacs2cd() {
             pacs2cd,help)
                 cmd="pacs2cd__subcmd__help"
                 ;;
+            pacs2cd,print)
+                cmd="pacs2cd__subcmd__print"
+                ;;
             pacs2cd,relay)
                 cmd="pacs2cd__subcmd__relay"
+                ;;
+            pacs2cd__subcmd__help,cgi)
+                cmd="pacs2cd__subcmd__help__subcmd__cgi"
                 ;;
             pacs2cd__subcmd__help,check)
                 cmd="pacs2cd__subcmd__help__subcmd__check"
@@ -36,6 +45,9 @@ _pacs2cd() {
                 ;;
             pacs2cd__subcmd__help,help)
                 cmd="pacs2cd__subcmd__help__subcmd__help"
+                ;;
+            pacs2cd__subcmd__help,print)
+                cmd="pacs2cd__subcmd__help__subcmd__print"
                 ;;
             pacs2cd__subcmd__help,relay)
                 cmd="pacs2cd__subcmd__help__subcmd__relay"
@@ -47,8 +59,26 @@ _pacs2cd() {
 
     case "${cmd}" in
         pacs2cd)
-            opts="-v -q -h -V --config --verbose --quiet --json --no-progress --help --version relay fetch check help"
+            opts="-v -q -h -V --config --verbose --quiet --json --no-progress --help --version relay print fetch cgi check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pacs2cd__subcmd__cgi)
+            opts="-v -q -h --config --verbose --quiet --json --no-progress --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -109,8 +139,22 @@ _pacs2cd() {
             return 0
             ;;
         pacs2cd__subcmd__help)
-            opts="relay fetch check help"
+            opts="relay print fetch cgi check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pacs2cd__subcmd__help__subcmd__cgi)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -164,6 +208,20 @@ _pacs2cd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pacs2cd__subcmd__help__subcmd__print)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pacs2cd__subcmd__help__subcmd__relay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -171,6 +229,28 @@ _pacs2cd() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pacs2cd__subcmd__print)
+            opts="-v -q -h --to --dry-run --allow-mixed-patients --allow-partial --config --verbose --quiet --json --no-progress --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

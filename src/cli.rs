@@ -61,6 +61,35 @@ pub enum Command {
         to: Option<Endpoint>,
     },
 
+    /// Send the studies of the accession numbers to the CD publisher: the
+    /// whole legacy send_rimage_multiple job
+    ///
+    /// Looks up the patient, retrieves every study into a private staging
+    /// folder, checks it is complete, sends every file in one association
+    /// to the CD publisher, checks each one was accepted, and removes the
+    /// staging folder (also on errors and signals).
+    Print {
+        /// Accession numbers; repeat them or separate them with commas
+        #[arg(value_name = "ACC")]
+        accessions: Vec<String>,
+
+        /// Send to this receiver instead of the configured CD publisher
+        #[arg(long, value_name = "AE@HOST:PORT", value_parser = Endpoint::parse)]
+        to: Option<Endpoint>,
+
+        /// Look up and show what would be sent; retrieve and send nothing
+        #[arg(long)]
+        dry_run: bool,
+
+        /// Accept accession numbers of different patients on one disc
+        #[arg(long)]
+        allow_mixed_patients: bool,
+
+        /// Send what arrived when the PACS delivers fewer images than it holds
+        #[arg(long)]
+        allow_partial: bool,
+    },
+
     /// Find the patient, retrieve the studies of the accession numbers from
     /// the PACS, and lay them out as a disc folder
     ///
@@ -92,12 +121,54 @@ pub enum Command {
         allow_partial: bool,
     },
 
+    /// Answer one CGI request (nginx + fcgiwrap); chosen by itself when
+    /// GATEWAY_INTERFACE is set and no command is given
+    ///
+    /// Routes: /send_rimage_multiple.php?accession_number=A,B,
+    /// /api/iso/print?accession_number=A and
+    /// /api/iso/print-multiple?accession_numbers=A,B. Answers JSON, or an
+    /// HTML page for browsers (format=html, or Accept preferring text/html).
+    /// The configuration comes from PACS2CD_CONFIG.
+    Cgi,
+
     /// Check the configuration, the DCMTK tools, C-ECHO to the PACS and the
     /// CD publisher, and the staging folder: one line each
     ///
     /// Exits 0 when every item is fine, 78 when the configuration or a tool
     /// is wrong, 69 when a peer does not answer the C-ECHO.
     Check,
+}
+
+impl Command {
+    /// The command's name, as the audit log records it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Print { .. } => "print",
+            Command::Fetch { .. } => "fetch",
+            Command::Relay { .. } => "relay",
+            Command::Cgi => "cgi",
+            Command::Check => "check",
+        }
+    }
+
+    /// The accession numbers as given (unchecked), for the audit log.
+    pub fn accessions(&self) -> Vec<String> {
+        match self {
+            Command::Print { accessions, .. } | Command::Fetch { accessions, .. } => accessions.clone(),
+            Command::Relay { .. } | Command::Cgi | Command::Check => Vec::new(),
+        }
+    }
+}
+
+/// Parses the process's arguments. Under a CGI gateway (GATEWAY_INTERFACE
+/// set) with no arguments, the command is `cgi`: fcgiwrap runs the binary
+/// itself, with nothing on its command line.
+pub fn parse() -> Result<Cli, clap::Error> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 1 && std::env::var_os("GATEWAY_INTERFACE").is_some() {
+        args.push("cgi".into());
+    }
+    Cli::try_parse_from(args)
 }
 
 #[cfg(test)]

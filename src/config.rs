@@ -189,11 +189,14 @@ pub struct Tools {
 pub struct Cgi {
     pub token_env: Option<String>,
     pub max_accessions: usize,
+    /// A CGI job's whole deadline: below nginx's fastcgi_read_timeout,
+    /// since fcgiwrap never kills a hung program.
+    pub timeout_secs: u64,
 }
 
 impl Default for Cgi {
     fn default() -> Cgi {
-        Cgi { token_env: None, max_accessions: 20 }
+        Cgi { token_env: None, max_accessions: 20, timeout_secs: 290 }
     }
 }
 
@@ -338,6 +341,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         ("cd_publisher", "timeout_dimse_secs", config.cd_publisher.timeout_dimse_secs),
         ("cd_publisher", "timeout_total_secs", config.cd_publisher.timeout_total_secs),
         ("cgi", "max_accessions", config.cgi.max_accessions as u64),
+        ("cgi", "timeout_secs", config.cgi.timeout_secs),
     ] {
         if value == 0 {
             return Err(problem(section, key, "must be at least 1".into()));

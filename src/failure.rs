@@ -1,7 +1,9 @@
 //! The SPEC error table: every way a job can fail, and what each one means
 //! as an exit code, an HTTP status and a JSON `error` string.
 //!
-//! `Class` has exactly the SPEC's rows. The three mappings are exhaustive
+//! `Class` has the SPEC's rows, plus three that only the CGI mode raises
+//! (the SPEC's CGI section asks for 401, 404 and 405 answers but its table
+//! has no row for them). The three mappings are exhaustive
 //! matches without a catch-all, so a new row does not compile until all
 //! three are answered. Steps build a `Failure` with a named constructor at
 //! their boundary; nothing classifies errors by downcasting at the top.
@@ -10,7 +12,6 @@ use std::fmt;
 
 /// One row of the SPEC error table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code, reason = "the whole SPEC table; fetch, print and cgi raise the other rows")]
 pub enum Class {
     MissingAccession,
     InvalidAccession,
@@ -27,12 +28,23 @@ pub enum Class {
     Configuration,
     /// Ended by a signal; carries the signal number (2, 15, 1).
     Interrupted(i32),
+    /// CGI: a bearer token was required and missing or wrong.
+    Unauthorized,
+    /// CGI: a method other than GET or HEAD.
+    MethodNotAllowed,
+    /// CGI: a path this program does not serve.
+    UnknownUrl,
 }
 
 impl Class {
     pub fn exit_code(self) -> u8 {
         match self {
-            Class::MissingAccession | Class::InvalidAccession => 64,
+            Class::MissingAccession
+            | Class::InvalidAccession
+            | Class::MethodNotAllowed
+            | Class::UnknownUrl => 64,
+            // sysexits EX_NOPERM.
+            Class::Unauthorized => 77,
             Class::AccessionNotFound | Class::MixedPatients => 65,
             Class::NoDicomData => 66,
             Class::PatientApiUnavailable | Class::PacsUnreachable | Class::PublisherUnreachable => 69,
@@ -44,11 +56,12 @@ impl Class {
         }
     }
 
-    #[allow(dead_code, reason = "answered for every row now; the CGI mode sends it")]
     pub fn http_status(self) -> u16 {
         match self {
             Class::MissingAccession | Class::InvalidAccession => 400,
-            Class::AccessionNotFound => 404,
+            Class::Unauthorized => 401,
+            Class::AccessionNotFound | Class::UnknownUrl => 404,
+            Class::MethodNotAllowed => 405,
             Class::MixedPatients => 409,
             Class::PatientApiUnavailable
             | Class::PacsUnreachable
@@ -81,6 +94,9 @@ impl Class {
             Class::Busy => "busy",
             Class::Configuration => "configuration error",
             Class::Interrupted(_) => "interrupted",
+            Class::Unauthorized => "unauthorized",
+            Class::MethodNotAllowed => "method not allowed",
+            Class::UnknownUrl => "unknown URL",
         }
     }
 }
@@ -103,11 +119,31 @@ pub struct Failure {
     /// `HOST:PORT` of the CD publisher when it is involved.
     pub destination: Option<String>,
     pub relay: Option<RelayCounts>,
+    /// The patient whose images were involved, once known (for the audit log).
+    pub patient_id: Option<String>,
 }
 
 impl Failure {
     fn new(class: Class, detail: impl Into<String>) -> Failure {
-        Failure { class, detail: detail.into(), destination: None, relay: None }
+        Failure { class, detail: detail.into(), destination: None, relay: None, patient_id: None }
+    }
+
+    /// Records whose images the failed job was handling.
+    pub fn for_patient(mut self, patient_id: &str) -> Failure {
+        self.patient_id.get_or_insert_with(|| patient_id.to_string());
+        self
+    }
+
+    pub fn unauthorized() -> Failure {
+        Failure::new(Class::Unauthorized, "a valid bearer token is required (cgi.token_env)")
+    }
+
+    pub fn method_not_allowed(method: &str) -> Failure {
+        Failure::new(Class::MethodNotAllowed, format!("method {method} is not allowed: use GET or HEAD"))
+    }
+
+    pub fn unknown_url(path: &str) -> Failure {
+        Failure::new(Class::UnknownUrl, format!("no such URL: {path}"))
     }
 
     pub fn with_destination(mut self, destination: impl Into<String>) -> Failure {
@@ -229,6 +265,13 @@ mod tests {
             assert_eq!(class.http_status(), http, "{class:?}");
             assert_eq!(class.exit_code(), exit, "{class:?}");
             assert_eq!(class.error_str(), error, "{class:?}");
+        }
+        for (class, http, exit, error) in [
+            (Class::Unauthorized, 401, 77, "unauthorized"),
+            (Class::MethodNotAllowed, 405, 64, "method not allowed"),
+            (Class::UnknownUrl, 404, 64, "unknown URL"),
+        ] {
+            assert_eq!((class.http_status(), class.exit_code(), class.error_str()), (http, exit, error));
         }
         assert_eq!(Class::Interrupted(2).exit_code(), 130);
         assert_eq!(Class::Interrupted(15).exit_code(), 143);

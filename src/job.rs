@@ -53,16 +53,46 @@ pub struct FetchJob {
     pub pacs: Pacs,
 }
 
+/// `pacs2cd print` (and the CGI routes), resolved.
+pub struct PrintJob {
+    pub accessions: Vec<Accession>,
+    pub dry_run: bool,
+    pub allow_mixed_patients: bool,
+    pub allow_partial: bool,
+    pub pacs: Pacs,
+    pub publisher: Publisher,
+}
+
+/// The switches of a print request, from the command line or a CGI query.
+#[derive(Debug, Default)]
+pub struct PrintOptions {
+    pub to: Option<Endpoint>,
+    pub dry_run: bool,
+    pub allow_mixed_patients: bool,
+    pub allow_partial: bool,
+}
+
 pub enum Job {
     Relay {
         dir: PathBuf,
         publisher: Publisher,
     },
     Fetch(FetchJob),
+    Print(PrintJob),
     /// `check` reports a configuration it cannot load instead of failing on it.
     Check {
         loaded: Result<(), Failure>,
     },
+}
+
+impl Job {
+    /// Jobs after which patients' images may be somewhere else.
+    pub fn moves_images(&self) -> bool {
+        match self {
+            Job::Relay { .. } | Job::Fetch(_) | Job::Print(_) => true,
+            Job::Check { .. } => false,
+        }
+    }
 }
 
 pub fn resolve(cli: Cli) -> Result<(Context, Job), Failure> {
@@ -74,10 +104,7 @@ pub fn resolve(cli: Cli) -> Result<(Context, Job), Failure> {
         progress::Mode::Bar
     };
     let loaded = config::load(&config::Discovery::from_env(cli.config.as_deref()));
-    let context = |config: Config, origin| {
-        let toolbox = Toolbox::new(config.tools.dcmtk_dir.clone());
-        Context { config, origin, toolbox, progress }
-    };
+    let context = |config: Config, origin| context(config, origin, progress);
     match cli.command {
         Command::Check => Ok(match loaded {
             Ok((config, origin)) => (context(config, origin), Job::Check { loaded: Ok(()) }),
@@ -106,7 +133,34 @@ pub fn resolve(cli: Cli) -> Result<(Context, Job), Failure> {
             let job = FetchJob { accessions, output, force, allow_mixed_patients, allow_partial, pacs };
             Ok((context(config, origin), Job::Fetch(job)))
         }
+        Command::Print { accessions, to, dry_run, allow_mixed_patients, allow_partial } => {
+            let (config, origin) = loaded?;
+            let options = PrintOptions { to, dry_run, allow_mixed_patients, allow_partial };
+            let job = print_job(&config, &accessions, options)?;
+            Ok((context(config, origin), Job::Print(job)))
+        }
+        Command::Cgi => Err(Failure::config("the CGI mode is served by cgi::serve, not as a job")),
     }
+}
+
+/// The context of a job from a loaded configuration.
+pub fn context(config: Config, origin: Origin, progress: progress::Mode) -> Context {
+    let toolbox = Toolbox::new(config.tools.dcmtk_dir.clone());
+    Context { config, origin, toolbox, progress }
+}
+
+/// A print job: accessions checked first (nothing reaches the network
+/// before them), then the PACS and the publisher.
+pub fn print_job(config: &Config, accessions: &[String], options: PrintOptions) -> Result<PrintJob, Failure> {
+    let accessions = accession::parse_list(accessions, config.cgi.max_accessions)?;
+    Ok(PrintJob {
+        accessions,
+        dry_run: options.dry_run,
+        allow_mixed_patients: options.allow_mixed_patients,
+        allow_partial: options.allow_partial,
+        pacs: pacs(config)?,
+        publisher: publisher(config, options.to)?,
+    })
 }
 
 /// The configured PACS; its host has no default.

@@ -3,6 +3,8 @@
 //! lives here; `job` resolves, `pipeline` works, `report` prints.
 
 mod accession;
+mod audit;
+mod cgi;
 mod check;
 mod cli;
 mod config;
@@ -21,9 +23,7 @@ mod staging;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::Cli;
+use crate::audit::AuditLog;
 use crate::failure::Failure;
 use crate::job::{Context, Job};
 use crate::report::Report;
@@ -32,7 +32,7 @@ use crate::report::Report;
 const USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
@@ -43,8 +43,11 @@ fn main() -> ExitCode {
     if let Err(err) = signals::install() {
         log::warn!("cannot watch for signals, an interrupted job may leave files behind: {err}");
     }
+    if let cli::Command::Cgi = cli.command {
+        return cgi::serve(&cli);
+    }
     let json = cli.json;
-    match job::resolve(cli).and_then(|(context, job)| run(&context, job)) {
+    match execute(cli) {
         Ok(report) => {
             report::print(&report, json);
             ExitCode::from(report.failed_class().map_or(0, |class| class.exit_code()))
@@ -56,6 +59,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Resolves and runs the job; a job that moves images is recorded in the
+/// audit log (opened first: if it cannot be written, nothing moves).
+fn execute(cli: cli::Cli) -> Result<Report, Failure> {
+    let request = audit::Request {
+        command: cli.command.name(),
+        requester: audit::local_user(),
+        accessions: cli.command.accessions(),
+    };
+    let (context, job) = job::resolve(cli)?;
+    let mut audit = match &context.config.audit_log {
+        Some(path) if job.moves_images() => Some(AuditLog::open(path)?),
+        _ => None,
+    };
+    let result = run(&context, job);
+    if let Some(audit) = &mut audit {
+        audit.record(&request, &result);
+    }
+    result
+}
+
+/// Runs a resolved job (the CGI mode runs its print jobs here too).
 fn run(context: &Context, job: Job) -> Result<Report, Failure> {
     match job {
         Job::Relay { dir, publisher } => {
@@ -63,6 +87,10 @@ fn run(context: &Context, job: Job) -> Result<Report, Failure> {
             Ok(Report::Relay { relayed, skipped })
         }
         Job::Fetch(job) => pipeline::fetch::run(context, &job).map(Report::Fetch),
+        Job::Print(job) => pipeline::print::run(context, &job).map(|outcome| match outcome {
+            pipeline::print::Outcome::Printed(printed) => Report::Print(printed),
+            pipeline::print::Outcome::Planned(plan) => Report::Plan(plan),
+        }),
         Job::Check { loaded } => check::run(context, loaded).map(Report::Check),
     }
 }

@@ -7,21 +7,32 @@ use serde::Serialize;
 
 use crate::check::{CheckItem, Status};
 use crate::failure::{Class, Failure};
+use crate::pipeline::StudySummary;
 use crate::pipeline::fetch::Fetched;
+use crate::pipeline::print::{Plan, Printed};
 use crate::pipeline::relay::{Relayed, Skipped};
 use crate::sanitize::for_terminal;
 
 pub enum Report {
-    Relay { relayed: Relayed, skipped: Vec<Skipped> },
+    Relay {
+        relayed: Relayed,
+        skipped: Vec<Skipped>,
+    },
     Fetch(Fetched),
+    Print(Printed),
+    Plan(Plan),
     Check(Vec<CheckItem>),
+    /// A CGI HEAD request: checked, nothing done.
+    Probe,
 }
 
 impl Report {
     /// A report can still fail the run (`check` with a failing item).
     pub fn failed_class(&self) -> Option<Class> {
         match self {
-            Report::Relay { .. } | Report::Fetch(_) => None,
+            Report::Relay { .. } | Report::Fetch(_) | Report::Print(_) | Report::Plan(_) | Report::Probe => {
+                None
+            }
             Report::Check(items) => items.iter().find_map(|item| item.failed),
         }
     }
@@ -44,27 +55,47 @@ struct FetchJson<'a> {
 }
 
 #[derive(Serialize)]
+struct PrintJson<'a> {
+    status: &'static str,
+    #[serde(flatten)]
+    printed: &'a Printed,
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    status: &'static str,
+    #[serde(flatten)]
+    plan: &'a Plan,
+}
+
+#[derive(Serialize)]
 struct CheckJson<'a> {
     status: &'static str,
     checks: &'a [CheckItem],
 }
 
+/// The JSON object of a result (`status` first).
+pub fn json(report: &Report) -> String {
+    let value = match report {
+        Report::Relay { relayed, skipped } => {
+            serde_json::to_string(&RelayJson { status: "ok", relayed, skipped })
+        }
+        Report::Fetch(fetched) => serde_json::to_string(&FetchJson { status: "ok", fetched }),
+        Report::Print(printed) => serde_json::to_string(&PrintJson { status: "ok", printed }),
+        Report::Plan(plan) => serde_json::to_string(&PlanJson { status: "dry-run", plan }),
+        Report::Probe => Ok("{\"status\":\"ok\"}".to_string()),
+        Report::Check(checks) => {
+            let status = if report.failed_class().is_some() { "failed" } else { "ok" };
+            serde_json::to_string(&CheckJson { status, checks })
+        }
+    };
+    // Plain strings and numbers always serialize; keep stdout valid JSON anyway.
+    value.unwrap_or_else(|err| format!("{{\"status\":\"ok\",\"warning\":\"{err}\"}}"))
+}
+
 pub fn print(report: &Report, json: bool) {
     if json {
-        let value = match report {
-            Report::Relay { relayed, skipped } => {
-                serde_json::to_string(&RelayJson { status: "ok", relayed, skipped })
-            }
-            Report::Fetch(fetched) => serde_json::to_string(&FetchJson { status: "ok", fetched }),
-            Report::Check(checks) => {
-                let status = if report.failed_class().is_some() { "failed" } else { "ok" };
-                serde_json::to_string(&CheckJson { status, checks })
-            }
-        };
-        match value {
-            Ok(text) => println!("{text}"),
-            Err(err) => log::error!("cannot write the JSON result: {err}"),
-        }
+        println!("{}", self::json(report));
         return;
     }
     match report {
@@ -94,16 +125,31 @@ pub fn print(report: &Report, json: bool) {
                 for_terminal(&fetched.folder),
                 fetched.seconds
             );
-            for study in &fetched.studies {
-                println!(
-                    "  {}: {} ({} files) {}",
-                    for_terminal(&study.accession),
-                    for_terminal(&study.modalities.join("/")),
-                    study.files,
-                    study.study_instance_uid
-                );
-            }
+            print_studies(&fetched.studies);
         }
+        Report::Print(printed) => {
+            println!(
+                "sent {} files of {} ({}) to the CD publisher {}@{} in {:.1} s",
+                printed.files_sent,
+                for_terminal(&printed.patient_name),
+                for_terminal(&printed.patient_id),
+                printed.called_ae,
+                printed.destination,
+                printed.seconds
+            );
+            print_studies(&printed.studies);
+        }
+        Report::Plan(plan) => {
+            let files = plan.files_expected.map_or("an unknown number of".to_string(), |n| n.to_string());
+            println!(
+                "dry run: would send {files} files of {} ({}) to the CD publisher at {}; nothing was retrieved or sent",
+                for_terminal(&plan.patient_name),
+                for_terminal(&plan.patient_id),
+                plan.destination
+            );
+            print_studies(&plan.studies);
+        }
+        Report::Probe => println!("ok"),
         Report::Check(items) => {
             for item in items {
                 let status = match item.status {
@@ -114,6 +160,18 @@ pub fn print(report: &Report, json: bool) {
                 println!("{status}  {:<22} {}", item.item, for_terminal(&item.detail));
             }
         }
+    }
+}
+
+fn print_studies(studies: &[StudySummary]) {
+    for study in studies {
+        println!(
+            "  {}: {} ({} files) {}",
+            for_terminal(&study.accession),
+            for_terminal(&study.modalities.join("/")),
+            study.files,
+            study.study_instance_uid
+        );
     }
 }
 
@@ -174,10 +232,148 @@ pub fn failure_json(failure: &Failure) -> String {
         .unwrap_or_else(|_| format!("{{\"error\":\"{}\"}}", failure.class.error_str()))
 }
 
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a technician should do next, per row of the error table.
+fn advice(class: Class) -> &'static str {
+    match class {
+        Class::MissingAccession | Class::InvalidAccession => {
+            "Check the accession numbers in the request. Nothing was sent."
+        }
+        Class::AccessionNotFound => {
+            "The PACS or the HIS does not know this accession number. Nothing was sent."
+        }
+        Class::MixedPatients => {
+            "The accession numbers belong to different patients: request one patient per disc. Nothing was sent."
+        }
+        Class::PatientApiUnavailable => {
+            "The patient service of the HIS did not answer. Try again later; nothing was sent."
+        }
+        Class::PacsUnreachable => "The PACS did not answer. Try again later or call IT; nothing was sent.",
+        Class::NoDicomData => "The PACS holds no images for this accession yet. Nothing was sent.",
+        Class::FetchIncomplete => {
+            "Not all images came from the PACS, so nothing was sent: an incomplete disc is worse than none. Call IT."
+        }
+        Class::PublisherUnreachable => {
+            "The CD publisher could not be reached: check that it is switched on and connected, then try again."
+        }
+        Class::RelayFailed => "The CD publisher refused the images. Call IT.",
+        Class::PartialRelay => {
+            "The CD publisher did not accept every image: do not hand out this disc. Call IT."
+        }
+        Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
+        Class::Configuration => "pacs2cd is not set up correctly. Call IT.",
+        Class::Interrupted(_) => "The job was stopped before it finished. Try again.",
+        Class::Unauthorized => "This request was not authorised. Call IT.",
+        Class::MethodNotAllowed | Class::UnknownUrl => "This address is not one pacs2cd serves. Call IT.",
+    }
+}
+
+/// A small self-contained, printable page for the HIS button's window.
+/// Everything from outside (names, accessions, details) is escaped.
+pub fn html(result: &Result<Report, Failure>) -> String {
+    let (title, class, body) = match result {
+        Ok(Report::Print(printed)) => {
+            let mut body = format!(
+                "<p><strong>{} images</strong> of <strong>{}</strong> (patient ID {}) were sent to the CD \
+                 publisher {}. The publisher burns and labels the disc.</p>\n",
+                printed.files_sent,
+                escape_html(&printed.patient_name),
+                escape_html(&printed.patient_id),
+                escape_html(&printed.destination)
+            );
+            body.push_str(&studies_table(&printed.studies));
+            ("Sent to the CD publisher", "ok", body)
+        }
+        Ok(Report::Plan(plan)) => {
+            let mut body = format!(
+                "<p>Would send the images of <strong>{}</strong> (patient ID {}). Nothing was sent.</p>\n",
+                escape_html(&plan.patient_name),
+                escape_html(&plan.patient_id)
+            );
+            body.push_str(&studies_table(&plan.studies));
+            ("Dry run", "ok", body)
+        }
+        Ok(_) => ("Done", "ok", String::new()),
+        Err(failure) => {
+            let mut body = format!(
+                "<p>{}</p>\n<p class=\"detail\">{}: {}</p>\n",
+                escape_html(advice(failure.class)),
+                escape_html(failure.class.error_str()),
+                escape_html(&failure.detail)
+            );
+            if let Some(counts) = &failure.relay {
+                body.push_str(&format!(
+                    "<p>Accepted by the publisher: {}; not accepted: {}.</p>\n",
+                    counts.files_sent, counts.files_failed
+                ));
+            }
+            ("Not sent", "fail", body)
+        }
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pacs2cd: {title}</title>\n\
+         <style>body{{font:16px/1.4 sans-serif;margin:2em;max-width:44em}}h1.ok{{color:#060}}h1.fail{{color:#a00}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #888;padding:.2em .6em;text-align:left}}\
+         .detail{{color:#444;font-size:90%}}</style>\n</head>\n<body>\n<h1 class=\"{class}\">{title}</h1>\n{body}\
+         </body>\n</html>\n"
+    )
+}
+
+fn studies_table(studies: &[StudySummary]) -> String {
+    let mut table = String::from("<table>\n<tr><th>Accession</th><th>Modalities</th><th>Images</th></tr>\n");
+    for study in studies {
+        table.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape_html(&study.accession),
+            escape_html(&study.modalities.join(", ")),
+            study.files
+        ));
+    }
+    table.push_str("</table>\n");
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::failure::RelayCounts;
+
+    #[test]
+    fn html_escapes_what_comes_from_outside() {
+        let printed = Printed {
+            accessions_sent: vec!["A1".into()],
+            patient_name: "<script>alert(1)</script>".into(),
+            destination: "127.0.0.1:104".into(),
+            files_sent: 3,
+            patient_id: "P&1".into(),
+            called_ae: "CDPUB".into(),
+            sender: "dcmsend",
+            studies: vec![],
+            seconds: 1.0,
+            warnings: vec![],
+        };
+        let page = html(&Ok(Report::Print(printed)));
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && page.contains("P&amp;1"));
+        let page = html(&Err(Failure::config("bad \"quote\" <b>")));
+        assert!(page.contains("&quot;quote&quot; &lt;b&gt;") && page.contains("Not sent"));
+    }
 
     #[test]
     fn failure_json_shape() {

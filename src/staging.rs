@@ -28,6 +28,30 @@ pub fn private_dir(root: &Path) -> Result<TempDir, Failure> {
         .map_err(unwritable)
 }
 
+/// Staging folders older than this were left by a crash or a power loss.
+const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Removes this tool's staging folders older than a day under `root`
+/// (nothing else: only names with our prefix). Errors are logged, not fatal.
+pub fn sweep(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_ours = name.to_string_lossy().starts_with(PREFIX);
+        let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+        if is_ours && entry.path().is_dir() && age.is_some_and(|age| age > STALE_AFTER) {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    log::warn!("removed stale staging folder {} (left by a crash?)", entry.path().display())
+                }
+                Err(err) => {
+                    log::warn!("cannot remove stale staging folder {}: {err}", entry.path().display())
+                }
+            }
+        }
+    }
+}
+
 /// An exclusive lock on the retrieve port, held until dropped. The kernel
 /// releases it when the process dies, so a crash leaves no stale lock.
 pub struct PortLock {
@@ -125,6 +149,23 @@ mod tests {
         drop(dir);
         assert!(!path.exists());
         assert!(free_bytes(root.path()).expect("statvfs") > 0);
+    }
+
+    #[test]
+    fn sweep_removes_only_our_old_folders() {
+        let root = tempfile::tempdir().expect("root");
+        let old = root.path().join("pacs2cd-old");
+        let fresh = root.path().join("pacs2cd-fresh");
+        let foreign = root.path().join("somebody-else");
+        for dir in [&old, &fresh, &foreign] {
+            std::fs::create_dir(dir).expect("mkdir");
+        }
+        let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
+        for dir in [&old, &foreign] {
+            std::fs::File::open(dir).and_then(|f| f.set_modified(two_days_ago)).expect("age it");
+        }
+        sweep(root.path());
+        assert!(!old.exists() && fresh.exists() && foreign.exists());
     }
 
     #[test]

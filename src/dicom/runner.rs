@@ -54,6 +54,15 @@ pub struct Output {
     pub timed_out: bool,
 }
 
+/// A deadline for the whole job, when it has one (CGI: fcgiwrap never kills
+/// a hung program, so it must end itself before nginx gives up on it).
+static JOB_DEADLINE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Sets the whole job's deadline; every later run ends by then.
+pub fn set_job_deadline(total: Duration) {
+    let _ = JOB_DEADLINE.set(Instant::now() + total);
+}
+
 /// How often the wait loop looks at the clock and the signal flag.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -75,6 +84,10 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
         .reader()
         .map_err(|err| Failure::config(format!("cannot start {}: {err}", command.program.display())))?;
     let started = Instant::now();
+    let deadline = match JOB_DEADLINE.get() {
+        Some(end) => command.deadline.min(end.saturating_duration_since(started)),
+        None => command.deadline,
+    };
     let mut output = Output::default();
     let mut interrupted = None;
     std::thread::scope(|scope| {
@@ -112,7 +125,7 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
             }
             if let Some(signal) = signals::pending() {
                 interrupted = Some(signal);
-            } else if started.elapsed() >= command.deadline {
+            } else if started.elapsed() >= deadline {
                 output.timed_out = true;
             } else {
                 continue;

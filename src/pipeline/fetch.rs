@@ -10,20 +10,9 @@ use serde::Serialize;
 
 use crate::failure::Failure;
 use crate::job::{Context, FetchJob};
-use crate::pipeline::{Deadline, disc, lookup, retrieve};
+use crate::pipeline::{Deadline, StudySummary, disc, lookup, retrieve};
 use crate::sanitize;
 use crate::staging;
-
-/// One study on the disc.
-#[derive(Debug, Serialize)]
-pub struct StudySummary {
-    pub accession: String,
-    pub study_instance_uid: String,
-    pub modalities: Vec<String>,
-    pub files: usize,
-    /// NumberOfStudyRelatedInstances, when the PACS gave it.
-    pub expected: Option<usize>,
-}
 
 #[derive(Debug, Serialize)]
 pub struct Fetched {
@@ -67,18 +56,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
             return Err(failure);
         }
     };
-    let studies = found
-        .studies
-        .iter()
-        .zip(&retrieved.per_study)
-        .map(|(study, &files)| StudySummary {
-            accession: study.accession.clone(),
-            study_instance_uid: study.study_instance_uid.clone(),
-            modalities: study.modalities.clone(),
-            files,
-            expected: study.instances,
-        })
-        .collect();
+    let studies = StudySummary::list(&found, &retrieved.per_study);
     for warning in &retrieved.warnings {
         log::warn!("{warning}");
     }

@@ -4,10 +4,43 @@ pub mod disc;
 pub mod fetch;
 pub mod lookup;
 pub mod patient_api;
+pub mod print;
 pub mod relay;
 pub mod retrieve;
 
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// One study of a job's result.
+#[derive(Debug, Serialize)]
+pub struct StudySummary {
+    pub accession: String,
+    pub study_instance_uid: String,
+    pub modalities: Vec<String>,
+    /// Files handled (received, sent); for a dry run, the PACS's count.
+    pub files: usize,
+    /// NumberOfStudyRelatedInstances, when the PACS gave it.
+    pub expected: Option<usize>,
+}
+
+impl StudySummary {
+    /// Summaries of `found`'s studies with their file counts (same order).
+    pub fn list(found: &lookup::Found, files: &[usize]) -> Vec<StudySummary> {
+        found
+            .studies
+            .iter()
+            .zip(files)
+            .map(|(study, &files)| StudySummary {
+                accession: study.accession.clone(),
+                study_instance_uid: study.study_instance_uid.clone(),
+                modalities: study.modalities.clone(),
+                files,
+                expected: study.instances,
+            })
+            .collect()
+    }
+}
 
 /// A job's total deadline: every tool run gets what is left of it, so a
 /// PACS that stalls or answers Pending forever cannot hang the job.

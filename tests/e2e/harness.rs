@@ -167,11 +167,16 @@ impl TestEnv {
 
     /// Test defaults for a publisher on `port`, with the given sender.
     pub fn publisher(port: u16, sender: &str, extra: &str) -> TestEnv {
-        TestEnv::new(&format!(
+        TestEnv::new(&TestEnv::publisher_section(port, sender, extra))
+    }
+
+    /// The `[cd_publisher]` section for a publisher on `port`.
+    pub fn publisher_section(port: u16, sender: &str, extra: &str) -> String {
+        format!(
             "[cd_publisher]\nhost = \"127.0.0.1\"\nport = {port}\ncalled_ae = \"{PUBLISHER_AE}\"\n\
              sender = \"{sender}\"\ntimeout_connect_secs = 5\ntimeout_acse_secs = 5\n\
              timeout_dimse_secs = 5\ntimeout_total_secs = 120\n{extra}"
-        ))
+        )
     }
 
     /// Runs pacs2cd with `--config` naming this environment's file.
@@ -475,5 +480,115 @@ impl Drop for PatientApi {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// nginx + fcgiwrap on a free loopback port, serving the three CGI URLs
+/// with the pacs2cd binary itself as the CGI program (it chooses the CGI
+/// mode from GATEWAY_INTERFACE), as a site would set it up.
+pub struct Nginx {
+    pub port: u16,
+    _nginx: Server,
+    _fcgiwrap: Server,
+    _dir: TempDir,
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+impl Nginx {
+    /// `vars` become extra `fastcgi_param`s (e.g. a token variable).
+    pub fn start(config: &Path, vars: &[(&str, &str)]) -> Nginx {
+        let nginx = require("nginx", "nginx-light");
+        let fcgiwrap = require("fcgiwrap", "fcgiwrap");
+        let dir = tempfile::tempdir().expect("nginx dir");
+        let socket = dir.path().join("fcgi.sock");
+        let fcgi_log = dir.path().join("fcgiwrap.log");
+        let fcgiwrap = Server::spawn(
+            Command::new(fcgiwrap).args(["-c", "2", "-s"]).arg(format!("unix:{}", socket.display())),
+            &fcgi_log,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "fcgiwrap did not create its socket");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let port = free_port();
+        let tmp = dir.path().display().to_string();
+        let extra: String =
+            vars.iter().map(|(k, v)| format!("            fastcgi_param {k} \"{v}\";\n")).collect();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nuser root;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n    access_log off;\n    client_body_temp_path {tmp}/body;\n    fastcgi_temp_path {tmp}/fastcgi;\n\
+                 proxy_temp_path {tmp}/proxy;\n    uwsgi_temp_path {tmp}/uwsgi;\n    scgi_temp_path {tmp}/scgi;\n\
+                 server {{\n        listen 127.0.0.1:{port};\n\
+                     location ~ ^/(send_rimage_multiple\\.php|api/iso/print|api/iso/print-multiple)$ {{\n\
+                         include /etc/nginx/fastcgi_params;\n\
+                         fastcgi_param SCRIPT_FILENAME {binary};\n\
+                         fastcgi_param PACS2CD_CONFIG {config};\n\
+                         fastcgi_param PATH /usr/local/bin:/usr/bin:/bin;\n{extra}\
+                         fastcgi_read_timeout 300s;\n\
+                         fastcgi_pass unix:{socket};\n        }}\n    }}\n}}\n",
+            binary = binary().display(),
+            config = config.display(),
+            socket = socket.display(),
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("nginx.conf");
+        let log = dir.path().join("nginx.log");
+        let nginx = Server::spawn(
+            Command::new(nginx).arg("-e").arg(dir.path().join("error.log")).arg("-c").arg(&conf_path),
+            &log,
+        );
+        wait_for_port(port, "nginx", &log);
+        Nginx { port, _nginx: nginx, _fcgiwrap: fcgiwrap, _dir: dir }
+    }
+
+    /// One HTTP/1.0 request; `target` is the path and query.
+    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect nginx");
+        stream.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+        let mut request = format!("{method} {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).expect("send request");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read response");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"));
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+            .collect();
+        HttpResponse { status, headers, body: body.to_string() }
+    }
+
+    pub fn get(&self, target: &str) -> HttpResponse {
+        self.request("GET", target, &[])
     }
 }

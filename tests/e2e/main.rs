@@ -1,8 +1,11 @@
 //! End-to-end tests: the pacs2cd binary against real DCMTK peers on
 //! loopback. One test binary (see Cargo.toml), one shared harness.
 
+mod cgi;
 mod cli;
+mod data;
 mod dicom_gen;
 mod fetch;
 mod harness;
+mod print;
 mod relay;

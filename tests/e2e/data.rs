@@ -1,0 +1,69 @@
+//! The generated data set the PACS tests share.
+
+use std::collections::BTreeSet;
+
+use crate::dicom_gen::{
+    self, BASIC_TEXT_SR, CR_IMAGE, CT_IMAGE, MR_IMAGE, SECONDARY_CAPTURE, Series, Study, Written,
+};
+use crate::harness::Orthanc;
+
+/// The generated data set, by accession.
+pub struct DataSet {
+    by_accession: Vec<(&'static str, Vec<Written>)>,
+}
+
+impl DataSet {
+    pub fn uids(&self, accessions: &[&str]) -> BTreeSet<String> {
+        self.by_accession
+            .iter()
+            .filter(|(a, _)| accessions.contains(a))
+            .flat_map(|(_, files)| files.iter().map(|f| f.sop_instance_uid.clone()))
+            .collect()
+    }
+}
+
+/// Two patients (and two with hostile names: a path and a script): DOE^JOHN has three
+/// accessions (CT of two series, MR, CR of two images); ROE^JANE has one
+/// multi-modality study (CT + Secondary Capture + a structured report).
+pub fn pacs_with_data() -> (Orthanc, DataSet) {
+    let pacs = Orthanc::start();
+    let source = tempfile::tempdir().expect("source");
+    let studies = [
+        (
+            "ACC001",
+            Study::new(
+                "DOE^JOHN",
+                "PID001",
+                "ACC001",
+                vec![Series::new("CT", CT_IMAGE, 3), Series::new("CT", CT_IMAGE, 2)],
+            ),
+        ),
+        ("ACC002", Study::new("DOE^JOHN", "PID001", "ACC002", vec![Series::new("MR", MR_IMAGE, 3)])),
+        ("ACC003", Study::new("DOE^JOHN", "PID001", "ACC003", vec![Series::new("CR", CR_IMAGE, 2)])),
+        (
+            "ACC004",
+            Study::new(
+                "ROE^JANE",
+                "PID002",
+                "ACC004",
+                vec![
+                    Series::new("CT", CT_IMAGE, 2),
+                    Series::new("OT", SECONDARY_CAPTURE, 1),
+                    Series::new("SR", BASIC_TEXT_SR, 1),
+                ],
+            ),
+        ),
+        ("ACC005", Study::new("../../x^<y>", "PID003", "ACC005", vec![Series::new("CT", CT_IMAGE, 1)])),
+        (
+            "ACC006",
+            Study::new("<script>alert(1)</script>", "PID004", "ACC006", vec![Series::new("CT", CT_IMAGE, 1)]),
+        ),
+    ];
+    let mut by_accession = Vec::new();
+    for (accession, study) in studies {
+        let files = dicom_gen::write_study(&source.path().join(accession), &study);
+        pacs.load(&files);
+        by_accession.push((accession, files));
+    }
+    (pacs, DataSet { by_accession })
+}
