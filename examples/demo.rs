@@ -1,6 +1,7 @@
-//! The README's demo: a local CD publisher (DCMTK's storescp) on a free
-//! loopback port, a generated CT + MR study, and the real pacs2cd binary
-//! relaying it. Everything it starts is stopped at the end.
+//! The README's demo of the main job: a local demo PACS (Orthanc) holding a
+//! generated CT + MR study, a local CD publisher (DCMTK's storescp), both
+//! on free loopback ports, and the real pacs2cd binary running `print` for
+//! the study's accession number. Everything it starts is stopped at the end.
 //!
 //! Run with `scripts/demo` (installs the Debian packages, builds, runs this).
 
@@ -12,7 +13,9 @@ mod dicom_gen;
 mod harness;
 
 use dicom_gen::{CT_IMAGE, MR_IMAGE, Series, Study};
-use harness::{Publisher, Storescp, TestEnv};
+use harness::{Orthanc, Publisher, Storescp, TestEnv};
+
+const ACCESSION: &str = "DEMO.0001";
 
 fn main() {
     // exit() skips destructors: demo() has stopped its servers by then.
@@ -21,28 +24,33 @@ fn main() {
 }
 
 fn demo() -> i32 {
+    let pacs = Orthanc::start();
     let publisher = Storescp::start(Publisher::AcceptAll);
-    let env = TestEnv::publisher(publisher.port, "dcmsend", "");
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
     let study = Study::new(
         "DEMO^PATIENT",
         "DEMO001",
-        "DEMO.0001",
+        ACCESSION,
         vec![Series::new("CT", CT_IMAGE, 40), Series::new("MR", MR_IMAGE, 20)],
     );
-    let data = env.dir.path().join("study");
-    let written = dicom_gen::write_study(&data, &study);
+    let written = dicom_gen::write_study(&env.dir.path().join("study"), &study);
+    pacs.load(&written);
     println!(
-        "demo: CD publisher (storescp) listening on 127.0.0.1:{}; {} generated files in {}",
-        publisher.port,
+        "demo: PACS (Orthanc) on 127.0.0.1:{} holds {} images of accession {ACCESSION}; \
+         CD publisher (storescp) on 127.0.0.1:{}",
+        pacs.dicom_port,
         written.len(),
-        data.display()
+        publisher.port
     );
-    let data_arg = data.to_string_lossy().into_owned();
-    let config_arg = env.config.to_string_lossy().into_owned();
-    println!("demo: $ pacs2cd --config {config_arg} relay {data_arg}");
-    let code = env.run_inherited(&["relay", &data_arg]);
+    let config = env.config.to_string_lossy().into_owned();
+    println!("demo: $ pacs2cd --config {config} print {ACCESSION}");
+    let code = env.run_inherited(&["print", ACCESSION]);
     println!(
-        "demo: pacs2cd exited {code}; the publisher holds {} files; stopping the publisher",
+        "demo: pacs2cd exited {code}; the publisher received {} images; stopping the PACS and the publisher",
         publisher.received_uids().len()
     );
     code
