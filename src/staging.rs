@@ -17,9 +17,12 @@ use crate::failure::Failure;
 pub const PREFIX: &str = "pacs2cd-";
 
 /// Creates a new private folder under `root` (creating `root` if needed).
+/// The first call of a process also sweeps what crashed jobs left there.
 pub fn private_dir(root: &Path) -> Result<TempDir, Failure> {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
     let unwritable = |err| unusable(root, err);
     std::fs::create_dir_all(root).map_err(unwritable)?;
+    SWEPT.call_once(|| sweep(root));
     // Patients' images: nobody else may read them, whatever the umask.
     tempfile::Builder::new()
         .prefix(PREFIX)

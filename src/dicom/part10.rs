@@ -94,8 +94,8 @@ pub struct Identity {
 /// or one whose data set this reader cannot walk (big endian, deflated).
 pub fn read_identity(path: &Path) -> io::Result<Option<Identity>> {
     let length = std::fs::metadata(path)?.len() as usize;
-    // Most headers fit in 64 KiB; large private blocks ask for more.
-    let mut want = 64 * 1024;
+    // Most headers fit in 16 KiB; large private blocks ask for more.
+    let mut want = 16 * 1024;
     loop {
         let mut head = Vec::with_capacity(want.min(length));
         File::open(path)?.take(want as u64).read_to_end(&mut head)?;

@@ -10,7 +10,8 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
@@ -63,7 +64,14 @@ pub fn set_job_deadline(total: Duration) {
     let _ = JOB_DEADLINE.set(Instant::now() + total);
 }
 
-/// How often the wait loop looks at the clock and the signal flag.
+/// Why the watchdog ended a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Signal(i32),
+    Deadline,
+}
+
+/// How often the watchdog looks at the clock and the signal flag.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Runs `command`, calling `on_line` for each output line as it comes.
@@ -89,52 +97,46 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
         None => command.deadline,
     };
     let mut output = Output::default();
-    let mut interrupted = None;
+    // The lines are read here; a watchdog thread ends the program on a
+    // signal or at the deadline (killing it closes the pipe, which ends the
+    // reading). Reading on this thread costs no wake-up per line.
+    let done = AtomicBool::new(false);
+    let stopped: Mutex<Option<Stop>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        let (sender, lines) = mpsc::channel::<String>();
-        let source = &reader;
-        scope.spawn(move || {
-            let mut buffered = BufReader::new(source);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match buffered.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                        if sender.send(text).is_err() {
-                            break;
-                        }
-                    }
+        let watchdog = scope.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                let stop = match signals::pending() {
+                    Some(signal) => Some(Stop::Signal(signal)),
+                    None if started.elapsed() >= deadline => Some(Stop::Deadline),
+                    None => None,
+                };
+                if let Some(stop) = stop {
+                    *stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
+                    let _ = reader.kill();
+                    return;
                 }
+                std::thread::park_timeout(POLL);
             }
         });
-        let mut killed = false;
+        let mut buffered = BufReader::new(&reader);
+        let mut line = Vec::new();
         loop {
-            match lines.recv_timeout(POLL) {
-                Ok(line) => {
-                    log::trace!("{}: {line}", command.name());
-                    on_line(&line);
-                    output.lines.push(line);
+            line.clear();
+            match buffered.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    log::trace!("{}: {text}", command.name());
+                    on_line(&text);
+                    output.lines.push(text);
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {}
             }
-            if killed {
-                continue;
-            }
-            if let Some(signal) = signals::pending() {
-                interrupted = Some(signal);
-            } else if started.elapsed() >= deadline {
-                output.timed_out = true;
-            } else {
-                continue;
-            }
-            // Killing closes the pipe, so the reading thread ends too.
-            let _ = reader.kill();
-            killed = true;
         }
+        done.store(true, Ordering::Release);
+        watchdog.thread().unpark();
     });
+    let stopped = stopped.into_inner().unwrap_or_else(|p| p.into_inner());
+    output.timed_out = stopped == Some(Stop::Deadline);
     let finished = match reader.try_wait() {
         Ok(Some(finished)) => Some(finished.status),
         // Output closed but the program lives on: end it.
@@ -144,7 +146,7 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
         }
     };
     output.code = finished.and_then(|status| status.code());
-    if let Some(signal) = interrupted {
+    if let Some(Stop::Signal(signal)) = stopped {
         return Err(Failure::interrupted(signal));
     }
     log::debug!(

@@ -60,7 +60,7 @@ pub fn parse(log: &[String]) -> StoreLog {
         } else if let Some(class) = text.strip_prefix("No presentation context for: (") {
             let class = class.split(')').next().unwrap_or(class);
             Some(FileOutcome::Failed(format!("the publisher accepts no {class} (no presentation context)")))
-        } else if text.starts_with("Bad DICOM file") {
+        } else if text.starts_with("Bad DICOM file") || text.starts_with("No SOP Class or Instance UID") {
             Some(FileOutcome::Failed("not a readable DICOM file".into()))
         } else {
             None
@@ -151,6 +151,13 @@ mod tests {
         let parsed = parse(&recorded("storescu_jpeg_to_uncompressed"));
         assert_eq!((parsed.files.len(), stored(&parsed)), (1, 0));
         assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("cannot convert")));
+    }
+
+    #[test]
+    fn a_dicomdir_in_the_list() {
+        let parsed = parse(&recorded("storescu_dicomdir"));
+        assert_eq!(parsed.problem, None);
+        assert!(parsed.files.iter().filter(|(_, o)| o.stored()).count() >= 1);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! failure. Lookup, retrieve into a private staging folder, verify, send
 //! every file in one association to the CD publisher, verify each was
 //! accepted, and remove the staging folder on every path (it is a TempDir:
-//! errors and signals unwind through its Drop). The retrieve-port lock is
+//! errors and signals unwind through its Drop; stale ones from crashes are
+//! swept when the first is made). The retrieve-port lock is
 //! released when the retrieve ends, so another job can retrieve while this
 //! one sends.
 
@@ -52,7 +53,6 @@ pub enum Outcome {
 
 pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    staging::sweep(&context.config.staging_dir);
     let deadline = Deadline::after(job.pacs.timeouts.total);
     let work = staging::private_dir(&context.config.staging_dir)?;
     let found =

@@ -2,6 +2,7 @@
 //! run of one sender (one association), decided per file. The files sent
 //! must be all the instances found: an incomplete disc is worse than none.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -85,9 +86,17 @@ pub fn send(
     let report_dir = staging::private_dir(&context.config.staging_dir)?;
     let report_path = report_dir.path().join("dcmsend-report.txt");
     let (tool, args) = match publisher.sender {
-        Sender::Dcmsend => {
-            (Tool::Dcmsend, dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files))
-        }
+        Sender::Dcmsend => (
+            Tool::Dcmsend,
+            dcmsend::args(
+                calling,
+                &publisher.endpoint,
+                timeouts,
+                &report_path,
+                &files,
+                context.progress == crate::progress::Mode::Bar,
+            ),
+        ),
         Sender::Storescu => (Tool::Storescu, storescu::args(calling, &publisher.endpoint, timeouts, &files)),
     };
     let program = context.toolbox.path(tool)?;
@@ -146,10 +155,11 @@ fn verdict(
 ) -> Result<Vec<(String, String)>, Failure> {
     let mut counts = RelayCounts::default();
     let mut warnings = Vec::new();
+    // The last word on a file wins (a sender may retry on a new association).
+    let said: HashMap<&str, &FileOutcome> =
+        log.files.iter().map(|(name, outcome)| (name.as_str(), outcome)).collect();
     for (file, instance) in files.iter().zip(instances) {
-        // The last word on a file wins (a sender may retry on a new association).
-        let outcome = log.files.iter().rev().find(|(name, _)| name == file).map(|(_, outcome)| outcome);
-        match outcome {
+        match said.get(file.as_str()).copied() {
             Some(FileOutcome::Stored) => counts.files_sent += 1,
             Some(FileOutcome::StoredWithWarning(warning)) => {
                 counts.files_sent += 1;
@@ -237,7 +247,9 @@ pub fn scan(dir: &Path) -> Result<Scan, Failure> {
             }
         }
     }
-    files.sort();
+    // Byte order of the whole path: stable, and much cheaper than Path's
+    // component-wise comparison on thousands of files.
+    files.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     for path in files {
         let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
         match part10::read_meta(&path).map_err(|err| unreadable(&path, err))? {

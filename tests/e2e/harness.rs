@@ -99,6 +99,9 @@ pub enum Publisher {
     Refusing,
     /// Sleeps this many seconds in each store (`--sleep-during`).
     Stalling(u32),
+    /// Accepts everything and stores nothing (`--ignore`): the benchmark's
+    /// publisher, so that its disk does not blur the figures.
+    Discarding,
 }
 
 /// DCMTK's storescp playing the CD publisher robot.
@@ -132,6 +135,9 @@ impl Storescp {
             }
             Publisher::Stalling(seconds) => {
                 command.args(["+xa", "--sleep-during", &seconds.to_string()]);
+            }
+            Publisher::Discarding => {
+                command.args(["+xa", "--ignore"]);
             }
         }
         command.arg(port.to_string());
@@ -304,12 +310,21 @@ pub struct Orthanc {
 
 impl Orthanc {
     pub fn start() -> Orthanc {
+        Orthanc::start_knowing(&[])
+    }
+
+    /// Also knows these (AE, port) peers on 127.0.0.1 as move destinations.
+    pub fn start_knowing(peers: &[(&str, u16)]) -> Orthanc {
         let program = require("Orthanc", "orthanc");
         let dir = tempfile::tempdir().expect("orthanc dir");
         let dicom_port = free_port();
         let http_port = free_port();
         let move_port = free_port();
         let db = dir.path().join("db");
+        let mut modalities = serde_json::json!({ "pacs2cd": [OUR_AE, "127.0.0.1", move_port] });
+        for (ae, port) in peers {
+            modalities[ae.to_lowercase()] = serde_json::json!([ae, "127.0.0.1", port]);
+        }
         let config = serde_json::json!({
             "Name": "pacs2cd-test",
             "StorageDirectory": db,
@@ -322,7 +337,7 @@ impl Orthanc {
             "DicomPort": dicom_port,
             "DicomCheckCalledAet": false,
             "DicomAlwaysAllowStore": true,
-            "DicomModalities": { "pacs2cd": [OUR_AE, "127.0.0.1", move_port] },
+            "DicomModalities": modalities,
             // No in-memory copy of stored files: lose_one_image must bite.
             "MaximumStorageCacheSize": 0,
         });

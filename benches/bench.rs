@@ -1,0 +1,572 @@
+//! pacs2cd against the raw DCMTK floors and the legacy loop, measured in
+//! one run on this machine: every speed claim is a ratio from here.
+//!
+//! `cargo bench --bench bench` (add `-- --reps N`, default 5). Starts its
+//! own Orthanc PACS and storescp publisher on loopback (as the tests do),
+//! loads a CT study of 300 slices 512x512 16-bit, an MR study of 2 x 60
+//! slices 256x256 and a CR study of 2 images 2500x2000, and measures A/B
+//! interleaved, reporting medians with min and max. Exits non-zero only
+//! when it could not run.
+
+#[path = "../tests/e2e/dicom_gen.rs"]
+#[allow(dead_code)]
+mod dicom_gen;
+#[path = "../tests/e2e/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dicom_gen::{CR_IMAGE, CT_IMAGE, MR_IMAGE, Series, Study};
+use harness::{OUR_AE, Orthanc, PACS_AE, PUBLISHER_AE, Publisher, Storescp, TestEnv};
+
+/// One measured run of a program.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    wall: Duration,
+    /// The process's own CPU time (children excluded), where measured.
+    cpu: Option<Duration>,
+    /// The process's own peak resident set (VmHWM), where measured.
+    rss_kb: Option<u64>,
+}
+
+/// Runs a command to the end; panics (the bench cannot go on) on failure.
+fn run(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Sample {
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let pid = child.id() as libc::pid_t;
+    let mut peak = 0u64;
+    loop {
+        if let Some(hwm) = vm_hwm(pid) {
+            peak = peak.max(hwm);
+        }
+        // Wait without reaping, so /proc/<pid>/stat still holds the times.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child with a valid siginfo_t.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+            )
+        };
+        if rc == 0 && unsafe { info.si_pid() } == pid {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let wall = started.elapsed();
+    let cpu = own_cpu(pid);
+    let output = child.wait_with_output().expect("reap");
+    if !output.status.success() {
+        panic!(
+            "{} {:?} failed ({:?}):\n{}",
+            program.display(),
+            args,
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Sample { wall, cpu, rss_kb: (peak > 0).then_some(peak) }
+}
+
+fn vm_hwm(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// utime + stime of a zombie (its children's times are in other fields).
+fn own_cpu(pid: libc::pid_t) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); after the name, indexes 11 and 12.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+struct Stats {
+    median: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+fn stats(samples: &[Sample]) -> Stats {
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    walls.sort();
+    Stats { median: walls[walls.len() / 2], min: walls[0], max: walls[walls.len() - 1] }
+}
+
+/// Runs each variant `reps` times, interleaved (A B A B ...), after one
+/// unmeasured warm-up round; `reset` runs before every measured run.
+fn interleave(
+    reps: usize,
+    variants: &mut [(&str, &mut dyn FnMut() -> Sample)],
+    reset: &mut dyn FnMut(),
+) -> Vec<Vec<Sample>> {
+    let mut samples = vec![Vec::new(); variants.len()];
+    for round in 0..=reps {
+        for (index, (_, variant)) in variants.iter_mut().enumerate() {
+            reset();
+            let sample = variant();
+            if round > 0 {
+                samples[index].push(sample);
+            }
+        }
+    }
+    samples
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+struct Table {
+    rows: Vec<[String; 6]>,
+}
+
+impl Table {
+    /// Adds a comparison: `name` against `floor` (ratio = name / floor).
+    fn compare(&mut self, group: &str, names: &[&str], samples: &[Vec<Sample>], target: &str) {
+        let floor = stats(&samples[samples.len() - 1]).median;
+        for (name, runs) in names.iter().zip(samples) {
+            let s = stats(runs);
+            let ratio = s.median.as_secs_f64() / floor.as_secs_f64();
+            self.rows.push([
+                group.to_string(),
+                name.to_string(),
+                secs(s.median),
+                format!("{}..{}", secs(s.min), secs(s.max)),
+                format!("{ratio:.2}"),
+                if name == names.last().expect("a floor") { "floor".into() } else { target.to_string() },
+            ]);
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<28} {:<40} {:>9} {:>15} {:>6}  target",
+            "comparison", "run", "median s", "min..max s", "ratio"
+        );
+        for row in &self.rows {
+            println!("{:<28} {:<40} {:>9} {:>15} {:>6}  {}", row[0], row[1], row[2], row[3], row[4], row[5]);
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let reps: usize = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let legacy_reps = reps.clamp(1, 2);
+    let pacs2cd = PathBuf::from(env!("CARGO_BIN_EXE_pacs2cd"));
+    let tool = |name: &str| harness::require(name, "dcmtk");
+    let (dcmsend, storescu, getscu, movescu, findscu) =
+        (tool("dcmsend"), tool("storescu"), tool("getscu"), tool("movescu"), tool("findscu"));
+    let nodelay = [("TCP_NODELAY", "1")];
+
+    // The servers: the publisher discards what it receives (same for all runs).
+    let publisher = Storescp::start(Publisher::Discarding);
+    let pacs = Orthanc::start_knowing(&[(PUBLISHER_AE, publisher.port)]);
+    let data = tempfile::tempdir().expect("data");
+    let ct = Study::new(
+        "BENCH^CT",
+        "BENCH01",
+        "BENCH.CT",
+        vec![Series { rows: 512, columns: 512, ..Series::new("CT", CT_IMAGE, 300) }],
+    );
+    let mr = Study::new(
+        "BENCH^CT",
+        "BENCH01",
+        "BENCH.MR",
+        vec![
+            Series { rows: 256, columns: 256, ..Series::new("MR", MR_IMAGE, 60) },
+            Series { rows: 256, columns: 256, ..Series::new("MR", MR_IMAGE, 60) },
+        ],
+    );
+    let cr = Study::new(
+        "BENCH^CT",
+        "BENCH01",
+        "BENCH.CR",
+        vec![Series { rows: 2500, columns: 2000, ..Series::new("CR", CR_IMAGE, 2) }],
+    );
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    for study in [&ct, &mr, &cr] {
+        let files = dicom_gen::write_study(&data.path().join(&study.accession), study);
+        bytes += files.iter().filter_map(|f| f.path.metadata().ok()).map(|m| m.len()).sum::<u64>();
+        pacs.load(&files);
+    }
+    let ct_dir = data.path().join("BENCH.CT");
+    eprintln!(
+        "bench: generated and loaded 422 files ({:.0} MB) in {:.1} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    let publisher_port = publisher.port.to_string();
+    let pacs_port = pacs.dicom_port.to_string();
+    let move_port = pacs.move_port.to_string();
+    let config = |extra: &str| {
+        TestEnv::new(&format!(
+            "{}{}",
+            pacs.config(&format!("{extra}\n")),
+            TestEnv::publisher_section(publisher.port, "dcmsend", "")
+        ))
+    };
+    let env_move = config("retrieve = \"move\"");
+    let env_get = config("retrieve = \"get\"");
+    let env_legacy = config("retrieve = \"move\"\nstrategy = \"legacy-modalities\"");
+    let out = tempfile::tempdir().expect("out");
+    let out_dir = out.path().join("o");
+    let out_arg = out_dir.to_string_lossy().into_owned();
+    let mut clear = || {
+        let _ = std::fs::remove_dir_all(&out_dir);
+        std::fs::create_dir_all(&out_dir).expect("out dir");
+    };
+    let pacs2cd_run = |env: &TestEnv, args: &[&str]| {
+        let config = env.config.to_string_lossy().into_owned();
+        run(&pacs2cd, &[&["--config", &config, "-q"][..], args].concat(), &[])
+    };
+    let ct_arg = ct_dir.to_string_lossy().into_owned();
+    let mut table = Table { rows: Vec::new() };
+
+    // 1. relay of the CT folder vs the raw senders.
+    let mut relay = || pacs2cd_run(&env_move, &["relay", &ct_arg]);
+    let mut raw_dcmsend = || {
+        run(
+            &dcmsend,
+            &["-aet", "CDRECORD", "-aec", PUBLISHER_AE, "+sd", "+r", "127.0.0.1", &publisher_port, &ct_arg],
+            &nodelay,
+        )
+    };
+    let mut raw_storescu = || {
+        run(
+            &storescu,
+            &["-aet", "CDRECORD", "-aec", PUBLISHER_AE, "+sd", "+r", "127.0.0.1", &publisher_port, &ct_arg],
+            &nodelay,
+        )
+    };
+    let relay_samples = interleave(
+        reps,
+        &mut [("relay", &mut relay), ("dcmsend", &mut raw_dcmsend), ("storescu", &mut raw_storescu)],
+        &mut || {},
+    );
+    table.compare(
+        "relay CT (300 files)",
+        &["pacs2cd relay", "dcmsend +sd +r"],
+        &relay_samples[..2],
+        "<= 1.05",
+    );
+    table.compare(
+        "relay CT (300 files)",
+        &["pacs2cd relay", "storescu +sd +r"],
+        &[relay_samples[0].clone(), relay_samples[2].clone()],
+        "<= 1.05",
+    );
+
+    // 2. fetch of the CT study vs one raw getscu / movescu.
+    let ct_uid = ct.study_uid.clone();
+    let study_key = format!("StudyInstanceUID={ct_uid}");
+    let mut fetch_get = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
+    let mut raw_get = || {
+        run(
+            &getscu,
+            &[
+                "-S",
+                "-aet",
+                OUR_AE,
+                "-aec",
+                PACS_AE,
+                "+xs",
+                "-od",
+                &out_arg,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                &study_key,
+                "127.0.0.1",
+                &pacs_port,
+            ],
+            &nodelay,
+        )
+    };
+    let mut fetch_move = || pacs2cd_run(&env_move, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
+    let mut raw_move = || {
+        run(
+            &movescu,
+            &[
+                "-S",
+                "-aet",
+                OUR_AE,
+                "-aec",
+                PACS_AE,
+                "-aem",
+                OUR_AE,
+                "+P",
+                &move_port,
+                "+xa",
+                "-od",
+                &out_arg,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                &study_key,
+                "127.0.0.1",
+                &pacs_port,
+            ],
+            &nodelay,
+        )
+    };
+    let fetch_samples = interleave(
+        reps,
+        &mut [
+            ("fetch get", &mut fetch_get),
+            ("getscu", &mut raw_get),
+            ("fetch move", &mut fetch_move),
+            ("movescu", &mut raw_move),
+        ],
+        &mut clear,
+    );
+    table.compare("fetch CT", &["pacs2cd fetch (C-GET)", "getscu"], &fetch_samples[..2], "<= 1.10");
+    table.compare("fetch CT", &["pacs2cd fetch (C-MOVE)", "movescu +P"], &fetch_samples[2..], "<= 1.10");
+
+    // 3. print of the 3 accessions vs the same work by hand, both ways.
+    let accessions = "BENCH.CT,BENCH.MR,BENCH.CR";
+    let uids = format!("StudyInstanceUID={}\\{}\\{}", ct.study_uid, mr.study_uid, cr.study_uid);
+    let find = |accession: &str| {
+        let key = format!("AccessionNumber={accession}");
+        run(
+            &findscu,
+            &[
+                "-S",
+                "-aet",
+                OUR_AE,
+                "-aec",
+                PACS_AE,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                &key,
+                "-k",
+                "StudyInstanceUID",
+                "-k",
+                "PatientID",
+                "-k",
+                "NumberOfStudyRelatedInstances",
+                "127.0.0.1",
+                &pacs_port,
+            ],
+            &nodelay,
+        )
+    };
+    let send_out = || {
+        run(
+            &dcmsend,
+            &["-aet", "CDRECORD", "-aec", PUBLISHER_AE, "+sd", "+r", "127.0.0.1", &publisher_port, &out_arg],
+            &nodelay,
+        )
+    };
+    let mut print_get = || pacs2cd_run(&env_get, &["print", accessions]);
+    let mut raw_print_get = || {
+        let started = Instant::now();
+        for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
+            find(a);
+        }
+        run(
+            &getscu,
+            &[
+                "-S",
+                "-aet",
+                OUR_AE,
+                "-aec",
+                PACS_AE,
+                "+xs",
+                "-od",
+                &out_arg,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                &uids,
+                "127.0.0.1",
+                &pacs_port,
+            ],
+            &nodelay,
+        );
+        send_out();
+        Sample { wall: started.elapsed(), ..Sample::default() }
+    };
+    let mut print_move = || pacs2cd_run(&env_move, &["print", accessions]);
+    let mut raw_print_move = || {
+        let started = Instant::now();
+        for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
+            find(a);
+        }
+        run(
+            &movescu,
+            &[
+                "-S",
+                "-aet",
+                OUR_AE,
+                "-aec",
+                PACS_AE,
+                "-aem",
+                OUR_AE,
+                "+P",
+                &move_port,
+                "+xa",
+                "-od",
+                &out_arg,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                &uids,
+                "127.0.0.1",
+                &pacs_port,
+            ],
+            &nodelay,
+        );
+        send_out();
+        Sample { wall: started.elapsed(), ..Sample::default() }
+    };
+    let print_samples = interleave(
+        reps,
+        &mut [
+            ("print get", &mut print_get),
+            ("raw get", &mut raw_print_get),
+            ("print move", &mut print_move),
+            ("raw move", &mut raw_print_move),
+        ],
+        &mut clear,
+    );
+    table.compare(
+        "print 3 accessions",
+        &["pacs2cd print (C-GET)", "findscu x3 + getscu + dcmsend"],
+        &print_samples[..2],
+        "<= 1.15",
+    );
+    table.compare(
+        "print 3 accessions",
+        &["pacs2cd print (C-MOVE)", "findscu x3 + movescu + dcmsend"],
+        &print_samples[2..],
+        "<= 1.15",
+    );
+
+    // 4. the legacy loop vs the default strategy (both C-MOVE).
+    let mut print_legacy = || pacs2cd_run(&env_legacy, &["print", accessions]);
+    let mut print_default = || pacs2cd_run(&env_move, &["print", accessions]);
+    let legacy_samples = interleave(
+        legacy_reps,
+        &mut [("legacy", &mut print_legacy), ("default", &mut print_default)],
+        &mut || {},
+    );
+    table.compare(
+        "strategy (3 accessions)",
+        &["legacy-modalities (14 x 3 C-MOVE)", "study (1 C-MOVE)"],
+        &legacy_samples,
+        ">= 20 x",
+    );
+
+    // 5. print of the CT vs the PACS moving it straight to the publisher.
+    let mut print_ct = || pacs2cd_run(&env_get, &["print", "BENCH.CT"]);
+    let mut one_hop = || {
+        run(
+            &movescu,
+            &[
+                "-S",
+                "-aet",
+                OUR_AE,
+                "-aec",
+                PACS_AE,
+                "-aem",
+                PUBLISHER_AE,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                &study_key,
+                "127.0.0.1",
+                &pacs_port,
+            ],
+            &nodelay,
+        )
+    };
+    let hop_samples =
+        interleave(reps, &mut [("print", &mut print_ct), ("one hop", &mut one_hop)], &mut || {});
+    table.compare(
+        "print CT vs one hop",
+        &["pacs2cd print CT (C-GET)", "movescu -aem publisher"],
+        &hop_samples,
+        "(two hops)",
+    );
+
+    // 6. pacs2cd's own CPU and memory.
+    let mut own = Vec::new();
+    let print_ct_sample = {
+        let mut s: Vec<Sample> = (0..reps).map(|_| pacs2cd_run(&env_get, &["print", "BENCH.CT"])).collect();
+        s.sort_by_key(|s| s.wall);
+        s[s.len() / 2]
+    };
+    own.push(("print CT, 300 files (C-GET)", print_ct_sample));
+    let small = tempfile::tempdir().expect("small");
+    let many = Study::new("BENCH^SMALL", "BENCH02", "BENCH.SMALL", vec![Series::new("CT", CT_IMAGE, 3000)]);
+    dicom_gen::write_study(small.path(), &many);
+    let small_arg = small.path().to_string_lossy().into_owned();
+    let relay_small = {
+        let mut s: Vec<Sample> = (0..reps).map(|_| pacs2cd_run(&env_move, &["relay", &small_arg])).collect();
+        s.sort_by_key(|s| s.wall);
+        s[s.len() / 2]
+    };
+    own.push(("relay, 3,000 small files", relay_small));
+
+    println!();
+    println!(
+        "machine: {} cores; {}; TCP_NODELAY=1 for every DCMTK process; {reps} reps (legacy {legacy_reps}), medians",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        dcmtk_version(&dcmsend)
+    );
+    println!();
+    table.print();
+    println!();
+    println!(
+        "{:<32} {:>9} {:>12} {:>8} {:>13}  target",
+        "pacs2cd itself", "wall s", "own CPU s", "CPU %", "peak RSS MB"
+    );
+    for (name, sample) in own {
+        let cpu = sample.cpu.unwrap_or_default();
+        println!(
+            "{:<32} {:>9} {:>12} {:>7.1}% {:>13.1}  CPU <= 5 %, RSS <= 20 MB",
+            name,
+            secs(sample.wall),
+            secs(cpu),
+            100.0 * cpu.as_secs_f64() / sample.wall.as_secs_f64(),
+            sample.rss_kb.unwrap_or(0) as f64 / 1024.0
+        );
+    }
+}
+
+fn dcmtk_version(dcmsend: &Path) -> String {
+    let output = Command::new(dcmsend)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let first =
+        output.lines().next().unwrap_or("DCMTK version unknown").trim_matches(|c| c == '$' || c == ' ');
+    first.replace("dcmtk: ", "DCMTK ")
+}
