@@ -101,6 +101,7 @@ pub enum Publisher {
     Stalling(u32),
     /// Accepts everything and stores nothing (`--ignore`): the benchmark's
     /// publisher, so that its disk does not blur the figures.
+    #[allow(dead_code, reason = "used by the benchmark, not by the tests")]
     Discarding,
 }
 
