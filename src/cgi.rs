@@ -51,6 +51,11 @@ impl Request {
     fn param(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
+
+    /// Every value given for `name`, in order.
+    fn values(&self, name: &str) -> Vec<String> {
+        self.query.iter().filter(|(key, _)| key == name).map(|(_, value)| value.clone()).collect()
+    }
 }
 
 /// The query parameter that holds the accessions on each route. Routes
@@ -195,7 +200,16 @@ pub fn serve(cli: &Cli) -> ExitCode {
 
 fn respond(cli: &Cli, request: &Request) -> Response {
     let html = wants_html(request.param("format"), &request.accept);
-    let result = handle(cli, request);
+    let result = handle(cli, request).map_err(|mut failure| {
+        if failure.class == crate::failure::Class::Configuration {
+            // The configuration's text (paths, URLs, maybe credentials) is
+            // for the server's log, not for the HIS.
+            log::error!("{}", failure.detail);
+            failure.detail =
+                "pacs2cd is not configured correctly on this server; its error log says why".into();
+        }
+        failure
+    });
     let status = match &result {
         Ok(_) => 200,
         Err(failure) => failure.class.http_status(),
@@ -222,13 +236,37 @@ fn respond(cli: &Cli, request: &Request) -> Response {
 }
 
 fn handle(cli: &Cli, request: &Request) -> Result<Report, Failure> {
+    let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
+    // From here on every request is recorded, refused ones too: an
+    // unauthorised or malformed request is what an audit must show.
+    let mut audit = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
+    let param = route(&request.path);
+    let audited = audit::Request {
+        command: "cgi print",
+        requester: request.remote_addr.clone(),
+        accessions: param.map(|p| request.values(p)).unwrap_or_default(),
+    };
+    let result = answer(request, param, config, origin);
+    if let Some(audit) = &mut audit {
+        audit.record(&audited, &result);
+    }
+    result
+}
+
+fn answer(
+    request: &Request,
+    param: Option<&str>,
+    config: Config,
+    origin: config::Origin,
+) -> Result<Report, Failure> {
     if request.method != "GET" && request.method != "HEAD" {
         return Err(Failure::method_not_allowed(&request.method));
     }
-    let param = route(&request.path).ok_or_else(|| Failure::unknown_url(&request.path))?;
-    let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
+    let param = param.ok_or_else(|| Failure::unknown_url(&request.path))?;
     check_token(&config, request)?;
-    let accessions = request.param(param).map(|value| vec![value.to_string()]).unwrap_or_default();
+    // A parameter given empty is as good as missing; given twice, both count.
+    let accessions: Vec<String> =
+        request.values(param).into_iter().filter(|v| !v.trim().is_empty()).collect();
     let job = job::print_job(&config, &accessions, PrintOptions::default())?;
     if request.method == "HEAD" {
         // A probe must not burn a disc: HEAD checks the request and stops.
@@ -236,21 +274,8 @@ fn handle(cli: &Cli, request: &Request) -> Result<Report, Failure> {
     }
     // fcgiwrap never kills a hung program; end before nginx gives up.
     runner::set_job_deadline(Duration::from_secs(config.cgi.timeout_secs));
-    let mut audit = match &config.audit_log {
-        Some(path) => Some(AuditLog::open(path)?),
-        None => None,
-    };
     let context = job::context(config, origin, progress::Mode::Off);
-    let audited = audit::Request {
-        command: "cgi print",
-        requester: request.remote_addr.clone(),
-        accessions: accessions.clone(),
-    };
-    let result = crate::run(&context, Job::Print(job));
-    if let Some(audit) = &mut audit {
-        audit.record(&audited, &result);
-    }
-    result
+    crate::run(&context, Job::Print(job))
 }
 
 /// With `cgi.token_env` set, the request must carry that token, as

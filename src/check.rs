@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::PatientSource;
 use crate::dicom::runner::{self, Command};
 use crate::dicom::tools::Tool;
 use crate::dicom::{AeTitle, AssociationProblem, Endpoint, Timeouts, echoscu};
@@ -69,6 +70,7 @@ pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckIt
     }
     items.push(echo_publisher(context)?);
     items.push(echo_pacs(context)?);
+    items.push(patient_api_item(context));
     items.push(staging_item(context));
     Ok(items)
 }
@@ -105,22 +107,30 @@ fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
 
 fn echo_pacs(context: &Context) -> Result<CheckItem, Failure> {
     const ITEM: &str = "C-ECHO PACS";
-    let pacs = &context.config.pacs;
-    let Some(host) = pacs.host.clone() else {
+    if context.config.pacs.host.is_none() {
         return Ok(CheckItem::skipped(ITEM, "not configured (pacs.host)"));
+    }
+    let pacs = job::pacs(&context.config)?;
+    let mut timeouts = pacs.timeouts;
+    // An echo needs no job-long deadline.
+    timeouts.total = timeouts.connect + timeouts.acse + timeouts.dimse;
+    echo(context, ITEM, &pacs.calling_ae, &pacs.endpoint, &timeouts, Class::PacsUnreachable)
+}
+
+/// The patient API cannot be asked without an accession: this says what is
+/// configured and whether its token is there.
+fn patient_api_item(context: &Context) -> CheckItem {
+    const ITEM: &str = "patient API";
+    let patient = &context.config.patient;
+    let Some(api) = patient.api.as_ref().filter(|_| patient.source == PatientSource::Api) else {
+        return CheckItem::skipped(ITEM, "not used (patient.source = \"pacs\")");
     };
-    let endpoint =
-        Endpoint { ae: AeTitle::parse(&pacs.called_ae).map_err(Failure::config)?, host, port: pacs.port };
-    let calling = AeTitle::parse(&pacs.calling_ae).map_err(Failure::config)?;
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(pacs.timeout_connect_secs),
-        acse: Duration::from_secs(pacs.timeout_acse_secs),
-        dimse: Duration::from_secs(pacs.timeout_dimse_secs),
-        total: Duration::from_secs(
-            pacs.timeout_connect_secs + pacs.timeout_acse_secs + pacs.timeout_dimse_secs,
-        ),
-    };
-    echo(context, ITEM, &calling, &endpoint, &timeouts, Class::PacsUnreachable)
+    match &api.token_env {
+        Some(name) if std::env::var(name).map_or(true, |v| v.is_empty()) => {
+            CheckItem::failed(ITEM, Failure::config(format!("{name} (patient.api.token_env) holds no token")))
+        }
+        _ => CheckItem::ok(ITEM, format!("{} (not queried: it needs an accession)", api.url)),
+    }
 }
 
 fn echo(

@@ -151,7 +151,6 @@ pub struct Patient {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code, reason = "read by the patient lookup of `fetch`; parsed and checked now")]
 pub struct PatientApi {
     /// URL template; `{accession}` is replaced by the URL-encoded accession.
     pub url: String,
@@ -163,6 +162,14 @@ pub struct PatientApi {
     pub id_pointer: String,
     #[serde(default = "default_api_timeout")]
     pub timeout_secs: u64,
+    /// The HIS's patient id must equal the PACS's PatientID of the
+    /// accession's studies (off only where the two use different ids).
+    #[serde(default = "default_true")]
+    pub same_id_as_pacs: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_name_pointer() -> String {
@@ -326,7 +333,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         [("pacs", "host", &config.pacs.host), ("cd_publisher", "host", &config.cd_publisher.host)]
     {
         if let Some(host) = value
-            && (host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()))
+            // A leading dash would read as an option to the DCMTK tools.
+            && (host.trim().is_empty()
+                || host.starts_with('-')
+                || host.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(problem(section, key, format!("{host:?} is not a host name or address")));
         }
@@ -451,6 +461,7 @@ mod tests {
             "dcmtk_dir",
             "viewer_dir",
             "max_accessions",
+            "same_id_as_pacs",
         ] {
             assert!(
                 text.lines().any(|l| l.trim_start().starts_with(&format!("{key} ="))),

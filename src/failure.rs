@@ -192,6 +192,10 @@ impl Failure {
         )
     }
 
+    pub fn no_dicom_data(detail: &str) -> Failure {
+        Failure::new(Class::NoDicomData, detail)
+    }
+
     pub fn fetch_incomplete(detail: &str) -> Failure {
         Failure::new(Class::FetchIncomplete, detail)
     }

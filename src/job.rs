@@ -73,55 +73,36 @@ pub struct PrintOptions {
 }
 
 pub enum Job {
-    Relay {
-        dir: PathBuf,
-        publisher: Publisher,
-    },
+    Relay { dir: PathBuf, publisher: Publisher },
     Fetch(FetchJob),
     Print(PrintJob),
-    /// `check` reports a configuration it cannot load instead of failing on it.
-    Check {
-        loaded: Result<(), Failure>,
-    },
 }
 
-impl Job {
-    /// Jobs after which patients' images may be somewhere else.
-    pub fn moves_images(&self) -> bool {
-        match self {
-            Job::Relay { .. } | Job::Fetch(_) | Job::Print(_) => true,
-            Job::Check { .. } => false,
-        }
-    }
-}
-
-pub fn resolve(cli: Cli) -> Result<(Context, Job), Failure> {
-    let progress = if cli.quiet {
+/// How progress shows, from the global flags and the terminal.
+pub fn progress_mode(cli: &Cli) -> progress::Mode {
+    if cli.quiet {
         progress::Mode::Off
     } else if cli.no_progress || !std::io::stderr().is_terminal() {
         progress::Mode::Log
     } else {
         progress::Mode::Bar
-    };
-    let loaded = config::load(&config::Discovery::from_env(cli.config.as_deref()));
-    let context = |config: Config, origin| context(config, origin, progress);
-    match cli.command {
-        Command::Check => Ok(match loaded {
-            Ok((config, origin)) => (context(config, origin), Job::Check { loaded: Ok(()) }),
-            Err(failure) => {
-                (context(Config::default(), Origin::Defaults), Job::Check { loaded: Err(failure) })
-            }
-        }),
-        Command::Relay { dir, to } => {
-            let (config, origin) = loaded?;
-            let publisher = publisher(&config, to)?;
-            Ok((context(config, origin), Job::Relay { dir, publisher }))
-        }
+    }
+}
+
+/// Finds and loads the configuration into a job's context.
+pub fn load(cli: &Cli) -> Result<Context, Failure> {
+    let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
+    Ok(context(config, origin, progress_mode(cli)))
+}
+
+/// The job a command asks for, checked against the configuration: nothing
+/// reaches the network before the accessions are checked.
+pub fn build(command: Command, config: &Config) -> Result<Job, Failure> {
+    match command {
+        Command::Relay { dir, to } => Ok(Job::Relay { dir, publisher: publisher(config, to)? }),
         Command::Fetch { accessions, output, force, allow_mixed_patients, allow_partial } => {
-            let (config, origin) = loaded?;
-            // The trust boundary first: nothing reaches the network before it.
             let accessions = accession::parse_list(&accessions, config.cgi.max_accessions)?;
-            let pacs = pacs(&config)?;
+            let pacs = pacs(config)?;
             if let Some(viewer) = &config.tools.viewer_dir
                 && !viewer.is_dir()
             {
@@ -130,16 +111,13 @@ pub fn resolve(cli: Cli) -> Result<(Context, Job), Failure> {
                     viewer.display()
                 )));
             }
-            let job = FetchJob { accessions, output, force, allow_mixed_patients, allow_partial, pacs };
-            Ok((context(config, origin), Job::Fetch(job)))
+            Ok(Job::Fetch(FetchJob { accessions, output, force, allow_mixed_patients, allow_partial, pacs }))
         }
         Command::Print { accessions, to, dry_run, allow_mixed_patients, allow_partial } => {
-            let (config, origin) = loaded?;
             let options = PrintOptions { to, dry_run, allow_mixed_patients, allow_partial };
-            let job = print_job(&config, &accessions, options)?;
-            Ok((context(config, origin), Job::Print(job)))
+            Ok(Job::Print(print_job(config, &accessions, options)?))
         }
-        Command::Cgi => Err(Failure::config("the CGI mode is served by cgi::serve, not as a job")),
+        Command::Check | Command::Cgi => Err(Failure::config("check and cgi are not jobs")),
     }
 }
 

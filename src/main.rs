@@ -59,28 +59,38 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves and runs the job; a job that moves images is recorded in the
-/// audit log (opened first: if it cannot be written, nothing moves).
+/// Runs the command. Every job, failed or not, is recorded in the audit
+/// log once the configuration is loaded (the log is opened first: if it
+/// cannot be written, nothing moves).
 fn execute(cli: cli::Cli) -> Result<Report, Failure> {
+    if let cli::Command::Check = cli.command {
+        // check reports a configuration it cannot load as its first line.
+        let progress = job::progress_mode(&cli);
+        let discovery = config::Discovery::from_env(cli.config.as_deref());
+        return Ok(Report::Check(match config::load(&discovery) {
+            Ok((config, origin)) => check::run(&job::context(config, origin, progress), Ok(()))?,
+            Err(failure) => {
+                let defaults = job::context(config::Config::default(), config::Origin::Defaults, progress);
+                check::run(&defaults, Err(failure))?
+            }
+        }));
+    }
     let request = audit::Request {
         command: cli.command.name(),
         requester: audit::local_user(),
         accessions: cli.command.accessions(),
     };
-    let (context, job) = job::resolve(cli)?;
-    let mut audit = match &context.config.audit_log {
-        Some(path) if job.moves_images() => Some(AuditLog::open(path)?),
-        _ => None,
-    };
-    let result = run(&context, job);
+    let context = job::load(&cli)?;
+    let mut audit = context.config.audit_log.as_deref().map(AuditLog::open).transpose()?;
+    let result = job::build(cli.command, &context.config).and_then(|job| run(&context, job));
     if let Some(audit) = &mut audit {
         audit.record(&request, &result);
     }
     result
 }
 
-/// Runs a resolved job (the CGI mode runs its print jobs here too).
-fn run(context: &Context, job: Job) -> Result<Report, Failure> {
+/// Runs a job (the CGI mode runs its print jobs here too).
+pub(crate) fn run(context: &Context, job: Job) -> Result<Report, Failure> {
     match job {
         Job::Relay { dir, publisher } => {
             let (relayed, skipped) = pipeline::relay::run(context, &dir, &publisher)?;
@@ -91,7 +101,6 @@ fn run(context: &Context, job: Job) -> Result<Report, Failure> {
             pipeline::print::Outcome::Printed(printed) => Report::Print(printed),
             pipeline::print::Outcome::Planned(plan) => Report::Plan(plan),
         }),
-        Job::Check { loaded } => check::run(context, loaded).map(Report::Check),
     }
 }
 

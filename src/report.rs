@@ -5,6 +5,15 @@
 
 use serde::Serialize;
 
+/// `println!` without its panic when stdout is closed (a pipe to `head`,
+/// a cron job whose mail failed): the exit code must still be the table's.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use crate::check::{CheckItem, Status};
 use crate::failure::{Class, Failure};
 use crate::pipeline::StudySummary;
@@ -95,7 +104,7 @@ pub fn json(report: &Report) -> String {
 
 pub fn print(report: &Report, json: bool) {
     if json {
-        println!("{}", self::json(report));
+        outln!("{}", self::json(report));
         return;
     }
     match report {
@@ -105,16 +114,19 @@ pub fn print(report: &Report, json: bool) {
             } else {
                 format!(", {} skipped (not DICOM instances)", skipped.len())
             };
-            println!(
+            outln!(
                 "sent {} files to the CD publisher {}@{} in {:.1} s{skipped_note}",
-                relayed.files_sent, relayed.called_ae, relayed.destination, relayed.seconds
+                relayed.files_sent,
+                relayed.called_ae,
+                relayed.destination,
+                relayed.seconds
             );
             for (file, warning) in &relayed.warnings {
-                println!("  stored with a warning: {}: {}", for_terminal(file), for_terminal(warning));
+                outln!("  stored with a warning: {}: {}", for_terminal(file), for_terminal(warning));
             }
         }
         Report::Fetch(fetched) => {
-            println!(
+            outln!(
                 "fetched {} files ({:.1} MB) of {} ({}), {} {}, into {} in {:.1} s",
                 fetched.files,
                 fetched.bytes as f64 / 1e6,
@@ -128,7 +140,7 @@ pub fn print(report: &Report, json: bool) {
             print_studies(&fetched.studies);
         }
         Report::Print(printed) => {
-            println!(
+            outln!(
                 "sent {} files of {} ({}) to the CD publisher {}@{} in {:.1} s",
                 printed.files_sent,
                 for_terminal(&printed.patient_name),
@@ -141,7 +153,7 @@ pub fn print(report: &Report, json: bool) {
         }
         Report::Plan(plan) => {
             let files = plan.files_expected.map_or("an unknown number of".to_string(), |n| n.to_string());
-            println!(
+            outln!(
                 "dry run: would send {files} files of {} ({}) to the CD publisher at {}; nothing was retrieved or sent",
                 for_terminal(&plan.patient_name),
                 for_terminal(&plan.patient_id),
@@ -149,7 +161,7 @@ pub fn print(report: &Report, json: bool) {
             );
             print_studies(&plan.studies);
         }
-        Report::Probe => println!("ok"),
+        Report::Probe => outln!("ok"),
         Report::Check(items) => {
             for item in items {
                 let status = match item.status {
@@ -157,7 +169,7 @@ pub fn print(report: &Report, json: bool) {
                     Status::Failed => "FAIL",
                     Status::Skipped => "--  ",
                 };
-                println!("{status}  {:<22} {}", item.item, for_terminal(&item.detail));
+                outln!("{status}  {:<22} {}", item.item, for_terminal(&item.detail));
             }
         }
     }
@@ -165,7 +177,7 @@ pub fn print(report: &Report, json: bool) {
 
 fn print_studies(studies: &[StudySummary]) {
     for study in studies {
-        println!(
+        outln!(
             "  {}: {} ({} files) {}",
             for_terminal(&study.accession),
             for_terminal(&study.modalities.join("/")),
@@ -209,7 +221,7 @@ pub fn print_failure(failure: &Failure, json: bool) {
         }
     }
     if json {
-        println!("{}", failure_json(failure));
+        outln!("{}", failure_json(failure));
     }
 }
 

@@ -118,10 +118,8 @@ mod tests {
     use super::*;
 
     fn recorded(name: &str) -> (String, Vec<String>) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/recorded");
-        let report = std::fs::read_to_string(dir.join(format!("{name}.report"))).unwrap_or_default();
-        let log = std::fs::read_to_string(dir.join(format!("{name}.out"))).expect("recorded log");
-        (report, log.lines().map(str::to_string).collect())
+        use crate::dicom::recorded;
+        (recorded::text(&format!("{name}.report")), recorded::lines(&format!("{name}.out")))
     }
 
     fn stored(log: &StoreLog) -> usize {

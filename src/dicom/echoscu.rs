@@ -29,11 +29,9 @@ pub fn parse(log: &[String]) -> Result<(), AssociationProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn recorded(name: &str) -> Vec<String> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
-        std::fs::read_to_string(path).expect("recorded log").lines().map(str::to_string).collect()
+        crate::dicom::recorded::lines(&format!("{name}.out"))
     }
 
     #[test]

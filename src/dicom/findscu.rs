@@ -122,14 +122,7 @@ fn unescape(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn recorded(name: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/recorded").join(name);
-        std::fs::read_to_string(path).expect("recorded")
-    }
-
-    fn lines(name: &str) -> Vec<String> {
-        recorded(name).lines().map(str::to_string).collect()
-    }
+    use crate::dicom::recorded::{lines, text as recorded};
 
     #[test]
     fn latin1_names_arrive_as_utf8_through_xml() {

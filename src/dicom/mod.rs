@@ -12,6 +12,22 @@ pub mod runner;
 pub mod storescu;
 pub mod tools;
 
+/// Real DCMTK outputs recorded on this kind of machine, for the parsers' tests.
+#[cfg(test)]
+pub mod recorded {
+    /// A recorded file's text ("" when there is none, e.g. no report).
+    pub fn text(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/recorded").join(name);
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    pub fn lines(name: &str) -> Vec<String> {
+        let lines: Vec<String> = text(name).lines().map(str::to_string).collect();
+        assert!(!lines.is_empty(), "no recorded output {name}");
+        lines
+    }
+}
+
 use std::fmt;
 use std::time::Duration;
 
@@ -70,7 +86,11 @@ impl Endpoint {
         let (ae, address) = value.split_once('@').ok_or_else(shape)?;
         let (host, port) = address.rsplit_once(':').ok_or_else(shape)?;
         let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // A leading dash would read as an option to the DCMTK tools.
+        if host.is_empty()
+            || host.starts_with('-')
+            || host.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(shape());
         }
         let port: u16 =
@@ -283,7 +303,7 @@ mod tests {
         let v6 = Endpoint::parse("X@[::1]:104").expect("v6");
         assert_eq!(v6.host, "::1");
         assert_eq!(v6.address(), "[::1]:104");
-        for bad in ["127.0.0.1:104", "X@127.0.0.1", "X@:104", "X@h:0", "X@h:99999", "@h:104"] {
+        for bad in ["127.0.0.1:104", "X@127.0.0.1", "X@:104", "X@h:0", "X@h:99999", "@h:104", "X@-h:104"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

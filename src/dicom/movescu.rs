@@ -55,8 +55,7 @@ mod tests {
     use crate::dicom::AssociationProblem;
 
     fn recorded(name: &str) -> Vec<String> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
-        std::fs::read_to_string(path).expect("recorded").lines().map(str::to_string).collect()
+        crate::dicom::recorded::lines(&format!("{name}.out"))
     }
 
     #[test]

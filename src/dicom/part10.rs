@@ -101,7 +101,8 @@ pub fn read_identity(path: &Path) -> io::Result<Option<Identity>> {
         File::open(path)?.take(want as u64).read_to_end(&mut head)?;
         match parse_identity(&head) {
             Walk::Done(identity) => return Ok(identity),
-            Walk::NeedMore if head.len() < length => want *= 4,
+            // Past 64 MiB of header something is wrong with the file.
+            Walk::NeedMore if head.len() < length && want < 64 * 1024 * 1024 => want *= 4,
             Walk::NeedMore => return Ok(None),
         }
     }
@@ -133,7 +134,7 @@ fn parse_identity(head: &[u8]) -> Walk<Option<Identity>> {
         sop_instance_uid: meta.sop_instance_uid,
         ..Identity::default()
     };
-    let mut reader = Reader { buf: head, at: start, explicit };
+    let mut reader = Reader { buf: head, at: start, explicit, depth: 0 };
     loop {
         // Data sets are sorted by tag: past group 0020 nothing we want
         // follows, so the rest (pixel data above all) is never read.
@@ -171,7 +172,13 @@ struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
     explicit: bool,
+    /// Sequence nesting; deeper than any real data set means a broken file.
+    depth: usize,
 }
+
+/// Real data sets nest a handful of sequences; a file from a peer must not
+/// exhaust the stack.
+const MAX_DEPTH: usize = 32;
 
 impl<'a> Reader<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], Short> {
@@ -230,6 +237,16 @@ impl<'a> Reader<'a> {
 
     /// Skips items up to and including the sequence delimiter (FFFE,E0DD).
     fn skip_undefined(&mut self) -> Result<(), Short> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Short);
+        }
+        let skipped = self.skip_items();
+        self.depth -= 1;
+        skipped
+    }
+
+    fn skip_items(&mut self) -> Result<(), Short> {
         loop {
             let group = self.u16()?;
             let element = self.u16()?;

@@ -64,11 +64,39 @@ pub fn set_job_deadline(total: Duration) {
     let _ = JOB_DEADLINE.set(Instant::now() + total);
 }
 
+/// Kills (and so reaps) the child when the run ends, however it ends; on a
+/// finished child this does nothing.
+struct KillOnDrop<'a>(&'a duct::ReaderHandle);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+/// Tells the watchdog the reading is over.
+struct Release<'a> {
+    done: &'a AtomicBool,
+    watchdog: &'a std::thread::Thread,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+        self.watchdog.unpark();
+    }
+}
+
 /// Why the watchdog ended a program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
     Signal(i32),
     Deadline,
+}
+
+/// What is left of the whole job's deadline, when it has one.
+pub fn job_remaining() -> Option<Duration> {
+    JOB_DEADLINE.get().map(|end| end.saturating_duration_since(Instant::now()))
 }
 
 /// How often the watchdog looks at the clock and the signal flag.
@@ -86,11 +114,12 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
     if let Some(dir) = &command.dir {
         expression = expression.dir(dir);
     }
-    // A ReaderHandle kills its child when dropped before EOF, so an early
-    // return or a panic below cannot leave the program running.
     let reader = expression
         .reader()
         .map_err(|err| Failure::config(format!("cannot start {}: {err}", command.program.display())))?;
+    // duct 1.x only reaps a dropped handle's child later: kill it, so an
+    // early return or a panic below cannot leave the program running.
+    let _kill_on_drop = KillOnDrop(&reader);
     let started = Instant::now();
     let deadline = match JOB_DEADLINE.get() {
         Some(end) => command.deadline.min(end.saturating_duration_since(started)),
@@ -118,6 +147,9 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
                 std::thread::park_timeout(POLL);
             }
         });
+        // Also on a panic in on_line: release the watchdog, or the scope
+        // would wait for it until the deadline.
+        let _release = Release { done: &done, watchdog: watchdog.thread() };
         let mut buffered = BufReader::new(&reader);
         let mut line = Vec::new();
         loop {
@@ -132,8 +164,6 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
                 }
             }
         }
-        done.store(true, Ordering::Release);
-        watchdog.thread().unpark();
     });
     let stopped = stopped.into_inner().unwrap_or_else(|p| p.into_inner());
     output.timed_out = stopped == Some(Stop::Deadline);

@@ -92,11 +92,9 @@ pub fn parse(log: &[String]) -> StoreLog {
 mod tests {
     use super::*;
     use crate::dicom::AssociationProblem;
-    use std::path::Path;
 
     fn recorded(name: &str) -> Vec<String> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/recorded/{name}.out"));
-        std::fs::read_to_string(path).expect("recorded log").lines().map(str::to_string).collect()
+        crate::dicom::recorded::lines(&format!("{name}.out"))
     }
 
     fn stored(log: &StoreLog) -> usize {

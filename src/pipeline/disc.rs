@@ -51,6 +51,7 @@ pub fn lay_out(files: &[Received], output: &Path, viewer_dir: Option<&Path>) -> 
     let mut last: Option<(&str, &str)> = None;
     let (mut study, mut series, mut image) = (0usize, 0usize, 0usize);
     for file in files {
+        crate::signals::check()?;
         let identity = &file.identity;
         let here = (identity.study_instance_uid.as_str(), identity.series_instance_uid.as_str());
         match last {

@@ -52,34 +52,61 @@ pub fn run(
             crate::signals::check()?;
         }
     }
-    let mut studies = Vec::new();
+    let mut studies: Vec<FoundStudy> = Vec::new();
     for accession in accessions {
-        let found = find(context, pacs, accession, work, deadline)?;
+        let mut found = find(context, pacs, accession, work, deadline)?;
+        // A study the PACS lists twice (one row per location, say) is one study.
+        found.retain(|study| !studies.iter().any(|s| s.study_instance_uid == study.study_instance_uid));
+        let listed = found.len();
+        // An ordered study whose images are not there yet holds nothing to send.
+        found.retain(|study| {
+            let empty = study.instances == Some(0);
+            if empty {
+                log::info!(
+                    "accession {accession}: study {} holds no images yet: left out",
+                    study.study_instance_uid
+                );
+            }
+            !empty
+        });
         if found.is_empty() {
             return Err(match source {
-                PatientSource::Pacs => Failure::accession_not_found(&format!(
+                PatientSource::Pacs if listed == 0 => Failure::accession_not_found(&format!(
                     "the PACS {} has no study with accession number {accession}",
                     pacs.endpoint
                 )),
-                PatientSource::Api => Failure::no_data_for(accession.as_str(), &pacs.endpoint.to_string()),
+                _ => Failure::no_data_for(accession.as_str(), &pacs.endpoint.to_string()),
             });
         }
         studies.extend(found);
     }
-    // Whose images these are: what the images say (the PACS's PatientID),
-    // and, with the API, what the HIS says. Both must agree on one patient.
-    let mut ids: Vec<(String, &str)> = Vec::new();
-    for study in &studies {
-        if !ids.iter().any(|(_, id)| *id == study.patient_id) {
-            ids.push((study.accession.clone(), &study.patient_id));
+    // Whose images these are: what the images say (the PACS's PatientID)
+    // and, with the API, what the HIS says. They must name one patient.
+    if context.config.patient.api.as_ref().is_some_and(|api| api.same_id_as_pacs) {
+        for (accession, his) in &his_patients {
+            let pacs_ids =
+                studies.iter().filter(|s| s.accession == accession.as_str()).map(|s| &s.patient_id);
+            for pacs_id in pacs_ids {
+                if *pacs_id != his.id {
+                    return Err(Failure::mixed_patients(&format!(
+                        "the HIS says accession {accession} is patient {}, but the PACS holds it under patient ID {pacs_id:?}; nothing was sent",
+                        his.id
+                    )));
+                }
+            }
         }
     }
-    let mut his_ids: Vec<(String, &str)> = Vec::new();
-    for (accession, patient) in &his_patients {
-        if !his_ids.iter().any(|(_, id)| *id == patient.id) {
-            his_ids.push((accession.to_string(), &patient.id));
+    let distinct = |ids: &mut dyn Iterator<Item = (String, String)>| {
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for (accession, id) in ids {
+            if !seen.iter().any(|(_, known)| *known == id) {
+                seen.push((accession, id));
+            }
         }
-    }
+        seen
+    };
+    let ids = distinct(&mut studies.iter().map(|s| (s.accession.clone(), s.patient_id.clone())));
+    let his_ids = distinct(&mut his_patients.iter().map(|(a, p)| (a.to_string(), p.id.clone())));
     if !allow_mixed && (ids.len() > 1 || his_ids.len() > 1) {
         let list = if ids.len() > 1 { &ids } else { &his_ids };
         let who: Vec<String> =

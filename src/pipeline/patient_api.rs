@@ -32,6 +32,8 @@ pub fn lookup(api: &PatientApi, accession: &Accession) -> Result<HisPatient, Fai
         None => None,
     };
     let timeout = Duration::from_secs(api.timeout_secs);
+    let timeout = crate::dicom::runner::job_remaining()
+        .map_or(timeout, |left| timeout.min(left.max(Duration::from_secs(1))));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
@@ -84,7 +86,8 @@ fn describe(err: &ureq::Error) -> String {
         ureq::Error::Io(io) => format!("is unreachable: {}", io.to_string().to_lowercase()),
         ureq::Error::ConnectionFailed => "is unreachable: connection failed".into(),
         ureq::Error::HostNotFound => "is unreachable: host not found".into(),
-        other => format!("failed: {other}"),
+        // Other errors may quote the URL, which may carry credentials.
+        _ => "failed: HTTP protocol error".into(),
     }
 }
 

@@ -77,14 +77,22 @@ pub fn send(
     instances: &[Instance],
     publisher: &Publisher,
 ) -> Result<Relayed, Failure> {
+    if instances.is_empty() {
+        // Nothing to send is never a success.
+        return Err(Failure::no_dicom_files(&dir.display().to_string()));
+    }
     let destination = publisher.endpoint.address();
     let calling = publisher.calling_ae.as_str();
     let timeouts = &publisher.timeouts;
-    // "./" keeps a file named "-x" from reading as an option; the sender
-    // names each file back exactly as given, which is how results are matched.
-    let files: Vec<String> = instances.iter().map(|i| format!("./{}", i.name)).collect();
     let report_dir = staging::private_dir(&context.config.staging_dir)?;
     let report_path = report_dir.path().join("dcmsend-report.txt");
+    // "./" keeps a file named "-x" from reading as an option; the sender
+    // names each file back exactly as given, which is how results are matched.
+    let mut files: Vec<String> = instances.iter().map(|i| format!("./{}", i.name)).collect();
+    let mut run_dir = dir.to_path_buf();
+    if files.iter().map(|f| f.len() + 1).sum::<usize>() > ARGV_BUDGET {
+        (run_dir, files) = short_names(dir, instances, report_dir.path())?;
+    }
     let (tool, args) = match publisher.sender {
         Sender::Dcmsend => (
             Tool::Dcmsend,
@@ -102,7 +110,7 @@ pub fn send(
     let program = context.toolbox.path(tool)?;
     let mut command = Command::new(&program, timeouts.total);
     command.args(args);
-    command.dir = Some(dir.to_path_buf());
+    command.dir = Some(run_dir);
     let what = format!("sending to the CD publisher {}", publisher.endpoint);
     let mut progress = Progress::start(context.progress, &what, Some(instances.len() as u64));
     let file_done: fn(&str) -> bool = match publisher.sender {
@@ -127,7 +135,8 @@ pub fn send(
         log.problem.get_or_insert(AssociationProblem::Stalled);
     }
     let stall = if output.timed_out {
-        format!("did not finish within cd_publisher.timeout_total_secs ({} s)", timeouts.total.as_secs())
+        "did not finish within its time limit (cd_publisher.timeout_total_secs, or cgi.timeout_secs for a CGI request)"
+            .to_string()
     } else {
         format!("stopped answering (no response within {} s)", timeouts.dimse.as_secs())
     };
@@ -141,6 +150,29 @@ pub fn send(
         warnings,
         seconds: 0.0,
     })
+}
+
+/// One association needs every file on one command line, and Linux allows
+/// about 2 MB of arguments: past this many bytes of names, the files go by
+/// short names (20 CT accessions of thin slices come to ~27,000 files).
+const ARGV_BUDGET: usize = 128 * 1024;
+
+/// Links `F0000001`... to the instances in a folder of `work`: the run
+/// folder and the names to pass, in the instances' order.
+fn short_names(dir: &Path, instances: &[Instance], work: &Path) -> Result<(PathBuf, Vec<String>), Failure> {
+    let links = work.join("files");
+    let cannot =
+        |err: std::io::Error| Failure::relay_failed_locally(&format!("cannot link the files to send: {err}"));
+    std::fs::create_dir(&links).map_err(cannot)?;
+    let dir = std::path::absolute(dir).map_err(cannot)?;
+    let mut names = Vec::with_capacity(instances.len());
+    for (index, instance) in instances.iter().enumerate() {
+        let name = format!("F{:07}", index + 1);
+        std::os::unix::fs::symlink(dir.join(&instance.name), links.join(&name)).map_err(cannot)?;
+        names.push(format!("./{name}"));
+    }
+    log::debug!("{} files: sending them by short names from {}", instances.len(), links.display());
+    Ok((links, names))
 }
 
 /// Decides the relay from the sender's account: every instance stored, or

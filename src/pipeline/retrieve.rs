@@ -78,7 +78,10 @@ pub fn run(
         Retrieve::Move => Some(PortLock::acquire(
             &context.config.staging_dir,
             pacs.move_port,
-            Duration::from_secs(context.config.lock_wait_secs),
+            // Within the whole job's deadline (CGI) when it is shorter.
+            runner::job_remaining().map_or(Duration::from_secs(context.config.lock_wait_secs), |left| {
+                left.min(Duration::from_secs(context.config.lock_wait_secs))
+            }),
             &mut |message| progress.note(message),
         )?),
         Retrieve::Get => None,
@@ -86,6 +89,7 @@ pub fn run(
     let mut statuses: Vec<String> = Vec::new();
     for keys in &requests {
         let remaining = deadline.remaining().map_err(|_| too_slow(pacs))?;
+        crate::signals::check()?;
         let mut command = Command::new(&program, remaining);
         let calling = pacs.calling_ae.as_str();
         command.args(match pacs.retrieve {
@@ -129,7 +133,14 @@ pub fn run(
             }
             _ => {}
         }
-        if !log.succeeded() && pacs.strategy == Strategy::Study {
+        // The legacy loop asks for modalities a study may not have, and a
+        // PACS answers those with a failure: only failed sub-operations
+        // count there. The study strategy asks only for what exists.
+        let failed = match pacs.strategy {
+            Strategy::Study => !log.succeeded(),
+            Strategy::LegacyModalities => log.failed_suboperations.is_some_and(|n| n > 0),
+        };
+        if failed {
             let status = log.final_status.clone().unwrap_or_else(|| "no final response".into());
             let failed =
                 log.failed_suboperations.map(|n| format!(", {n} failed sub-operations")).unwrap_or_default();
@@ -173,6 +184,7 @@ fn verify(
         found.studies.iter().enumerate().map(|(i, s)| (s.study_instance_uid.as_str(), i)).collect();
     let mut by_study: Vec<Vec<Received>> = vec![Vec::new(); found.studies.len()];
     for path in paths {
+        crate::signals::check()?;
         let identity = part10::read_identity(&path)
             .map_err(|err| unreadable(&path, err.to_string()))?
             .ok_or_else(|| unreadable(&path, "not a DICOM file this tool can read".into()))?;
@@ -193,6 +205,22 @@ fn verify(
         }
         by_study[study].push(Received { path, identity });
     }
+    // A study of which nothing arrived fails the job even with
+    // --allow-partial: "sent 0 images" must never read as success.
+    for (study, received) in found.studies.iter().zip(&by_study) {
+        if received.is_empty() {
+            let detail = format!(
+                "accession {}: no image of study {} arrived from the PACS{}",
+                study.accession,
+                study.study_instance_uid,
+                statuses.first().map(|s| format!(" ({s})")).unwrap_or_default()
+            );
+            return Err(match study.instances {
+                Some(_) => Failure::fetch_incomplete(&detail),
+                None => Failure::no_dicom_data(&detail),
+            });
+        }
+    }
     let mut problems: Vec<String> = statuses.to_vec();
     for (study, received) in found.studies.iter().zip(&by_study) {
         match study.instances {
@@ -201,10 +229,6 @@ fn verify(
                 study.accession,
                 received.len(),
                 study.study_instance_uid
-            )),
-            None if received.is_empty() => problems.push(format!(
-                "accession {}: no image of study {} arrived",
-                study.accession, study.study_instance_uid
             )),
             _ => {}
         }
@@ -232,4 +256,40 @@ fn verify(
         files.extend(received);
     }
     Ok(Retrieved { files, per_study, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dicom::findscu::FoundStudy;
+    use crate::failure::Class;
+    use crate::pipeline::lookup::Patient;
+
+    fn found(instances: Option<usize>) -> Found {
+        let study = FoundStudy {
+            accession: "A1".into(),
+            study_instance_uid: "2.25.1".into(),
+            patient_id: "P1".into(),
+            instances,
+            ..FoundStudy::default()
+        };
+        Found { patient: Patient { name: "N".into(), id: "P1".into() }, studies: vec![study] }
+    }
+
+    #[test]
+    fn nothing_received_fails_even_with_allow_partial() {
+        let empty = tempfile::tempdir().expect("dir");
+        let err = verify(&found(Some(3)), empty.path(), &[], true).expect_err("incomplete");
+        assert_eq!(err.class, Class::FetchIncomplete);
+        let err = verify(&found(None), empty.path(), &[], true).expect_err("no data");
+        assert_eq!(err.class, Class::NoDicomData);
+    }
+
+    #[test]
+    fn a_foreign_file_fails_the_fetch() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("README"), "not dicom").expect("write");
+        let err = verify(&found(Some(1)), dir.path(), &[], true).expect_err("unreadable");
+        assert_eq!(err.class, Class::FetchIncomplete);
+    }
 }

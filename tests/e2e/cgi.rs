@@ -63,6 +63,8 @@ fn the_print_iso_button_through_nginx() {
     // The errors of the table, as statuses and JSON.
     let missing = nginx.get("/send_rimage_multiple.php");
     assert_eq!((missing.status, missing.json()["error"].as_str()), (400, Some("missing accession_number")));
+    let empty = nginx.get("/send_rimage_multiple.php?accession_number=");
+    assert_eq!((empty.status, empty.json()["error"].as_str()), (400, Some("missing accession_number")));
     let invalid = nginx.get("/send_rimage_multiple.php?accession_number=*");
     assert_eq!((invalid.status, invalid.json()["error"].as_str()), (400, Some("invalid accession_number")));
     let unknown = nginx.get("/api/iso/print?accession_number=NOPE");
@@ -117,4 +119,15 @@ fn a_configured_token_is_required() {
     assert_eq!(right.status, 200, "{right:?}");
     let query = nginx.get("/api/iso/print?accession_number=ACC003&access_token=t0ken");
     assert_eq!(query.status, 200, "{query:?}");
+
+    // The token variable missing on the server: a 500 that does not show
+    // the configuration to the caller.
+    drop(nginx);
+    let nginx = Nginx::start(&env.config, &[]);
+    let broken =
+        nginx.request("GET", "/api/iso/print?accession_number=ACC003", &[("Authorization", "Bearer t0ken")]);
+    assert_eq!(broken.status, 500, "{broken:?}");
+    assert_eq!(broken.json()["error"], "configuration error");
+    let detail = broken.json()["detail"].as_str().expect("detail").to_string();
+    assert!(!detail.contains("PACS2CD_CGI_TOKEN") && detail.contains("error log"), "{detail}");
 }

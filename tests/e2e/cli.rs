@@ -54,6 +54,7 @@ fn check_reports_each_item() {
         );
     }
     assert!(run.stdout.contains("v3.6"), "{}", run.stdout);
+    assert!(run.stdout.lines().any(|l| l.starts_with("--") && l.contains("patient API")), "{}", run.stdout);
     assert!(run.stdout.lines().any(|l| l.starts_with("--") && l.contains("C-ECHO PACS")), "{}", run.stdout);
 
     // The publisher down: that line fails, the rest still print, exit 69.

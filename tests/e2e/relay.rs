@@ -255,3 +255,20 @@ fn to_overrides_the_configured_publisher() {
     assert!(run.stdout.starts_with("sent 6 files to the CD publisher CDPUB@127.0.0.1:"), "{}", run.stdout);
     assert_eq!(publisher.received_uids(), uids(&written));
 }
+
+#[test]
+fn thousands_of_long_names_still_go_in_one_run() {
+    // More bytes of file names than one command line should carry: the
+    // files go by short names, and every one still arrives.
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::publisher(publisher.port, "dcmsend", "");
+    let data = tempfile::tempdir().expect("data");
+    let deep = data.path().join("a-rather-long-folder-name-as-some-archives-write-them-000");
+    let study = Study::new("DOE^JOHN", "PID001", "ACC001", vec![Series::new("CT", CT_IMAGE, 2500)]);
+    let written = dicom_gen::write_study(&deep, &study);
+    let run = env.run(&["--json", "relay", arg(data.path())]);
+    run.expect_code(0);
+    assert_eq!(run.json()["files_sent"], 2500);
+    assert_eq!(publisher.received_uids(), uids(&written));
+    env.assert_staging_empty();
+}
