@@ -246,294 +246,339 @@ fn main() {
     };
     let ct_arg = ct_dir.to_string_lossy().into_owned();
     let mut table = Table { rows: Vec::new() };
+    let study_key = format!("StudyInstanceUID={}", ct.study_uid);
+    let accessions = "BENCH.CT,BENCH.MR,BENCH.CR";
+    // `--only fetch,print` runs only those sections.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_string).collect());
+    let wanted = |section: &str| only.as_ref().is_none_or(|list| list.iter().any(|s| s == section));
 
     // 1. relay of the CT folder vs the raw senders.
-    let mut relay = || pacs2cd_run(&env_move, &["relay", &ct_arg]);
-    let mut raw_dcmsend = || {
-        run(
-            &dcmsend,
-            &["-aet", "CDRECORD", "-aec", PUBLISHER_AE, "+sd", "+r", "127.0.0.1", &publisher_port, &ct_arg],
-            &nodelay,
-        )
-    };
-    let mut raw_storescu = || {
-        run(
-            &storescu,
-            &["-aet", "CDRECORD", "-aec", PUBLISHER_AE, "+sd", "+r", "127.0.0.1", &publisher_port, &ct_arg],
-            &nodelay,
-        )
-    };
-    let relay_samples = interleave(
-        reps,
-        &mut [("relay", &mut relay), ("dcmsend", &mut raw_dcmsend), ("storescu", &mut raw_storescu)],
-        &mut || {},
-    );
-    table.compare(
-        "relay CT (300 files)",
-        &["pacs2cd relay", "dcmsend +sd +r"],
-        &relay_samples[..2],
-        "<= 1.05",
-    );
-    table.compare(
-        "relay CT (300 files)",
-        &["pacs2cd relay", "storescu +sd +r"],
-        &[relay_samples[0].clone(), relay_samples[2].clone()],
-        "<= 1.05",
-    );
-
+    if wanted("relay") {
+        let mut relay = || pacs2cd_run(&env_move, &["relay", &ct_arg]);
+        let mut raw_dcmsend = || {
+            run(
+                &dcmsend,
+                &[
+                    "-aet",
+                    "CDRECORD",
+                    "-aec",
+                    PUBLISHER_AE,
+                    "+sd",
+                    "+r",
+                    "127.0.0.1",
+                    &publisher_port,
+                    &ct_arg,
+                ],
+                &nodelay,
+            )
+        };
+        let mut raw_storescu = || {
+            run(
+                &storescu,
+                &[
+                    "-aet",
+                    "CDRECORD",
+                    "-aec",
+                    PUBLISHER_AE,
+                    "+sd",
+                    "+r",
+                    "127.0.0.1",
+                    &publisher_port,
+                    &ct_arg,
+                ],
+                &nodelay,
+            )
+        };
+        let relay_samples = interleave(
+            reps,
+            &mut [("relay", &mut relay), ("dcmsend", &mut raw_dcmsend), ("storescu", &mut raw_storescu)],
+            &mut || {},
+        );
+        table.compare(
+            "relay CT (300 files)",
+            &["pacs2cd relay", "dcmsend +sd +r"],
+            &relay_samples[..2],
+            "<= 1.05",
+        );
+        table.compare(
+            "relay CT (300 files)",
+            &["pacs2cd relay", "storescu +sd +r"],
+            &[relay_samples[0].clone(), relay_samples[2].clone()],
+            "<= 1.05",
+        );
+    }
     // 2. fetch of the CT study vs one raw getscu / movescu.
-    let ct_uid = ct.study_uid.clone();
-    let study_key = format!("StudyInstanceUID={ct_uid}");
-    let mut fetch_get = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
-    let mut raw_get = || {
-        run(
-            &getscu,
-            &[
-                "-S",
-                "-aet",
-                OUR_AE,
-                "-aec",
-                PACS_AE,
-                "+xs",
-                "-od",
-                &out_arg,
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                &study_key,
-                "127.0.0.1",
-                &pacs_port,
+    if wanted("fetch") {
+        let mut fetch_get = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
+        let mut raw_get = || {
+            run(
+                &getscu,
+                &[
+                    "-S",
+                    "-aet",
+                    OUR_AE,
+                    "-aec",
+                    PACS_AE,
+                    "+xs",
+                    "-od",
+                    &out_arg,
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    &study_key,
+                    "127.0.0.1",
+                    &pacs_port,
+                ],
+                &nodelay,
+            )
+        };
+        let mut fetch_move = || pacs2cd_run(&env_move, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
+        let mut raw_move = || {
+            run(
+                &movescu,
+                &[
+                    "-S",
+                    "-aet",
+                    OUR_AE,
+                    "-aec",
+                    PACS_AE,
+                    "-aem",
+                    OUR_AE,
+                    "+P",
+                    &move_port,
+                    "+xa",
+                    "-od",
+                    &out_arg,
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    &study_key,
+                    "127.0.0.1",
+                    &pacs_port,
+                ],
+                &nodelay,
+            )
+        };
+        let fetch_samples = interleave(
+            reps,
+            &mut [
+                ("fetch get", &mut fetch_get),
+                ("getscu", &mut raw_get),
+                ("fetch move", &mut fetch_move),
+                ("movescu", &mut raw_move),
             ],
-            &nodelay,
-        )
-    };
-    let mut fetch_move = || pacs2cd_run(&env_move, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
-    let mut raw_move = || {
-        run(
-            &movescu,
-            &[
-                "-S",
-                "-aet",
-                OUR_AE,
-                "-aec",
-                PACS_AE,
-                "-aem",
-                OUR_AE,
-                "+P",
-                &move_port,
-                "+xa",
-                "-od",
-                &out_arg,
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                &study_key,
-                "127.0.0.1",
-                &pacs_port,
-            ],
-            &nodelay,
-        )
-    };
-    let fetch_samples = interleave(
-        reps,
-        &mut [
-            ("fetch get", &mut fetch_get),
-            ("getscu", &mut raw_get),
-            ("fetch move", &mut fetch_move),
-            ("movescu", &mut raw_move),
-        ],
-        &mut clear,
-    );
-    table.compare("fetch CT", &["pacs2cd fetch (C-GET)", "getscu"], &fetch_samples[..2], "<= 1.10");
-    table.compare("fetch CT", &["pacs2cd fetch (C-MOVE)", "movescu +P"], &fetch_samples[2..], "<= 1.10");
-
+            &mut clear,
+        );
+        table.compare("fetch CT", &["pacs2cd fetch (C-GET)", "getscu"], &fetch_samples[..2], "<= 1.10");
+        table.compare("fetch CT", &["pacs2cd fetch (C-MOVE)", "movescu +P"], &fetch_samples[2..], "<= 1.10");
+    }
     // 3. print of the 3 accessions vs the same work by hand, both ways.
-    let accessions = "BENCH.CT,BENCH.MR,BENCH.CR";
-    let uids = format!("StudyInstanceUID={}\\{}\\{}", ct.study_uid, mr.study_uid, cr.study_uid);
-    let find = |accession: &str| {
-        let key = format!("AccessionNumber={accession}");
-        run(
-            &findscu,
-            &[
-                "-S",
-                "-aet",
-                OUR_AE,
-                "-aec",
-                PACS_AE,
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                &key,
-                "-k",
-                "StudyInstanceUID",
-                "-k",
-                "PatientID",
-                "-k",
-                "NumberOfStudyRelatedInstances",
-                "127.0.0.1",
-                &pacs_port,
+    if wanted("print") {
+        let uids = format!("StudyInstanceUID={}\\{}\\{}", ct.study_uid, mr.study_uid, cr.study_uid);
+        let find = |accession: &str| {
+            let key = format!("AccessionNumber={accession}");
+            run(
+                &findscu,
+                &[
+                    "-S",
+                    "-aet",
+                    OUR_AE,
+                    "-aec",
+                    PACS_AE,
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    &key,
+                    "-k",
+                    "StudyInstanceUID",
+                    "-k",
+                    "PatientID",
+                    "-k",
+                    "NumberOfStudyRelatedInstances",
+                    "127.0.0.1",
+                    &pacs_port,
+                ],
+                &nodelay,
+            )
+        };
+        let send_out = || {
+            run(
+                &dcmsend,
+                &[
+                    "-aet",
+                    "CDRECORD",
+                    "-aec",
+                    PUBLISHER_AE,
+                    "+sd",
+                    "+r",
+                    "127.0.0.1",
+                    &publisher_port,
+                    &out_arg,
+                ],
+                &nodelay,
+            )
+        };
+        let mut print_get = || pacs2cd_run(&env_get, &["print", accessions]);
+        let mut raw_print_get = || {
+            let started = Instant::now();
+            for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
+                find(a);
+            }
+            run(
+                &getscu,
+                &[
+                    "-S",
+                    "-aet",
+                    OUR_AE,
+                    "-aec",
+                    PACS_AE,
+                    "+xs",
+                    "-od",
+                    &out_arg,
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    &uids,
+                    "127.0.0.1",
+                    &pacs_port,
+                ],
+                &nodelay,
+            );
+            send_out();
+            Sample { wall: started.elapsed(), ..Sample::default() }
+        };
+        let mut print_move = || pacs2cd_run(&env_move, &["print", accessions]);
+        let mut raw_print_move = || {
+            let started = Instant::now();
+            for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
+                find(a);
+            }
+            run(
+                &movescu,
+                &[
+                    "-S",
+                    "-aet",
+                    OUR_AE,
+                    "-aec",
+                    PACS_AE,
+                    "-aem",
+                    OUR_AE,
+                    "+P",
+                    &move_port,
+                    "+xa",
+                    "-od",
+                    &out_arg,
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    &uids,
+                    "127.0.0.1",
+                    &pacs_port,
+                ],
+                &nodelay,
+            );
+            send_out();
+            Sample { wall: started.elapsed(), ..Sample::default() }
+        };
+        let print_samples = interleave(
+            reps,
+            &mut [
+                ("print get", &mut print_get),
+                ("raw get", &mut raw_print_get),
+                ("print move", &mut print_move),
+                ("raw move", &mut raw_print_move),
             ],
-            &nodelay,
-        )
-    };
-    let send_out = || {
-        run(
-            &dcmsend,
-            &["-aet", "CDRECORD", "-aec", PUBLISHER_AE, "+sd", "+r", "127.0.0.1", &publisher_port, &out_arg],
-            &nodelay,
-        )
-    };
-    let mut print_get = || pacs2cd_run(&env_get, &["print", accessions]);
-    let mut raw_print_get = || {
-        let started = Instant::now();
-        for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
-            find(a);
-        }
-        run(
-            &getscu,
-            &[
-                "-S",
-                "-aet",
-                OUR_AE,
-                "-aec",
-                PACS_AE,
-                "+xs",
-                "-od",
-                &out_arg,
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                &uids,
-                "127.0.0.1",
-                &pacs_port,
-            ],
-            &nodelay,
+            &mut clear,
         );
-        send_out();
-        Sample { wall: started.elapsed(), ..Sample::default() }
-    };
-    let mut print_move = || pacs2cd_run(&env_move, &["print", accessions]);
-    let mut raw_print_move = || {
-        let started = Instant::now();
-        for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
-            find(a);
-        }
-        run(
-            &movescu,
-            &[
-                "-S",
-                "-aet",
-                OUR_AE,
-                "-aec",
-                PACS_AE,
-                "-aem",
-                OUR_AE,
-                "+P",
-                &move_port,
-                "+xa",
-                "-od",
-                &out_arg,
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                &uids,
-                "127.0.0.1",
-                &pacs_port,
-            ],
-            &nodelay,
+        table.compare(
+            "print 3 accessions",
+            &["pacs2cd print (C-GET)", "findscu x3 + getscu + dcmsend"],
+            &print_samples[..2],
+            "<= 1.15",
         );
-        send_out();
-        Sample { wall: started.elapsed(), ..Sample::default() }
-    };
-    let print_samples = interleave(
-        reps,
-        &mut [
-            ("print get", &mut print_get),
-            ("raw get", &mut raw_print_get),
-            ("print move", &mut print_move),
-            ("raw move", &mut raw_print_move),
-        ],
-        &mut clear,
-    );
-    table.compare(
-        "print 3 accessions",
-        &["pacs2cd print (C-GET)", "findscu x3 + getscu + dcmsend"],
-        &print_samples[..2],
-        "<= 1.15",
-    );
-    table.compare(
-        "print 3 accessions",
-        &["pacs2cd print (C-MOVE)", "findscu x3 + movescu + dcmsend"],
-        &print_samples[2..],
-        "<= 1.15",
-    );
-
+        table.compare(
+            "print 3 accessions",
+            &["pacs2cd print (C-MOVE)", "findscu x3 + movescu + dcmsend"],
+            &print_samples[2..],
+            "<= 1.15",
+        );
+    }
     // 4. the legacy loop vs the default strategy (both C-MOVE).
-    let mut print_legacy = || pacs2cd_run(&env_legacy, &["print", accessions]);
-    let mut print_default = || pacs2cd_run(&env_move, &["print", accessions]);
-    let legacy_samples = interleave(
-        legacy_reps,
-        &mut [("legacy", &mut print_legacy), ("default", &mut print_default)],
-        &mut || {},
-    );
-    table.compare(
-        "strategy (3 accessions)",
-        &["legacy-modalities (14 x 3 C-MOVE)", "study (1 C-MOVE)"],
-        &legacy_samples,
-        ">= 20 x",
-    );
-
+    if wanted("strategy") {
+        let mut print_legacy = || pacs2cd_run(&env_legacy, &["print", accessions]);
+        let mut print_default = || pacs2cd_run(&env_move, &["print", accessions]);
+        let legacy_samples = interleave(
+            legacy_reps,
+            &mut [("legacy", &mut print_legacy), ("default", &mut print_default)],
+            &mut || {},
+        );
+        table.compare(
+            "strategy (3 accessions)",
+            &["legacy-modalities (14 x 3 C-MOVE)", "study (1 C-MOVE)"],
+            &legacy_samples,
+            ">= 20 x",
+        );
+    }
     // 5. print of the CT vs the PACS moving it straight to the publisher.
-    let mut print_ct = || pacs2cd_run(&env_get, &["print", "BENCH.CT"]);
-    let mut one_hop = || {
-        run(
-            &movescu,
-            &[
-                "-S",
-                "-aet",
-                OUR_AE,
-                "-aec",
-                PACS_AE,
-                "-aem",
-                PUBLISHER_AE,
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                &study_key,
-                "127.0.0.1",
-                &pacs_port,
-            ],
-            &nodelay,
-        )
-    };
-    let hop_samples =
-        interleave(reps, &mut [("print", &mut print_ct), ("one hop", &mut one_hop)], &mut || {});
-    table.compare(
-        "print CT vs one hop",
-        &["pacs2cd print CT (C-GET)", "movescu -aem publisher"],
-        &hop_samples,
-        "(two hops)",
-    );
-
+    if wanted("hop") {
+        let mut print_ct = || pacs2cd_run(&env_get, &["print", "BENCH.CT"]);
+        let mut one_hop = || {
+            run(
+                &movescu,
+                &[
+                    "-S",
+                    "-aet",
+                    OUR_AE,
+                    "-aec",
+                    PACS_AE,
+                    "-aem",
+                    PUBLISHER_AE,
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    &study_key,
+                    "127.0.0.1",
+                    &pacs_port,
+                ],
+                &nodelay,
+            )
+        };
+        let hop_samples =
+            interleave(reps, &mut [("print", &mut print_ct), ("one hop", &mut one_hop)], &mut || {});
+        table.compare(
+            "print CT vs one hop",
+            &["pacs2cd print CT (C-GET)", "movescu -aem publisher"],
+            &hop_samples,
+            "(two hops)",
+        );
+    }
     // 6. pacs2cd's own CPU and memory.
     let mut own = Vec::new();
-    let print_ct_sample = {
-        let mut s: Vec<Sample> = (0..reps).map(|_| pacs2cd_run(&env_get, &["print", "BENCH.CT"])).collect();
-        s.sort_by_key(|s| s.wall);
-        s[s.len() / 2]
-    };
-    own.push(("print CT, 300 files (C-GET)", print_ct_sample));
-    let small = tempfile::tempdir().expect("small");
-    let many = Study::new("BENCH^SMALL", "BENCH02", "BENCH.SMALL", vec![Series::new("CT", CT_IMAGE, 3000)]);
-    dicom_gen::write_study(small.path(), &many);
-    let small_arg = small.path().to_string_lossy().into_owned();
-    let relay_small = {
-        let mut s: Vec<Sample> = (0..reps).map(|_| pacs2cd_run(&env_move, &["relay", &small_arg])).collect();
-        s.sort_by_key(|s| s.wall);
-        s[s.len() / 2]
-    };
-    own.push(("relay, 3,000 small files", relay_small));
-
+    if wanted("own") {
+        let print_ct_sample = {
+            let mut s: Vec<Sample> =
+                (0..reps).map(|_| pacs2cd_run(&env_get, &["print", "BENCH.CT"])).collect();
+            s.sort_by_key(|s| s.wall);
+            s[s.len() / 2]
+        };
+        own.push(("print CT, 300 files (C-GET)", print_ct_sample));
+        let small = tempfile::tempdir().expect("small");
+        let many =
+            Study::new("BENCH^SMALL", "BENCH02", "BENCH.SMALL", vec![Series::new("CT", CT_IMAGE, 3000)]);
+        dicom_gen::write_study(small.path(), &many);
+        let small_arg = small.path().to_string_lossy().into_owned();
+        let relay_small = {
+            let mut s: Vec<Sample> =
+                (0..reps).map(|_| pacs2cd_run(&env_move, &["relay", &small_arg])).collect();
+            s.sort_by_key(|s| s.wall);
+            s[s.len() / 2]
+        };
+        own.push(("relay, 3,000 small files", relay_small));
+    }
     println!();
     println!(
         "machine: {} cores; {}; TCP_NODELAY=1 for every DCMTK process; {reps} reps (legacy {legacy_reps}), medians",
