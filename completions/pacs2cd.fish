@@ -55,8 +55,9 @@ complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l json -d 'Print
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l no-progress -d 'No progress bar, even on a terminal (log lines instead)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s o -l output -d 'Output folder [default: ./{PATIENT_NAME}-{ACC1_ACC2}]' -r -F
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l iso -d 'Also build an ISO 9660 image (Joliet, Rock Ridge) of the disc [default FILE: ./{PATIENT_NAME}-{ACC1_ACC2}.iso]; without -o the folder itself is not kept' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l force -d 'Write into a non-empty output folder (its DICOM/ and DICOMDIR are removed first)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l force -d 'Write into a non-empty output folder (its DICOM/ and DICOMDIR are removed first), overwrite an existing image, allow an image larger than a DVD'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-mixed-patients -d 'Accept accession numbers of different patients in one folder'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-partial -d 'Keep what arrived when the PACS delivers fewer images than it holds'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'

@@ -58,7 +58,7 @@ impl AuditLog {
 
     /// Appends the line for one finished job. A failure to write is logged:
     /// the job has already happened and its result must still be reported.
-    pub fn record(&mut self, request: &Request, result: &Result<Report, Failure>) {
+    pub fn record(&mut self, request: &Request, result: Result<&Report, &Failure>) {
         let mut text = line(request, result, &now_rfc3339());
         text.push('\n');
         if let Err(err) = self.file.write_all(text.as_bytes()) {
@@ -67,7 +67,7 @@ impl AuditLog {
     }
 }
 
-fn line(request: &Request, result: &Result<Report, Failure>, time: &str) -> String {
+fn line(request: &Request, result: Result<&Report, &Failure>, time: &str) -> String {
     let (patient_id, destination, files, outcome, detail) = match result {
         Ok(Report::Print(printed)) => (
             Some(printed.patient_id.as_str()),
@@ -167,7 +167,7 @@ mod tests {
         let counts = RelayCounts { files_sent: 40, files_failed: 2, failures: Vec::new() };
         let failure = Failure::partial_relay("172.16.0.120:104", "2 of 42 files were not accepted", counts)
             .for_patient("PID001");
-        let text = line(&request, &Err(failure), "2026-11-27T21:50:45Z");
+        let text = line(&request, Err(&failure), "2026-11-27T21:50:45Z");
         let json: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(json["requester"], "10.1.2.3");
         assert_eq!(json["patient_id"], "PID001");
@@ -183,7 +183,7 @@ mod tests {
         let path = dir.path().join("audit.log");
         let request = Request { command: "print", requester: "me".into(), accessions: vec![] };
         for _ in 0..2 {
-            AuditLog::open(&path).expect("open").record(&request, &Err(Failure::config("x")));
+            AuditLog::open(&path).expect("open").record(&request, Err(&Failure::config("x")));
         }
         assert_eq!(std::fs::read_to_string(&path).expect("read").lines().count(), 2);
         assert!(AuditLog::open(&dir.path().join("missing/audit.log")).is_err());

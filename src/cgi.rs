@@ -5,17 +5,24 @@
 //! fcgiwrap turns that into a 502. No pipeline logic lives here.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use tempfile::TempDir;
 
 use crate::audit::{self, AuditLog};
 use crate::cli::Cli;
 use crate::config::{self, Config};
 use crate::dicom::runner;
+use crate::failure::Class;
 use crate::failure::Failure;
-use crate::job::{self, Job, PrintOptions};
+use crate::job::{self, FetchOptions, Job, PrintOptions};
+use crate::pipeline::fetch::{Fetched, IsoTarget};
 use crate::progress;
 use crate::report::{self, Report};
+use crate::sanitize;
+use crate::staging;
 
 /// One CGI request, from the environment fcgiwrap sets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,19 +65,35 @@ impl Request {
     }
 }
 
-/// The query parameter that holds the accessions on each route. Routes
-/// match by suffix, so the site may mount them under any prefix.
-fn route(path: &str) -> Option<&'static str> {
-    let path = path.trim_end_matches('/');
-    if path.ends_with("/send_rimage_multiple.php") {
-        Some("accession_number")
-    } else if path.ends_with("/api/iso/print-multiple") {
-        Some("accession_numbers")
-    } else if path.ends_with("/api/iso/print") {
-        Some("accession_number")
-    } else {
-        None
+/// What a URL asks for, and the query parameter that holds the
+/// accessions. Routes match by suffix, so the site may mount them under any
+/// prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// Send to the CD publisher (send_rimage_multiple).
+    Print(&'static str),
+    /// Build and download a disc image (mkiso_multiple).
+    Download(&'static str),
+}
+
+impl Route {
+    fn param(self) -> &'static str {
+        match self {
+            Route::Print(param) | Route::Download(param) => param,
+        }
     }
+}
+
+fn route(path: &str) -> Option<Route> {
+    let path = path.trim_end_matches('/');
+    let routes = [
+        ("/send_rimage_multiple.php", Route::Print("accession_number")),
+        ("/api/iso/print-multiple", Route::Print("accession_numbers")),
+        ("/api/iso/print", Route::Print("accession_number")),
+        ("/mkiso_multiple.php", Route::Download("accession_number")),
+        ("/api/iso/download", Route::Download("accession_numbers")),
+    ];
+    routes.into_iter().find(|(suffix, _)| path.ends_with(suffix)).map(|(_, route)| route)
 }
 
 /// An HTML page when asked with `format=html`, or when the Accept header
@@ -140,12 +163,22 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// An answer ready to write.
-#[derive(Debug, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
-    pub body: String,
+    pub body: Body,
+}
+
+pub enum Body {
+    Text(String),
+    /// A disc image, streamed from the private folder that holds it; the
+    /// folder (and the image) go when the response is dropped.
+    File {
+        path: PathBuf,
+        len: u64,
+        _folder: TempDir,
+    },
 }
 
 fn reason(status: u16) -> &'static str {
@@ -164,21 +197,35 @@ fn reason(status: u16) -> &'static str {
 }
 
 impl Response {
-    /// The bytes for stdout; HEAD gets the headers alone.
-    pub fn render(&self, head: bool) -> Vec<u8> {
-        let mut out = format!("Status: {} {}\r\n", self.status, reason(self.status));
-        out.push_str(&format!("Content-Type: {}\r\n", self.content_type));
-        out.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+    fn text(status: u16, content_type: &'static str, body: String) -> Response {
+        Response { status, content_type, headers: Vec::new(), body: Body::Text(body) }
+    }
+
+    /// Writes the response; HEAD gets the headers alone.
+    pub fn write_to(&self, out: &mut dyn Write, head: bool) -> std::io::Result<()> {
+        let length = match &self.body {
+            Body::Text(text) => text.len() as u64,
+            Body::File { len, .. } => *len,
+        };
+        let mut header = format!("Status: {} {}\r\n", self.status, reason(self.status));
+        header.push_str(&format!("Content-Type: {}\r\n", self.content_type));
+        header.push_str(&format!("Content-Length: {length}\r\n"));
         // Patient data: never cached by a browser or a proxy.
-        out.push_str("Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+        header.push_str("Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
         for (name, value) in &self.headers {
-            out.push_str(&format!("{name}: {value}\r\n"));
+            header.push_str(&format!("{name}: {value}\r\n"));
         }
-        out.push_str("\r\n");
+        header.push_str("\r\n");
+        out.write_all(header.as_bytes())?;
         if !head {
-            out.push_str(&self.body);
+            match &self.body {
+                Body::Text(text) => out.write_all(text.as_bytes())?,
+                Body::File { path, .. } => {
+                    std::io::copy(&mut std::fs::File::open(path)?, out)?;
+                }
+            }
         }
-        out.into_bytes()
+        out.flush()
     }
 }
 
@@ -187,9 +234,8 @@ pub fn serve(cli: &Cli) -> ExitCode {
     let request = Request::from_vars(|name| std::env::var(name).ok());
     log::info!("{} {} from {}", request.method, request.path, request.remote_addr);
     let response = respond(cli, &request);
-    let bytes = response.render(request.method == "HEAD");
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+    match response.write_to(&mut stdout, request.method == "HEAD") {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             log::error!("cannot write the CGI response: {err}");
@@ -201,7 +247,7 @@ pub fn serve(cli: &Cli) -> ExitCode {
 fn respond(cli: &Cli, request: &Request) -> Response {
     let html = wants_html(request.param("format"), &request.accept);
     let result = handle(cli, request).map_err(|mut failure| {
-        if failure.class == crate::failure::Class::Configuration {
+        if failure.class == Class::Configuration {
             // The configuration's text (paths, URLs, maybe credentials) is
             // for the server's log, not for the HIS.
             log::error!("{}", failure.detail);
@@ -210,72 +256,124 @@ fn respond(cli: &Cli, request: &Request) -> Response {
         }
         failure
     });
-    let status = match &result {
+    let report = match result {
+        Ok((Report::Fetch(fetched), Some(folder))) => return download(fetched, folder),
+        Ok((report, _)) => Ok(report),
+        Err(failure) => Err(failure),
+    };
+    let status = match &report {
         Ok(_) => 200,
         Err(failure) => failure.class.http_status(),
     };
     let mut headers = Vec::new();
-    if let Err(failure) = &result {
+    if let Err(failure) = &report {
         match failure.class {
-            crate::failure::Class::MethodNotAllowed => headers.push(("Allow", "GET, HEAD".to_string())),
-            crate::failure::Class::Unauthorized => headers.push(("WWW-Authenticate", "Bearer".to_string())),
+            Class::MethodNotAllowed => headers.push(("Allow", "GET, HEAD".to_string())),
+            Class::Unauthorized => headers.push(("WWW-Authenticate", "Bearer".to_string())),
             _ => {}
         }
         log::warn!("{}", failure.detail);
     }
-    let (content_type, body) = if html {
-        ("text/html; charset=utf-8", report::html(&result))
+    let mut response = if html {
+        Response::text(status, "text/html; charset=utf-8", report::html(&report))
     } else {
-        let body = match &result {
+        let body = match &report {
             Ok(report) => report::json(report),
             Err(failure) => report::failure_json(failure),
         };
-        ("application/json", body + "\n")
+        Response::text(status, "application/json", body + "\n")
     };
-    Response { status, content_type, headers, body }
+    response.headers = headers;
+    response
 }
 
-fn handle(cli: &Cli, request: &Request) -> Result<Report, Failure> {
+/// The disc image as a download: an ASCII file name, and the patient's
+/// name as written in UTF-8 for browsers that read RFC 5987 `filename*`.
+fn download(fetched: Fetched, folder: TempDir) -> Response {
+    let path = PathBuf::from(fetched.iso.clone().unwrap_or_default());
+    let len = fetched.iso_bytes.unwrap_or(0);
+    let ascii =
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "disc.iso".into());
+    let accessions = sanitize::unicode_file_name(&fetched.accessions.join("_"), 64, "study");
+    let unicode =
+        format!("{}-{accessions}.iso", sanitize::unicode_file_name(&fetched.patient_name, 64, "patient"));
+    let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", rfc5987(&unicode));
+    Response {
+        status: 200,
+        content_type: "application/octet-stream",
+        headers: vec![("Content-Disposition", disposition)],
+        body: Body::File { path, len, _folder: folder },
+    }
+}
+
+/// RFC 5987 value encoding: everything but unreserved characters as %XX.
+fn rfc5987(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A request's result, with the folder that holds a disc image to send.
+type Handled = Result<(Report, Option<TempDir>), Failure>;
+
+fn handle(cli: &Cli, request: &Request) -> Handled {
     let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
     // From here on every request is recorded, refused ones too: an
     // unauthorised or malformed request is what an audit must show.
     let mut audit = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
-    let param = route(&request.path);
+    let route = route(&request.path);
     let audited = audit::Request {
-        command: "cgi print",
+        command: if matches!(route, Some(Route::Download(_))) { "cgi iso" } else { "cgi print" },
         requester: request.remote_addr.clone(),
-        accessions: param.map(|p| request.values(p)).unwrap_or_default(),
+        accessions: route.map(|r| request.values(r.param())).unwrap_or_default(),
     };
-    let result = answer(request, param, config, origin);
+    let result = answer(request, route, config, origin);
     if let Some(audit) = &mut audit {
-        audit.record(&audited, &result);
+        audit.record(&audited, result.as_ref().map(|(report, _)| report));
     }
     result
 }
 
-fn answer(
-    request: &Request,
-    param: Option<&str>,
-    config: Config,
-    origin: config::Origin,
-) -> Result<Report, Failure> {
+fn answer(request: &Request, route: Option<Route>, config: Config, origin: config::Origin) -> Handled {
     if request.method != "GET" && request.method != "HEAD" {
         return Err(Failure::method_not_allowed(&request.method));
     }
-    let param = param.ok_or_else(|| Failure::unknown_url(&request.path))?;
+    let route = route.ok_or_else(|| Failure::unknown_url(&request.path))?;
     check_token(&config, request)?;
     // A parameter given empty is as good as missing; given twice, both count.
     let accessions: Vec<String> =
-        request.values(param).into_iter().filter(|v| !v.trim().is_empty()).collect();
-    let job = job::print_job(&config, &accessions, PrintOptions::default())?;
+        request.values(route.param()).into_iter().filter(|v| !v.trim().is_empty()).collect();
+    let (job, image_folder) = match route {
+        Route::Print(_) => (Job::Print(job::print_job(&config, &accessions, PrintOptions::default())?), None),
+        Route::Download(_) => {
+            // The image is built in a private folder and removed once sent.
+            let folder = staging::private_dir(&config.staging_dir)?;
+            let target = IsoTarget::DefaultIn(folder.path().to_path_buf());
+            (
+                Job::Fetch(job::fetch_job(
+                    &config,
+                    &accessions,
+                    FetchOptions { iso: Some(target), ..FetchOptions::default() },
+                )?),
+                Some(folder),
+            )
+        }
+    };
     if request.method == "HEAD" {
         // A probe must not burn a disc: HEAD checks the request and stops.
-        return Ok(Report::Probe);
+        return Ok((Report::Probe, None));
     }
     // fcgiwrap never kills a hung program; end before nginx gives up.
     runner::set_job_deadline(Duration::from_secs(config.cgi.timeout_secs));
     let context = job::context(config, origin, progress::Mode::Off);
-    crate::run(&context, Job::Print(job))
+    let report = crate::run(&context, job)?;
+    Ok((report, image_folder))
 }
 
 /// With `cgi.token_env` set, the request must carry that token, as
@@ -309,13 +407,19 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route("/send_rimage_multiple.php"), Some("accession_number"));
-        assert_eq!(route("/radiology/send_rimage_multiple.php"), Some("accession_number"));
-        assert_eq!(route("/api/iso/print"), Some("accession_number"));
-        assert_eq!(route("/api/iso/print-multiple"), Some("accession_numbers"));
-        assert_eq!(route("/api/iso/print/"), Some("accession_number"));
+        assert_eq!(route("/send_rimage_multiple.php"), Some(Route::Print("accession_number")));
+        assert_eq!(route("/radiology/send_rimage_multiple.php"), Some(Route::Print("accession_number")));
+        assert_eq!(route("/api/iso/print"), Some(Route::Print("accession_number")));
+        assert_eq!(route("/api/iso/print-multiple"), Some(Route::Print("accession_numbers")));
+        assert_eq!(route("/api/iso/print/"), Some(Route::Print("accession_number")));
         assert_eq!(route("/api/iso/printer"), None);
-        assert_eq!(route("/mkiso_multiple.php"), None);
+        assert_eq!(route("/mkiso_multiple.php"), Some(Route::Download("accession_number")));
+        assert_eq!(route("/api/iso/download"), Some(Route::Download("accession_numbers")));
+    }
+
+    #[test]
+    fn rfc5987_names() {
+        assert_eq!(rfc5987("MÜLLER_JOSÉ-A1.iso"), "M%C3%9CLLER_JOS%C3%89-A1.iso");
     }
 
     #[test]
@@ -358,19 +462,20 @@ mod tests {
 
     #[test]
     fn responses_have_a_status_and_a_body() {
-        let response = Response {
-            status: 405,
-            content_type: "application/json",
-            headers: vec![("Allow", "GET, HEAD".into())],
-            body: "{}".into(),
+        let mut response = Response::text(405, "application/json", "{}".into());
+        response.headers.push(("Allow", "GET, HEAD".into()));
+        let render = |head: bool| {
+            let mut out = Vec::new();
+            response.write_to(&mut out, head).expect("write");
+            out
         };
-        let text = String::from_utf8(response.render(false)).expect("utf-8");
+        let text = String::from_utf8(render(false)).expect("utf-8");
         assert!(
             text.starts_with("Status: 405 Method Not Allowed\r\nContent-Type: application/json\r\n"),
             "{text}"
         );
         assert!(text.contains("Allow: GET, HEAD\r\n") && text.ends_with("\r\n\r\n{}"));
-        let head = String::from_utf8(response.render(true)).expect("utf-8");
+        let head = String::from_utf8(render(true)).expect("utf-8");
         assert!(head.ends_with("\r\n\r\n") && head.contains("Content-Length: 2"));
     }
 }

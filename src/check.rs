@@ -68,6 +68,10 @@ pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckIt
             Err(failure) => CheckItem::failed(tool.program(), failure),
         });
     }
+    items.push(match crate::iso::find(context.config.tools.iso_tool) {
+        Ok((path, _)) => CheckItem::ok("ISO tool", path.display().to_string()),
+        Err(failure) => CheckItem::failed("ISO tool", failure),
+    });
     items.push(echo_publisher(context)?);
     items.push(echo_pacs(context)?);
     items.push(patient_api_item(context));

@@ -94,8 +94,8 @@ pub enum Command {
     /// the PACS, and lay them out as a disc folder
     ///
     /// The folder holds the DICOM files under DICOM/ (media file IDs like
-    /// DICOM/ST000001/SE000001/IM000001) and the viewer files of
-    /// tools.viewer_dir. Every file is checked: it must belong to a
+    /// DICOM/ST000001/SE000001/IM000001), their DICOMDIR index, and the
+    /// viewer files of tools.viewer_dir. Every file is checked: it must belong to a
     /// requested study of the same patient, and each study must arrive
     /// complete (exit 75, "DICOM fetch incomplete", otherwise).
     Fetch {
@@ -107,8 +107,15 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,
 
+        /// Also build an ISO 9660 image (Joliet, Rock Ridge) of the disc
+        /// [default FILE: ./{PATIENT_NAME}-{ACC1_ACC2}.iso]; without -o the
+        /// folder itself is not kept
+        #[arg(long, value_name = "FILE")]
+        iso: Option<Option<PathBuf>>,
+
         /// Write into a non-empty output folder (its DICOM/ and DICOMDIR are
-        /// removed first)
+        /// removed first), overwrite an existing image, allow an image larger
+        /// than a DVD
         #[arg(long)]
         force: bool,
 

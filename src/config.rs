@@ -189,6 +189,21 @@ pub struct Tools {
     pub dcmtk_dir: Option<PathBuf>,
     /// Viewer files copied to the root of a disc layout.
     pub viewer_dir: Option<PathBuf>,
+    /// The viewer program (a path inside viewer_dir) an AUTORUN.INF starts.
+    pub viewer_autorun: Option<String>,
+    /// Which program builds ISO images.
+    pub iso_tool: IsoTool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IsoTool {
+    /// The first of genisoimage, xorriso, mkisofs found on PATH.
+    #[default]
+    Auto,
+    Genisoimage,
+    Xorriso,
+    Mkisofs,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -372,6 +387,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
             ));
         }
     }
+    if let Some(autorun) = &config.tools.viewer_autorun {
+        let safe = !autorun.is_empty()
+            && !autorun.starts_with('/')
+            && !autorun.split(['/', '\\']).any(|part| part == "..")
+            && !autorun.chars().any(char::is_control);
+        if !safe {
+            return Err(problem(
+                "tools",
+                "viewer_autorun",
+                format!("{autorun:?} is not a path inside viewer_dir"),
+            ));
+        }
+        if config.tools.viewer_dir.is_none() {
+            return Err(problem("tools", "viewer_autorun", "needs tools.viewer_dir".into()));
+        }
+    }
     if config.patient.source == PatientSource::Api && config.patient.api.is_none() {
         return Err(problem("patient", "source", "\"api\" needs a [patient.api] section with url".into()));
     }
@@ -462,6 +493,8 @@ mod tests {
             "viewer_dir",
             "max_accessions",
             "same_id_as_pacs",
+            "viewer_autorun",
+            "iso_tool",
         ] {
             assert!(
                 text.lines().any(|l| l.trim_start().starts_with(&format!("{key} ="))),

@@ -11,6 +11,7 @@ use crate::config::{self, Config, Origin, Retrieve, Sender, Strategy};
 use crate::dicom::tools::Toolbox;
 use crate::dicom::{AeTitle, Endpoint, Timeouts};
 use crate::failure::Failure;
+use crate::pipeline::fetch::IsoTarget;
 use crate::progress;
 
 /// What every step may consult: the configuration, the tools, the output mode.
@@ -47,6 +48,7 @@ pub struct Pacs {
 pub struct FetchJob {
     pub accessions: Vec<Accession>,
     pub output: Option<PathBuf>,
+    pub iso: Option<IsoTarget>,
     pub force: bool,
     pub allow_mixed_patients: bool,
     pub allow_partial: bool,
@@ -100,18 +102,14 @@ pub fn load(cli: &Cli) -> Result<Context, Failure> {
 pub fn build(command: Command, config: &Config) -> Result<Job, Failure> {
     match command {
         Command::Relay { dir, to } => Ok(Job::Relay { dir, publisher: publisher(config, to)? }),
-        Command::Fetch { accessions, output, force, allow_mixed_patients, allow_partial } => {
-            let accessions = accession::parse_list(&accessions, config.cgi.max_accessions)?;
-            let pacs = pacs(config)?;
-            if let Some(viewer) = &config.tools.viewer_dir
-                && !viewer.is_dir()
-            {
-                return Err(Failure::config(format!(
-                    "tools.viewer_dir {} is not a folder",
-                    viewer.display()
-                )));
-            }
-            Ok(Job::Fetch(FetchJob { accessions, output, force, allow_mixed_patients, allow_partial, pacs }))
+        Command::Fetch { accessions, output, iso, force, allow_mixed_patients, allow_partial } => {
+            // `--iso` alone: the default name in the current folder.
+            let iso = iso.map(|file| match file {
+                Some(file) => IsoTarget::File(file),
+                None => IsoTarget::DefaultIn(PathBuf::new()),
+            });
+            let options = FetchOptions { output, iso, force, allow_mixed_patients, allow_partial };
+            Ok(Job::Fetch(fetch_job(config, &accessions, options)?))
         }
         Command::Print { accessions, to, dry_run, allow_mixed_patients, allow_partial } => {
             let options = PrintOptions { to, dry_run, allow_mixed_patients, allow_partial };
@@ -125,6 +123,36 @@ pub fn build(command: Command, config: &Config) -> Result<Job, Failure> {
 pub fn context(config: Config, origin: Origin, progress: progress::Mode) -> Context {
     let toolbox = Toolbox::new(config.tools.dcmtk_dir.clone());
     Context { config, origin, toolbox, progress }
+}
+
+/// The switches of a fetch request.
+#[derive(Debug, Default)]
+pub struct FetchOptions {
+    pub output: Option<PathBuf>,
+    pub iso: Option<IsoTarget>,
+    pub force: bool,
+    pub allow_mixed_patients: bool,
+    pub allow_partial: bool,
+}
+
+/// A fetch job: accessions checked first, then the PACS and the viewer.
+pub fn fetch_job(config: &Config, accessions: &[String], options: FetchOptions) -> Result<FetchJob, Failure> {
+    let accessions = accession::parse_list(accessions, config.cgi.max_accessions)?;
+    let pacs = pacs(config)?;
+    if let Some(viewer) = &config.tools.viewer_dir
+        && !viewer.is_dir()
+    {
+        return Err(Failure::config(format!("tools.viewer_dir {} is not a folder", viewer.display())));
+    }
+    Ok(FetchJob {
+        accessions,
+        output: options.output,
+        iso: options.iso,
+        force: options.force,
+        allow_mixed_patients: options.allow_mixed_patients,
+        allow_partial: options.allow_partial,
+        pacs,
+    })
 }
 
 /// A print job: accessions checked first (nothing reaches the network

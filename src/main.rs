@@ -12,6 +12,7 @@ mod dicom;
 mod failure;
 #[cfg(test)]
 mod generated;
+mod iso;
 mod job;
 mod pipeline;
 mod progress;
@@ -84,7 +85,7 @@ fn execute(cli: cli::Cli) -> Result<Report, Failure> {
     let mut audit = context.config.audit_log.as_deref().map(AuditLog::open).transpose()?;
     let result = job::build(cli.command, &context.config).and_then(|job| run(&context, job));
     if let Some(audit) = &mut audit {
-        audit.record(&request, &result);
+        audit.record(&request, result.as_ref());
     }
     result
 }

@@ -126,17 +126,27 @@ pub fn print(report: &Report, json: bool) {
             }
         }
         Report::Fetch(fetched) => {
+            let into = match (&fetched.folder, &fetched.iso) {
+                (Some(folder), Some(iso)) => {
+                    format!("into {} and the image {}", for_terminal(folder), for_terminal(iso))
+                }
+                (Some(folder), None) => format!("into {}", for_terminal(folder)),
+                (None, Some(iso)) => format!("into the image {}", for_terminal(iso)),
+                (None, None) => String::new(),
+            };
             outln!(
-                "fetched {} files ({:.1} MB) of {} ({}), {} {}, into {} in {:.1} s",
+                "fetched {} files ({:.1} MB) of {} ({}), {} {}, {into} in {:.1} s",
                 fetched.files,
                 fetched.bytes as f64 / 1e6,
                 for_terminal(&fetched.patient_name),
                 for_terminal(&fetched.patient_id),
                 fetched.studies.len(),
                 if fetched.studies.len() == 1 { "study" } else { "studies" },
-                for_terminal(&fetched.folder),
                 fetched.seconds
             );
+            if let Some(bytes) = fetched.iso_bytes {
+                outln!("  disc image: {:.1} MB", bytes as f64 / 1e6);
+            }
             print_studies(&fetched.studies);
         }
         Report::Print(printed) => {

@@ -29,11 +29,22 @@ pub fn file_name(text: &str, max: usize, fallback: &str) -> String {
             ascii.push_str(transliterate(c));
         }
     }
+    tidy(&ascii, max, fallback, |c| c.is_ascii_alphanumeric())
+}
+
+/// Like `file_name`, but letters and digits of any script stay as they
+/// are: for the UTF-8 name a browser shows (`filename*`).
+pub fn unicode_file_name(text: &str, max: usize, fallback: &str) -> String {
+    tidy(text, max, fallback, char::is_alphanumeric)
+}
+
+fn tidy(text: &str, max: usize, fallback: &str, keep: fn(char) -> bool) -> String {
     let separator = |c: char| matches!(c, '.' | '_' | '-');
-    let mut out = String::with_capacity(ascii.len());
-    for c in ascii.chars() {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
         let c = match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '-' | '_' => c,
+            c if keep(c) => c,
+            '.' | '-' | '_' => c,
             '^' | ' ' | '/' | '\\' | ',' | ';' | ':' | '=' | '+' => '_',
             _ => continue,
         };
@@ -110,6 +121,8 @@ mod tests {
         assert_eq!(file_name("王小明", 64, "patient"), "patient");
         assert_eq!(file_name("-rf", 64, "patient"), "rf");
         assert_eq!(file_name("ABCDEFGH_IJ", 9, "patient"), "ABCDEFGH");
+        assert_eq!(unicode_file_name("MÜLLER^JOSÉ", 64, "p"), "MÜLLER_JOSÉ");
+        assert_eq!(unicode_file_name("../../x^<y>", 64, "p"), "x_y");
         let hostile = file_name("x/../../..^..", 64, "p");
         assert!(!hostile.contains("..") && !hostile.contains('/'), "{hostile}");
     }

@@ -2,11 +2,16 @@
 //! the DICOM media rules (`A-Z 0-9 _`, at most 8 characters a component:
 //! `DICOM/ST000001/SE000001/IM000001`), numbered by our own counters, since
 //! received names (`CT.<SOP Instance UID>`) are neither legal nor unique
-//! enough; and the viewer files at the root.
+//! enough; the DICOMDIR index (dcmmkdir); and the viewer files at the root.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::dicom::dcmmkdir;
+use crate::dicom::runner::{self, Command};
+use crate::dicom::tools::Tool;
 use crate::failure::Failure;
+use crate::job::Context;
 use crate::pipeline::retrieve::Received;
 
 /// What was laid out.
@@ -45,8 +50,14 @@ pub fn prepare(output: &Path, force: bool) -> Result<(), Failure> {
 }
 
 /// Moves the files (already in study, series, instance order) into
-/// `output/DICOM/...` and copies the viewer files to `output`.
-pub fn lay_out(files: &[Received], output: &Path, viewer_dir: Option<&Path>) -> Result<Layout, Failure> {
+/// `output/DICOM/...`, copies the viewer files to `output`, and writes an
+/// AUTORUN.INF for the viewer when one is named.
+pub fn lay_out(
+    files: &[Received],
+    output: &Path,
+    viewer_dir: Option<&Path>,
+    viewer_autorun: Option<&str>,
+) -> Result<Layout, Failure> {
     let mut layout = Layout::default();
     let mut last: Option<(&str, &str)> = None;
     let (mut study, mut series, mut image) = (0usize, 0usize, 0usize);
@@ -72,7 +83,48 @@ pub fn lay_out(files: &[Received], output: &Path, viewer_dir: Option<&Path>) -> 
     if let Some(viewer) = viewer_dir {
         copy_tree(viewer, output)?;
     }
+    if let Some(program) = viewer_autorun {
+        let inf = output.join("AUTORUN.INF");
+        let text = format!("[autorun]\r\nopen={}\r\n", program.replace('/', "\\"));
+        std::fs::write(&inf, text).map_err(|err| write_failure(&inf, err))?;
+    }
     Ok(layout)
+}
+
+/// Writes the DICOMDIR of `output` with dcmmkdir, and checks that it
+/// indexes all `files` (dcmmkdir exits 0 even when it leaves some out).
+pub fn index(context: &Context, output: &Path, file_set_id: &str, files: usize) -> Result<(), Failure> {
+    let program = context.toolbox.path(Tool::Dcmmkdir)?;
+    let mut command = Command::new(&program, Duration::from_secs(3600));
+    command.args(dcmmkdir::args(file_set_id, "DICOM"));
+    command.dir = Some(output.to_path_buf());
+    let run = runner::run(&command, &mut |_| {})?;
+    let indexed = dcmmkdir::parse(&run.lines);
+    if indexed.added != files || !indexed.written || !output.join("DICOMDIR").is_file() {
+        let why = indexed.problems.first().map(|p| format!(": {p}")).unwrap_or_default();
+        return Err(Failure::fetch_incomplete(&format!(
+            "the DICOMDIR indexes {} of {files} images{}",
+            indexed.added,
+            why.chars().take(200).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of the files under `folder`.
+pub fn folder_bytes(folder: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => pending.push(entry.path()),
+                Ok(meta) => total += meta.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 /// `DICOM/ST000001/SE000001`: a media file ID's folders.

@@ -3,12 +3,14 @@
 //! written only after the retrieve is verified, so a failed fetch leaves
 //! no half-filled disc folder behind.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::dicom::dcmmkdir;
 use crate::failure::Failure;
+use crate::iso;
 use crate::job::{Context, FetchJob};
 use crate::pipeline::{Deadline, StudySummary, disc, lookup, retrieve};
 use crate::sanitize;
@@ -22,31 +24,79 @@ pub struct Fetched {
     pub studies: Vec<StudySummary>,
     pub files: usize,
     pub bytes: u64,
-    pub folder: String,
+    /// The disc folder, unless only an image was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iso: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iso_bytes: Option<u64>,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
+/// Where `--iso` writes the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsoTarget {
+    /// This file.
+    File(PathBuf),
+    /// `{PATIENT_NAME}-{ACC1_ACC2}.iso` in this folder.
+    DefaultIn(PathBuf),
+}
+
 pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let started = Instant::now();
-    // A folder named on the command line is checked before any traffic.
+    // What can be checked before any traffic is checked first.
     if let Some(output) = &job.output {
         disc::prepare(output, job.force)?;
+    }
+    if let Some(IsoTarget::File(image)) = &job.iso {
+        check_image_target(image, job.force)?;
+    }
+    if job.iso.is_some() {
+        iso::find(context.config.tools.iso_tool)?;
     }
     let deadline = Deadline::after(job.pacs.timeouts.total);
     let work = staging::private_dir(&context.config.staging_dir)?;
     let found =
         lookup::run(context, &job.pacs, &job.accessions, job.allow_mixed_patients, work.path(), &deadline)?;
-    let output = job.output.clone().unwrap_or_else(|| default_folder(&found.patient.name, &job.accessions));
-    if job.output.is_none() {
+    let name = default_name(&found.patient.name, &job.accessions);
+    let image = match &job.iso {
+        Some(IsoTarget::File(image)) => Some(image.clone()),
+        Some(IsoTarget::DefaultIn(dir)) => {
+            let image = dir.join(format!("{name}.iso"));
+            check_image_target(&image, job.force)?;
+            Some(image)
+        }
+        None => None,
+    };
+    // Only an image asked for: the folder is laid out in staging and goes with it.
+    let keep_folder = job.output.is_some() || image.is_none();
+    let output = match &job.output {
+        Some(output) => output.clone(),
+        None if image.is_some() => work.path().join("disc"),
+        None => PathBuf::from(&name),
+    };
+    if job.output.is_none() && keep_folder {
         disc::prepare(&output, job.force)?;
     }
     crate::signals::check()?;
     let incoming = work.path().join("incoming");
     let retrieved = retrieve::run(context, &job.pacs, &found, &incoming, job.allow_partial, &deadline)?;
     let created = !output.exists();
-    let laid = disc::lay_out(&retrieved.files, &output, context.config.tools.viewer_dir.as_deref());
+    let tools = &context.config.tools;
+    let laid = disc::lay_out(
+        &retrieved.files,
+        &output,
+        tools.viewer_dir.as_deref(),
+        tools.viewer_autorun.as_deref(),
+    )
+    .and_then(|layout| {
+        let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
+        disc::index(context, &output, &dcmmkdir::file_set_id(&joined.join("_")), layout.files)?;
+        Ok(layout)
+    });
     let layout = match laid {
         Ok(layout) => layout,
         Err(failure) => {
@@ -56,30 +106,81 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
             return Err(failure);
         }
     };
-    let studies = StudySummary::list(&found, &retrieved.per_study);
-    for warning in &retrieved.warnings {
+    let mut warnings = retrieved.warnings;
+    let iso_bytes = match &image {
+        Some(image) => Some(build_image(context, job, &output, image, &mut warnings)?),
+        None => None,
+    };
+    for warning in &warnings {
         log::warn!("{warning}");
     }
     Ok(Fetched {
         accessions: job.accessions.iter().map(|a| a.to_string()).collect(),
-        patient_name: found.patient.name,
-        patient_id: found.patient.id,
-        studies,
+        patient_name: found.patient.name.clone(),
+        patient_id: found.patient.id.clone(),
+        studies: StudySummary::list(&found, &retrieved.per_study),
         files: layout.files,
         bytes: layout.bytes,
-        folder: output.display().to_string(),
+        folder: keep_folder.then(|| output.display().to_string()),
+        iso: image.map(|image| image.display().to_string()),
+        iso_bytes,
         seconds: started.elapsed().as_secs_f64(),
-        warnings: retrieved.warnings,
+        warnings,
     })
 }
 
-/// `./{PATIENT_NAME}-{ACC1_ACC2}`, safe as one folder name in the current
-/// folder whatever the PACS calls the patient.
-fn default_folder(patient_name: &str, accessions: &[crate::accession::Accession]) -> PathBuf {
+/// An image file is written only where nothing is, unless `--force`.
+fn check_image_target(image: &Path, force: bool) -> Result<(), Failure> {
+    if image.exists() && !force {
+        return Err(Failure::config(format!(
+            "{} exists: choose another file, or use --force",
+            image.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The ISO image of the disc folder, within what a disc holds.
+fn build_image(
+    context: &Context,
+    job: &FetchJob,
+    folder: &Path,
+    image: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<u64, Failure> {
+    let content = disc::folder_bytes(folder);
+    if content > iso::DVD_BYTES && !job.force {
+        return Err(Failure::config(format!(
+            "the disc would hold {:.2} GB, more than a DVD (4.7 GB): split the accessions, or use --force",
+            content as f64 / 1e9
+        )));
+    }
+    let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
+    let started = Instant::now();
+    let size =
+        iso::build(context.config.tools.iso_tool, &iso::volume_label(&joined.join("_")), folder, image)?;
+    log::info!(
+        "built {} ({:.1} MB) in {:.2} s",
+        image.display(),
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    if size > iso::CD_BYTES {
+        warnings.push(format!(
+            "the image is {:.0} MB: more than a CD holds (700 MB), burn it on a DVD",
+            size as f64 / 1e6
+        ));
+    }
+    Ok(size)
+}
+
+/// `{PATIENT_NAME}-{ACC1_ACC2}`, safe as one file or folder name in the
+/// current folder whatever the PACS calls the patient.
+pub fn default_name(patient_name: &str, accessions: &[crate::accession::Accession]) -> String {
     let joined: Vec<&str> = accessions.iter().map(|a| a.as_str()).collect();
     let name = sanitize::file_name(patient_name, 64, "patient");
     let accessions = sanitize::file_name(&joined.join("_"), 64, "study");
-    PathBuf::from(format!("{name}-{accessions}"))
+    format!("{name}-{accessions}")
 }
 
 #[cfg(test)]
@@ -90,10 +191,11 @@ mod tests {
     #[test]
     fn default_folder_stays_in_the_working_folder() {
         let accessions = parse_list(&["ACC001,ACC002"], 20).expect("accessions");
-        assert_eq!(default_folder("DOE^JOHN", &accessions), PathBuf::from("DOE_JOHN-ACC001_ACC002"));
-        let hostile = default_folder("../../x^<y>", &accessions);
+        assert_eq!(default_name("DOE^JOHN", &accessions), "DOE_JOHN-ACC001_ACC002");
+        let hostile = PathBuf::from(default_name("../../x^<y>", &accessions));
         assert_eq!(hostile.components().count(), 1, "{hostile:?}");
         assert_eq!(hostile, PathBuf::from("x_y-ACC001_ACC002"));
-        assert_eq!(default_folder("", &accessions), PathBuf::from("patient-ACC001_ACC002"));
+        assert_eq!(default_name("", &accessions), "patient-ACC001_ACC002");
+        assert_eq!(default_name("MÜLLER^JOSÉ", &accessions), "MULLER_JOSE-ACC001_ACC002");
     }
 }

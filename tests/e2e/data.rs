@@ -58,6 +58,7 @@ pub fn pacs_with_data() -> (Orthanc, DataSet) {
             "ACC006",
             Study::new("<script>alert(1)</script>", "PID004", "ACC006", vec![Series::new("CT", CT_IMAGE, 1)]),
         ),
+        ("ACC007", Study::new("MÜLLER^JOSÉ", "PID005", "ACC007", vec![Series::new("CT", CT_IMAGE, 2)])),
     ];
     let mut by_accession = Vec::new();
     for (accession, study) in studies {

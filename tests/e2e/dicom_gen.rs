@@ -99,7 +99,9 @@ fn instance(
     put(&mut data, 0x0008, 0x0016, b"UI", series.sop_class.as_bytes());
     put(&mut data, 0x0008, 0x0018, b"UI", sop_instance_uid.as_bytes());
     put(&mut data, 0x0008, 0x0020, b"DA", b"20240115");
+    put(&mut data, 0x0008, 0x0023, b"DA", b"20240115");
     put(&mut data, 0x0008, 0x0030, b"TM", b"101500");
+    put(&mut data, 0x0008, 0x0033, b"TM", b"101500");
     put(&mut data, 0x0008, 0x0050, b"SH", study.accession.as_bytes());
     put(&mut data, 0x0008, 0x0060, b"CS", series.modality.as_bytes());
     put(&mut data, 0x0008, 0x0090, b"PN", b"");
@@ -115,6 +117,12 @@ fn instance(
     if series.sop_class == BASIC_TEXT_SR {
         // A report has no pixels: its content is a text tree.
         put(&mut data, 0x0040, 0xA040, b"CS", b"CONTAINER");
+        // ConceptNameCodeSequence: one item, the document title.
+        let mut code = Vec::new();
+        put(&mut code, 0x0008, 0x0100, b"SH", b"18748-4");
+        put(&mut code, 0x0008, 0x0102, b"SH", b"LN");
+        put(&mut code, 0x0008, 0x0104, b"LO", b"Diagnostic Imaging Report");
+        sequence(&mut data, 0x0040, 0xA043, &[code]);
         put(&mut data, 0x0040, 0xA050, b"CS", b"SEPARATE");
         put(&mut data, 0x0040, 0xA491, b"CS", b"COMPLETE");
         put(&mut data, 0x0040, 0xA493, b"CS", b"UNVERIFIED");
@@ -161,6 +169,20 @@ pub fn fake_dicomdir() -> Vec<u8> {
     part10(DICOMDIR_CLASS, &uid(), &data)
 }
 
+/// Appends a sequence of undefined length holding `items`.
+fn sequence(out: &mut Vec<u8>, group: u16, element: u16, items: &[Vec<u8>]) {
+    out.extend_from_slice(&group.to_le_bytes());
+    out.extend_from_slice(&element.to_le_bytes());
+    out.extend_from_slice(b"SQ\0\0");
+    out.extend_from_slice(&u32::MAX.to_le_bytes());
+    for item in items {
+        out.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+        out.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+}
+
 /// Appends one element, padded to even length (UI with NUL, text with space).
 fn put(out: &mut Vec<u8>, group: u16, element: u16, vr: &[u8; 2], value: &[u8]) {
     let mut value = value.to_vec();
@@ -200,7 +222,7 @@ pub fn sop_instance_uids(dir: &Path) -> Vec<String> {
     uids
 }
 
-fn read_sop_instance_uid(path: &Path) -> Option<String> {
+pub fn read_sop_instance_uid(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
     if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
         return None;

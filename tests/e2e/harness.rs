@@ -527,6 +527,34 @@ impl HttpResponse {
     }
 }
 
+/// A binary HTTP answer.
+pub struct BinaryResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl BinaryResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The status code and headers of a response head.
+fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .collect();
+    (status, headers)
+}
+
 impl Nginx {
     /// `vars` become extra `fastcgi_param`s (e.g. a token variable).
     pub fn start(config: &Path, vars: &[(&str, &str)]) -> Nginx {
@@ -554,7 +582,7 @@ impl Nginx {
              http {{\n    access_log off;\n    client_body_temp_path {tmp}/body;\n    fastcgi_temp_path {tmp}/fastcgi;\n\
                  proxy_temp_path {tmp}/proxy;\n    uwsgi_temp_path {tmp}/uwsgi;\n    scgi_temp_path {tmp}/scgi;\n\
                  server {{\n        listen 127.0.0.1:{port};\n\
-                     location ~ ^/(send_rimage_multiple\\.php|api/iso/print|api/iso/print-multiple)$ {{\n\
+                     location ~ ^/(send_rimage_multiple\\.php|api/iso/print|api/iso/print-multiple|mkiso_multiple\\.php|api/iso/download)$ {{\n\
                          include /etc/nginx/fastcgi_params;\n\
                          fastcgi_param SCRIPT_FILENAME {binary};\n\
                          fastcgi_param PACS2CD_CONFIG {config};\n\
@@ -576,8 +604,16 @@ impl Nginx {
         Nginx { port, _nginx: nginx, _fcgiwrap: fcgiwrap, _dir: dir }
     }
 
-    /// One HTTP/1.0 request; `target` is the path and query.
-    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    /// A GET whose body is binary (a disc image).
+    pub fn get_bytes(&self, target: &str) -> BinaryResponse {
+        let raw = self.exchange("GET", target, &[]);
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let (status, headers) = parse_head(&head);
+        BinaryResponse { status, headers, body: raw[split + 4..].to_vec() }
+    }
+
+    fn exchange(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Vec<u8> {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect nginx");
         stream.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
@@ -589,18 +625,15 @@ impl Nginx {
         stream.write_all(request.as_bytes()).expect("send request");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read response");
+        raw
+    }
+
+    /// One HTTP/1.0 request; `target` is the path and query.
+    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        let raw = self.exchange(method, target, headers);
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {text:?}"));
-        let headers = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
-            .collect();
+        let (status, headers) = parse_head(head);
         HttpResponse { status, headers, body: body.to_string() }
     }
 

@@ -5,6 +5,7 @@ mod cgi;
 mod cli;
 mod data;
 mod dicom_gen;
+mod disc;
 mod fetch;
 mod harness;
 mod print;

@@ -1,0 +1,108 @@
+//! ISO 9660 disc images with Joliet and Rock Ridge, built from a disc
+//! folder by genisoimage, xorriso or mkisofs (`tools.iso_tool`).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::IsoTool;
+use crate::dicom::runner::{self, Command};
+use crate::failure::Failure;
+
+/// A CD-R holds 700 MiB; a single-layer DVD 4.7 GB.
+pub const CD_BYTES: u64 = 700 * 1024 * 1024;
+pub const DVD_BYTES: u64 = 4_700_000_000;
+
+/// The program found for `tool`, and which one it is.
+pub fn find(tool: IsoTool) -> Result<(PathBuf, IsoTool), Failure> {
+    let candidates: &[IsoTool] = match tool {
+        IsoTool::Auto => &[IsoTool::Genisoimage, IsoTool::Xorriso, IsoTool::Mkisofs],
+        IsoTool::Genisoimage => &[IsoTool::Genisoimage],
+        IsoTool::Xorriso => &[IsoTool::Xorriso],
+        IsoTool::Mkisofs => &[IsoTool::Mkisofs],
+    };
+    for &candidate in candidates {
+        if let Ok(path) = which::which(name(candidate)) {
+            return Ok((path, candidate));
+        }
+    }
+    Err(Failure::config(format!(
+        "no ISO tool found ({}): install the Debian package genisoimage or xorriso, or set tools.iso_tool",
+        candidates.iter().map(|&c| name(c)).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+pub fn name(tool: IsoTool) -> &'static str {
+    match tool {
+        IsoTool::Auto | IsoTool::Genisoimage => "genisoimage",
+        IsoTool::Xorriso => "xorriso",
+        IsoTool::Mkisofs => "mkisofs",
+    }
+}
+
+/// The mkisofs-style arguments all three understand (xorriso through its
+/// `-as mkisofs` emulation).
+pub fn args(tool: IsoTool, label: &str, image: &Path, folder: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    if tool == IsoTool::Xorriso {
+        args.extend(["-as".into(), "mkisofs".into()]);
+    }
+    args.extend(
+        ["-quiet", "-input-charset", "utf-8", "-J", "-R", "-V", label].into_iter().map(OsString::from),
+    );
+    args.push("-o".into());
+    args.push(image.into());
+    args.push(folder.into());
+    args
+}
+
+/// An ISO 9660 volume label: at most 32 of `A-Z 0-9 _`.
+pub fn volume_label(text: &str) -> String {
+    let label: String = text
+        .chars()
+        .map(|c| c.to_ascii_uppercase())
+        .map(|c| if c.is_ascii_uppercase() || c.is_ascii_digit() { c } else { '_' })
+        .take(32)
+        .collect();
+    let label = label.trim_matches('_').to_string();
+    if label.is_empty() { "PACS2CD".into() } else { label }
+}
+
+/// Builds `image` from `folder`; returns its size.
+pub fn build(tool: IsoTool, label: &str, folder: &Path, image: &Path) -> Result<u64, Failure> {
+    let (program, tool) = find(tool)?;
+    let mut command = Command::new(&program, Duration::from_secs(3600));
+    command.args(args(tool, label, image, folder));
+    let output = runner::run(&command, &mut |_| {})?;
+    let size = image.metadata().map(|m| m.len()).unwrap_or(0);
+    if output.code != Some(0) || size == 0 {
+        let said = output.lines.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
+        let _ = std::fs::remove_file(image);
+        return Err(Failure::config(format!(
+            "{} could not build the disc image {}: {}",
+            name(tool),
+            image.display(),
+            said.chars().take(200).collect::<String>()
+        )));
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_iso_9660() {
+        assert_eq!(volume_label("acc001_MR.2024"), "ACC001_MR_2024");
+        assert_eq!(volume_label(&"X".repeat(40)).len(), 32);
+        assert_eq!(volume_label("ÜÖ"), "PACS2CD");
+    }
+
+    #[test]
+    fn xorriso_speaks_mkisofs() {
+        let args = args(IsoTool::Xorriso, "L", Path::new("/o.iso"), Path::new("/d"));
+        assert_eq!(args[..2], [OsString::from("-as"), OsString::from("mkisofs")]);
+        assert!(args.contains(&OsString::from("-J")) && args.contains(&OsString::from("-R")));
+    }
+}
