@@ -556,6 +556,90 @@ fn main() {
             "(two hops)",
         );
     }
+    // 7. the disc image of the CT: pacs2cd's ISO step (fetch --iso minus
+    // fetch, same folder) against genisoimage and xorriso on that folder.
+    if wanted("iso") {
+        let genisoimage = harness::require("genisoimage", "genisoimage");
+        let xorriso = harness::require("xorriso", "xorriso");
+        let disc = out.path().join("disc");
+        let disc_arg = disc.to_string_lossy().into_owned();
+        let image = out.path().join("ct.iso");
+        let image_arg = image.to_string_lossy().into_owned();
+        let mut with_iso =
+            || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &disc_arg, "--force", "--iso", &image_arg]);
+        let mut without = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &disc_arg, "--force"]);
+        let mut raw_genisoimage = || {
+            run(
+                &genisoimage,
+                &[
+                    "-quiet",
+                    "-input-charset",
+                    "utf-8",
+                    "-J",
+                    "-R",
+                    "-V",
+                    "BENCH_CT",
+                    "-o",
+                    &image_arg,
+                    &disc_arg,
+                ],
+                &[],
+            )
+        };
+        let mut raw_xorriso = || {
+            run(
+                &xorriso,
+                &[
+                    "-as",
+                    "mkisofs",
+                    "-quiet",
+                    "-input-charset",
+                    "utf-8",
+                    "-J",
+                    "-R",
+                    "-V",
+                    "BENCH_CT",
+                    "-o",
+                    &image_arg,
+                    &disc_arg,
+                ],
+                &[],
+            )
+        };
+        // The folder must exist for the raw tools: lay it out once.
+        without();
+        let mut reset = || {
+            let _ = std::fs::remove_file(&image);
+        };
+        let samples = interleave(
+            reps,
+            &mut [
+                ("with", &mut with_iso),
+                ("without", &mut without),
+                ("genisoimage", &mut raw_genisoimage),
+                ("xorriso", &mut raw_xorriso),
+            ],
+            &mut reset,
+        );
+        let step: Vec<Sample> = samples[0]
+            .iter()
+            .zip(&samples[1])
+            .map(|(a, b)| Sample { wall: a.wall.saturating_sub(b.wall), ..Sample::default() })
+            .collect();
+        table.compare(
+            "ISO of the CT (157 MB)",
+            &["pacs2cd --iso step", "genisoimage -J -R"],
+            &[step.clone(), samples[2].clone()],
+            "(same tool)",
+        );
+        table.compare(
+            "ISO of the CT (157 MB)",
+            &["pacs2cd --iso step", "xorriso -as mkisofs"],
+            &[step, samples[3].clone()],
+            "",
+        );
+    }
+
     // 6. pacs2cd's own CPU and memory.
     let mut own = Vec::new();
     if wanted("own") {
