@@ -297,26 +297,14 @@ fn download(fetched: Fetched, folder: TempDir) -> Response {
     let accessions = sanitize::unicode_file_name(&fetched.accessions.join("_"), 64, "study");
     let unicode =
         format!("{}-{accessions}.iso", sanitize::unicode_file_name(&fetched.patient_name, 64, "patient"));
-    let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", rfc5987(&unicode));
+    let disposition =
+        format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", sanitize::percent_encode(&unicode));
     Response {
         status: 200,
         content_type: "application/octet-stream",
         headers: vec![("Content-Disposition", disposition)],
         body: Body::File { path, len, _folder: folder },
     }
-}
-
-/// RFC 5987 value encoding: everything but unreserved characters as %XX.
-fn rfc5987(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// A request's result, with the folder that holds a disc image to send.
@@ -419,7 +407,7 @@ mod tests {
 
     #[test]
     fn rfc5987_names() {
-        assert_eq!(rfc5987("MÜLLER_JOSÉ-A1.iso"), "M%C3%9CLLER_JOS%C3%89-A1.iso");
+        assert_eq!(sanitize::percent_encode("MÜLLER_JOSÉ-A1.iso"), "M%C3%9CLLER_JOS%C3%89-A1.iso");
     }
 
     #[test]

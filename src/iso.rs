@@ -58,14 +58,7 @@ pub fn args(tool: IsoTool, label: &str, image: &Path, folder: &Path) -> Vec<OsSt
 
 /// An ISO 9660 volume label: at most 32 of `A-Z 0-9 _`.
 pub fn volume_label(text: &str) -> String {
-    let label: String = text
-        .chars()
-        .map(|c| c.to_ascii_uppercase())
-        .map(|c| if c.is_ascii_uppercase() || c.is_ascii_digit() { c } else { '_' })
-        .take(32)
-        .collect();
-    let label = label.trim_matches('_').to_string();
-    if label.is_empty() { "PACS2CD".into() } else { label }
+    crate::sanitize::d_characters(text, 32, "PACS2CD")
 }
 
 /// Builds `image` from `folder`; returns its size.

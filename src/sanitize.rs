@@ -16,6 +16,33 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
+/// Percent-encodes everything but RFC 3986 unreserved characters (a URL
+/// path segment, an RFC 5987 header value).
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Upper-case `A-Z 0-9 _` only, at most `max` long: ISO 9660 volume labels
+/// and DICOM file-set IDs. Never empty: `fallback` stands in.
+pub fn d_characters(text: &str, max: usize, fallback: &str) -> String {
+    let upper: String = text
+        .chars()
+        .map(|c| c.to_ascii_uppercase())
+        .map(|c| if c.is_ascii_uppercase() || c.is_ascii_digit() { c } else { '_' })
+        .take(max)
+        .collect();
+    let trimmed = upper.trim_matches('_');
+    if trimmed.is_empty() { fallback.to_string() } else { trimmed.to_string() }
+}
+
 /// A file or folder name from outside text: ASCII letters, digits, `.`,
 /// `-` and `_` only (`^`, blanks and other separators become `_`, accented
 /// letters lose their accent, anything else is dropped), no leading dot or

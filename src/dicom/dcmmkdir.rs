@@ -21,14 +21,7 @@ pub fn args(file_set_id: &str, folder: &str) -> Vec<OsString> {
 
 /// A file-set ID from free text: CS, at most 16 of `A-Z 0-9 _`.
 pub fn file_set_id(text: &str) -> String {
-    let id: String = text
-        .chars()
-        .map(|c| c.to_ascii_uppercase())
-        .map(|c| if c.is_ascii_uppercase() || c.is_ascii_digit() { c } else { '_' })
-        .take(16)
-        .collect();
-    let id = id.trim_matches('_').to_string();
-    if id.is_empty() { "PACS2CD".into() } else { id }
+    crate::sanitize::d_characters(text, 16, "PACS2CD")
 }
 
 /// What the run did: files added, and why others were not.

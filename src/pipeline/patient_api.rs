@@ -17,7 +17,7 @@ pub struct HisPatient {
 
 /// Looks up the patient of one accession.
 pub fn lookup(api: &PatientApi, accession: &Accession) -> Result<HisPatient, Failure> {
-    let url = api.url.replace("{accession}", &percent_encode(accession.as_str()));
+    let url = api.url.replace("{accession}", &crate::sanitize::percent_encode(accession.as_str()));
     let host = host_of(&url);
     let unavailable = |why: String| Failure::patient_api_unavailable(&format!("patient API at {host} {why}"));
     let token = match &api.token_env {
@@ -100,25 +100,13 @@ fn host_of(url: &str) -> &str {
     authority.rsplit('@').next().unwrap_or(authority)
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn encodes_and_names_hosts() {
+        use crate::sanitize::percent_encode;
         assert_eq!(percent_encode("MR 2024/001&x"), "MR%202024%2F001%26x");
         assert_eq!(percent_encode("CT.2024-01_a~"), "CT.2024-01_a~");
         assert_eq!(host_of("http://user:pw@127.0.0.1:8080/api/x?y=1"), "127.0.0.1:8080");
