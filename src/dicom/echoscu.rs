@@ -30,9 +30,7 @@ pub fn parse(log: &[String]) -> Result<(), AssociationProblem> {
 mod tests {
     use super::*;
 
-    fn recorded(name: &str) -> Vec<String> {
-        crate::dicom::recorded::lines(&format!("{name}.out"))
-    }
+    use crate::dicom::recorded::out as recorded;
 
     #[test]
     fn recorded_cases() {

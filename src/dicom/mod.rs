@@ -27,6 +27,11 @@ pub mod recorded {
         assert!(!lines.is_empty(), "no recorded output {name}");
         lines
     }
+
+    /// The lines a tool printed in case `name` (`name.out`).
+    pub fn out(name: &str) -> Vec<String> {
+        lines(&format!("{name}.out"))
+    }
 }
 
 use std::fmt;

@@ -54,9 +54,7 @@ mod tests {
     use super::*;
     use crate::dicom::AssociationProblem;
 
-    fn recorded(name: &str) -> Vec<String> {
-        crate::dicom::recorded::lines(&format!("{name}.out"))
-    }
+    use crate::dicom::recorded::out as recorded;
 
     #[test]
     fn recorded_cases() {

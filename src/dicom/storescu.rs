@@ -93,9 +93,7 @@ mod tests {
     use super::*;
     use crate::dicom::AssociationProblem;
 
-    fn recorded(name: &str) -> Vec<String> {
-        crate::dicom::recorded::lines(&format!("{name}.out"))
-    }
+    use crate::dicom::recorded::out as recorded;
 
     fn stored(log: &StoreLog) -> usize {
         log.files.iter().filter(|(_, o)| o.stored()).count()
