@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::accession::{self, Accession};
 use crate::cli::{Cli, Command};
@@ -183,12 +182,12 @@ pub fn pacs(config: &Config) -> Result<Pacs, Failure> {
             port: section.port,
         },
         calling_ae: AeTitle::parse(&section.calling_ae).map_err(Failure::config)?,
-        timeouts: Timeouts {
-            connect: Duration::from_secs(section.timeout_connect_secs),
-            acse: Duration::from_secs(section.timeout_acse_secs),
-            dimse: Duration::from_secs(section.timeout_dimse_secs),
-            total: Duration::from_secs(section.timeout_total_secs),
-        },
+        timeouts: Timeouts::from_secs([
+            section.timeout_connect_secs,
+            section.timeout_acse_secs,
+            section.timeout_dimse_secs,
+            section.timeout_total_secs,
+        ]),
         move_port: section.move_port,
         retrieve: section.retrieve,
         strategy: section.strategy,
@@ -208,12 +207,12 @@ pub fn publisher(config: &Config, to: Option<Endpoint>) -> Result<Publisher, Fai
         // Checked when the configuration was parsed.
         calling_ae: AeTitle::parse(&section.calling_ae).map_err(Failure::config)?,
         sender: section.sender,
-        timeouts: Timeouts {
-            connect: Duration::from_secs(section.timeout_connect_secs),
-            acse: Duration::from_secs(section.timeout_acse_secs),
-            dimse: Duration::from_secs(section.timeout_dimse_secs),
-            total: Duration::from_secs(section.timeout_total_secs),
-        },
+        timeouts: Timeouts::from_secs([
+            section.timeout_connect_secs,
+            section.timeout_acse_secs,
+            section.timeout_dimse_secs,
+            section.timeout_total_secs,
+        ]),
     })
 }
 

@@ -122,6 +122,16 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    /// From the four `timeout_*_secs` keys: connect, ACSE, DIMSE, total.
+    pub fn from_secs([connect, acse, dimse, total]: [u64; 4]) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(connect),
+            acse: Duration::from_secs(acse),
+            dimse: Duration::from_secs(dimse),
+            total: Duration::from_secs(total),
+        }
+    }
+
     /// `-to -ta -td`, understood by every DCMTK network tool.
     pub fn args(&self) -> Vec<String> {
         vec![
