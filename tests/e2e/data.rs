@@ -13,6 +13,11 @@ pub struct DataSet {
 }
 
 impl DataSet {
+    /// Every accession of the data set, in order.
+    pub fn accessions(&self) -> Vec<&'static str> {
+        self.by_accession.iter().map(|(accession, _)| *accession).collect()
+    }
+
     pub fn uids(&self, accessions: &[&str]) -> BTreeSet<String> {
         self.by_accession
             .iter()

@@ -311,10 +311,9 @@ fn a_lost_image_makes_the_fetch_incomplete() {
     pacs.lose_one_image();
     let env = TestEnv::new(&pacs.config(""));
     // Which accession lost it is unknown: fetch them all.
-    let all = "ACC001,ACC002,ACC003";
-    let mixed = ["--allow-mixed-patients"];
+    let all = data.accessions().join(",");
     let out = env.dir.path().join("disc");
-    let run = env.run(&[&["--json", "fetch", all, "ACC004,ACC005", "-o", arg(&out)][..], &mixed].concat());
+    let run = env.run(&["--json", "fetch", &all, "--allow-mixed-patients", "-o", arg(&out)]);
     run.expect_code(75);
     assert_eq!(run.json()["error"], "DICOM fetch incomplete");
     assert!(run.json()["detail"].as_str().is_some_and(|d| d.contains(" of ")), "{}", run.stdout);
@@ -326,7 +325,7 @@ fn a_lost_image_makes_the_fetch_incomplete() {
     // it arrived (Orthanc stops at its first failed sub-operation), still
     // fails: a study of which nothing came is never a partial success.
     let mut affected = 0;
-    for accession in ["ACC001", "ACC002", "ACC003", "ACC004", "ACC005", "ACC006"] {
+    for accession in data.accessions() {
         let out = env.dir.path().join(accession);
         let run = env.run(&["--json", "fetch", accession, "--allow-partial", "-o", arg(&out)]);
         let expected = data.uids(&[accession]);
