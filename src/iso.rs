@@ -61,10 +61,15 @@ pub fn volume_label(text: &str) -> String {
     crate::sanitize::d_characters(text, 32, "PACS2CD")
 }
 
-/// Builds `image` from `folder`; returns its size.
-pub fn build(tool: IsoTool, label: &str, folder: &Path, image: &Path) -> Result<u64, Failure> {
-    let (program, tool) = find(tool)?;
-    let mut command = Command::new(&program, Duration::from_secs(3600));
+/// Builds `image` from `folder` with a tool `find` gave; returns its size.
+pub fn build(
+    (program, tool): &(PathBuf, IsoTool),
+    label: &str,
+    folder: &Path,
+    image: &Path,
+) -> Result<u64, Failure> {
+    let tool = *tool;
+    let mut command = Command::new(program, Duration::from_secs(3600));
     command.args(args(tool, label, image, folder));
     let output = runner::run(&command, &mut |_| {})?;
     let size = image.metadata().map(|m| m.len()).unwrap_or(0);

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::config::IsoTool;
 use crate::dicom::dcmmkdir;
 use crate::failure::Failure;
 use crate::iso;
@@ -54,9 +55,8 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     if let Some(IsoTarget::File(image)) = &job.iso {
         check_image_target(image, job.force)?;
     }
-    if job.iso.is_some() {
-        iso::find(context.config.tools.iso_tool)?;
-    }
+    // Found before any traffic, used at the end.
+    let iso_tool = job.iso.as_ref().map(|_| iso::find(context.config.tools.iso_tool)).transpose()?;
     let deadline = Deadline::after(job.pacs.timeouts.total);
     let work = staging::private_dir(&context.config.staging_dir)?;
     let found =
@@ -108,7 +108,10 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     };
     let mut warnings = retrieved.warnings;
     let iso_bytes = match &image {
-        Some(image) => Some(build_image(context, job, &output, image, &mut warnings)?),
+        Some(image) => {
+            let tool = iso_tool.as_ref().ok_or_else(|| Failure::config("no ISO tool"))?;
+            Some(build_image(tool, job, &output, image, &mut warnings)?)
+        }
         None => None,
     };
     for warning in &warnings {
@@ -142,7 +145,7 @@ fn check_image_target(image: &Path, force: bool) -> Result<(), Failure> {
 
 /// The ISO image of the disc folder, within what a disc holds.
 fn build_image(
-    context: &Context,
+    tool: &(PathBuf, IsoTool),
     job: &FetchJob,
     folder: &Path,
     image: &Path,
@@ -157,8 +160,7 @@ fn build_image(
     }
     let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
     let started = Instant::now();
-    let size =
-        iso::build(context.config.tools.iso_tool, &iso::volume_label(&joined.join("_")), folder, image)?;
+    let size = iso::build(tool, &iso::volume_label(&joined.join("_")), folder, image)?;
     log::info!(
         "built {} ({:.1} MB) in {:.2} s",
         image.display(),
