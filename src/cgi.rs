@@ -175,7 +175,7 @@ pub enum Body {
     /// A disc image, streamed from the private folder that holds it; the
     /// folder (and the image) go when the response is dropped.
     File {
-        path: PathBuf,
+        file: std::fs::File,
         len: u64,
         _folder: TempDir,
     },
@@ -220,8 +220,14 @@ impl Response {
         if !head {
             match &self.body {
                 Body::Text(text) => out.write_all(text.as_bytes())?,
-                Body::File { path, .. } => {
-                    std::io::copy(&mut std::fs::File::open(path)?, out)?;
+                Body::File { file, len, .. } => {
+                    let mut reader: &std::fs::File = file;
+                    let copied = std::io::copy(&mut reader, out)?;
+                    if copied != *len {
+                        return Err(std::io::Error::other(format!(
+                            "sent {copied} of {len} bytes of the image"
+                        )));
+                    }
                 }
             }
         }
@@ -291,7 +297,17 @@ fn respond(cli: &Cli, request: &Request) -> Response {
 /// name as written in UTF-8 for browsers that read RFC 5987 `filename*`.
 fn download(fetched: Fetched, folder: TempDir) -> Response {
     let path = PathBuf::from(fetched.iso.clone().unwrap_or_default());
-    let len = fetched.iso_bytes.unwrap_or(0);
+    // Opened before any header goes out, so Content-Length is the truth.
+    let opened = std::fs::File::open(&path).and_then(|file| Ok((file.metadata()?.len(), file)));
+    let (len, file) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            log::error!("cannot read the disc image {}: {err}", path.display());
+            let failure =
+                Failure::config("the disc image was built but cannot be read; the server log says why");
+            return Response::text(500, "application/json", report::failure_json(&failure) + "\n");
+        }
+    };
     let ascii =
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "disc.iso".into());
     let accessions = sanitize::unicode_file_name(&fetched.accessions.join("_"), 64, "study");
@@ -303,7 +319,7 @@ fn download(fetched: Fetched, folder: TempDir) -> Response {
         status: 200,
         content_type: "application/octet-stream",
         headers: vec![("Content-Disposition", disposition)],
-        body: Body::File { path, len, _folder: folder },
+        body: Body::File { file, len, _folder: folder },
     }
 }
 

@@ -100,15 +100,35 @@ pub fn index(context: &Context, output: &Path, file_set_id: &str, files: usize) 
     command.dir = Some(output.to_path_buf());
     let run = runner::run(&command, &mut |_| {})?;
     let indexed = dcmmkdir::parse(&run.lines);
-    if indexed.added != files || !indexed.written || !output.join("DICOMDIR").is_file() {
+    // Every file added, the index written, and not one error on the way:
+    // dcmmkdir logs "adding" before it builds a file's records.
+    let whole = indexed.added == files
+        && indexed.written
+        && indexed.problems.is_empty()
+        && run.code == Some(0)
+        && output.join("DICOMDIR").is_file();
+    if !whole {
         let why = indexed.problems.first().map(|p| format!(": {p}")).unwrap_or_default();
         return Err(Failure::fetch_incomplete(&format!(
-            "the DICOMDIR indexes {} of {files} images{}",
+            "the DICOMDIR of the disc folder is not complete ({} of {files} images indexed){}",
             indexed.added,
             why.chars().take(200).collect::<String>()
         )));
     }
     Ok(())
+}
+
+/// Removes what a failed lay-out left in a folder that existed before it:
+/// everything when it was empty, else the disc's own entries.
+pub fn undo(output: &Path, was_empty: bool) {
+    let entries: Vec<PathBuf> = if was_empty {
+        std::fs::read_dir(output).into_iter().flatten().flatten().map(|e| e.path()).collect()
+    } else {
+        ["DICOM", "DICOMDIR", "AUTORUN.INF"].iter().map(|name| output.join(name)).collect()
+    };
+    for path in entries {
+        let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+    }
 }
 
 /// Bytes of the files under `folder`.
@@ -177,6 +197,23 @@ mod tests {
                     && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
             );
         }
+    }
+
+    #[test]
+    fn undo_removes_what_the_lay_out_wrote() {
+        let dir = tempfile::tempdir().expect("dir");
+        let fill = || {
+            std::fs::create_dir_all(dir.path().join("DICOM/ST000001")).expect("mkdir");
+            std::fs::write(dir.path().join("DICOMDIR"), "x").expect("write");
+            std::fs::write(dir.path().join("viewer.exe"), "x").expect("write");
+        };
+        fill();
+        undo(dir.path(), false);
+        assert!(!dir.path().join("DICOM").exists() && !dir.path().join("DICOMDIR").exists());
+        assert!(dir.path().join("viewer.exe").exists(), "what was there before stays");
+        fill();
+        undo(dir.path(), true);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read").count(), 0);
     }
 
     #[test]

@@ -84,7 +84,10 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     crate::signals::check()?;
     let incoming = work.path().join("incoming");
     let retrieved = retrieve::run(context, &job.pacs, &found, &incoming, job.allow_partial, &deadline)?;
+    // What to undo if the lay-out fails: the whole folder when this job made
+    // it or found it empty, else only what the lay-out writes.
     let created = !output.exists();
+    let was_empty = std::fs::read_dir(&output).map(|mut entries| entries.next().is_none()).unwrap_or(true);
     let tools = &context.config.tools;
     let laid = disc::lay_out(
         &retrieved.files,
@@ -102,6 +105,8 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         Err(failure) => {
             if created {
                 let _ = std::fs::remove_dir_all(&output);
+            } else {
+                disc::undo(&output, was_empty);
             }
             return Err(failure);
         }
