@@ -254,6 +254,21 @@ fn main() {
     let mut table = Table { rows: Vec::new() };
     let study_key = format!("StudyInstanceUID={}", ct.study_uid);
     let accessions = "BENCH.CT,BENCH.MR,BENCH.CR";
+    // The raw retrieves, by a StudyInstanceUID key, into the scratch folder.
+    let raw_get = |key: &str| {
+        let args =
+            ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "+xs", "-od", &out_arg, "-k", "QueryRetrieveLevel=STUDY"];
+        run(&getscu, &[&args[..], &["-k", key, "127.0.0.1", &pacs_port]].concat(), &nodelay)
+    };
+    let raw_move = |key: &str| {
+        let args =
+            ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "-aem", OUR_AE, "+P", &move_port, "+xa", "-od", &out_arg];
+        run(
+            &movescu,
+            &[&args[..], &["-k", "QueryRetrieveLevel=STUDY", "-k", key, "127.0.0.1", &pacs_port]].concat(),
+            &nodelay,
+        )
+    };
     // `--only fetch,print` runs only those sections.
     let only: Option<Vec<String>> = args
         .iter()
@@ -320,62 +335,16 @@ fn main() {
     // 2. fetch of the CT study vs one raw getscu / movescu.
     if wanted("fetch") {
         let mut fetch_get = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
-        let mut raw_get = || {
-            run(
-                &getscu,
-                &[
-                    "-S",
-                    "-aet",
-                    OUR_AE,
-                    "-aec",
-                    PACS_AE,
-                    "+xs",
-                    "-od",
-                    &out_arg,
-                    "-k",
-                    "QueryRetrieveLevel=STUDY",
-                    "-k",
-                    &study_key,
-                    "127.0.0.1",
-                    &pacs_port,
-                ],
-                &nodelay,
-            )
-        };
+        let mut raw_get_ct = || raw_get(&study_key);
         let mut fetch_move = || pacs2cd_run(&env_move, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
-        let mut raw_move = || {
-            run(
-                &movescu,
-                &[
-                    "-S",
-                    "-aet",
-                    OUR_AE,
-                    "-aec",
-                    PACS_AE,
-                    "-aem",
-                    OUR_AE,
-                    "+P",
-                    &move_port,
-                    "+xa",
-                    "-od",
-                    &out_arg,
-                    "-k",
-                    "QueryRetrieveLevel=STUDY",
-                    "-k",
-                    &study_key,
-                    "127.0.0.1",
-                    &pacs_port,
-                ],
-                &nodelay,
-            )
-        };
+        let mut raw_move_ct = || raw_move(&study_key);
         let fetch_samples = interleave(
             reps,
             &mut [
                 ("fetch get", &mut fetch_get),
-                ("getscu", &mut raw_get),
+                ("getscu", &mut raw_get_ct),
                 ("fetch move", &mut fetch_move),
-                ("movescu", &mut raw_move),
+                ("movescu", &mut raw_move_ct),
             ],
             &mut clear,
         );
@@ -429,67 +398,19 @@ fn main() {
             )
         };
         let mut print_get = || pacs2cd_run(&env_get, &["print", accessions]);
-        let mut raw_print_get = || {
+        // The same work by hand: the finds, one retrieve, one send.
+        let by_hand = |retrieve: &dyn Fn(&str) -> Sample| {
             let started = Instant::now();
             for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
                 find(a);
             }
-            run(
-                &getscu,
-                &[
-                    "-S",
-                    "-aet",
-                    OUR_AE,
-                    "-aec",
-                    PACS_AE,
-                    "+xs",
-                    "-od",
-                    &out_arg,
-                    "-k",
-                    "QueryRetrieveLevel=STUDY",
-                    "-k",
-                    &uids,
-                    "127.0.0.1",
-                    &pacs_port,
-                ],
-                &nodelay,
-            );
+            retrieve(&uids);
             send_out();
             Sample { wall: started.elapsed(), ..Sample::default() }
         };
+        let mut raw_print_get = || by_hand(&raw_get);
         let mut print_move = || pacs2cd_run(&env_move, &["print", accessions]);
-        let mut raw_print_move = || {
-            let started = Instant::now();
-            for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
-                find(a);
-            }
-            run(
-                &movescu,
-                &[
-                    "-S",
-                    "-aet",
-                    OUR_AE,
-                    "-aec",
-                    PACS_AE,
-                    "-aem",
-                    OUR_AE,
-                    "+P",
-                    &move_port,
-                    "+xa",
-                    "-od",
-                    &out_arg,
-                    "-k",
-                    "QueryRetrieveLevel=STUDY",
-                    "-k",
-                    &uids,
-                    "127.0.0.1",
-                    &pacs_port,
-                ],
-                &nodelay,
-            );
-            send_out();
-            Sample { wall: started.elapsed(), ..Sample::default() }
-        };
+        let mut raw_print_move = || by_hand(&raw_move);
         let print_samples = interleave(
             reps,
             &mut [

@@ -8,7 +8,10 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{AssociationProblem, Endpoint, FileOutcome, Problems, StatusClass, StoreLog, Timeouts, log_line};
+use super::{
+    AssociationProblem, Endpoint, FileOutcome, Problems, StatusClass, StoreLog, Timeouts, log_line, scu_args,
+    words,
+};
 
 /// Arguments for sending `files` (paths as the report will name them).
 /// `per_file_log` asks for a log line per file, for a progress bar only:
@@ -24,18 +27,12 @@ pub fn args(
     per_file_log: bool,
 ) -> Vec<OsString> {
     // Without -v dcmsend still prints its warnings and errors (-q would not).
-    let mut args: Vec<OsString> =
-        ["-nh", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
+    let mut options = words(["-nh", "+crf"]);
+    options.push(report.into());
     if per_file_log {
-        args.push("-v".into());
+        options.push("-v".into());
     }
-    args.extend(timeouts.args().into_iter().map(OsString::from));
-    args.push("+crf".into());
-    args.push(report.into());
-    args.push(peer.host.clone().into());
-    args.push(peer.port.to_string().into());
-    args.extend(files.iter().map(OsString::from));
-    args
+    scu_args(calling, peer, timeouts, options, files.iter().map(OsString::from).collect())
 }
 
 /// True for the log lines that close one file's store attempt.

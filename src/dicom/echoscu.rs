@@ -3,15 +3,10 @@
 
 use std::ffi::OsString;
 
-use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line};
+use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line, scu_args, words};
 
 pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        ["-v", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
-    args.extend(timeouts.args().into_iter().map(OsString::from));
-    args.push(peer.host.clone().into());
-    args.push(peer.port.to_string().into());
-    args
+    scu_args(calling, peer, timeouts, words(["-v"]), Vec::new())
 }
 
 /// `Ok` when the peer answered the echo with Success.

@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line};
+use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line, scu_args, words};
 
 /// One study as the PACS describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,11 +29,8 @@ pub fn args(
     accession: &str,
     xml: &Path,
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        ["-S", "-v", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
-    args.extend(timeouts.args().into_iter().map(OsString::from));
-    args.push("-Xs".into());
-    args.push(xml.into());
+    let mut options = words(["-S", "-v", "-Xs"]);
+    options.push(xml.into());
     for key in [
         "QueryRetrieveLevel=STUDY".to_string(),
         format!("AccessionNumber={accession}"),
@@ -44,12 +41,10 @@ pub fn args(
         "NumberOfStudyRelatedInstances".into(),
         "SpecificCharacterSet".into(),
     ] {
-        args.push("-k".into());
-        args.push(key.into());
+        options.push("-k".into());
+        options.push(key.into());
     }
-    args.push(peer.host.clone().into());
-    args.push(peer.port.to_string().into());
-    args
+    scu_args(calling, peer, timeouts, options, Vec::new())
 }
 
 /// `Ok` when the log shows the final success response.

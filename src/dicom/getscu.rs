@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{Endpoint, Problems, RetrieveKeys, RetrieveLog, Timeouts, log_line};
+use super::{Endpoint, Problems, RetrieveKeys, RetrieveLog, Timeouts, log_line, scu_args, words};
 
 pub fn args(
     calling: &str,
@@ -16,16 +16,10 @@ pub fn args(
     into: &Path,
     keys: &RetrieveKeys,
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-S", "-v", "-aet", calling, "-aec", peer.ae.as_str(), "+xs"]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
-    args.extend(["-od".into(), into.into()]);
-    args.extend(timeouts.args().into_iter().map(OsString::from));
-    args.extend(keys.args().into_iter().map(OsString::from));
-    args.push(peer.host.clone().into());
-    args.push(peer.port.to_string().into());
-    args
+    let mut options = words(["-S", "-v", "+xs", "-od"]);
+    options.push(into.into());
+    options.extend(keys.args().into_iter().map(OsString::from));
+    scu_args(calling, peer, timeouts, options, Vec::new())
 }
 
 /// True for the line that announces one received instance.

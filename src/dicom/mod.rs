@@ -34,6 +34,7 @@ pub mod recorded {
     }
 }
 
+use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
@@ -143,6 +144,30 @@ impl Timeouts {
             self.dimse.as_secs().max(1).to_string(),
         ]
     }
+}
+
+/// The argument vector of a DCMTK network tool: its own `options`, the AE
+/// titles and timeouts they all take, the peer's host and port, then the
+/// `operands` (files to send).
+pub fn scu_args(
+    calling: &str,
+    peer: &Endpoint,
+    timeouts: &Timeouts,
+    options: Vec<OsString>,
+    operands: Vec<OsString>,
+) -> Vec<OsString> {
+    let mut args = options;
+    args.extend(["-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from));
+    args.extend(timeouts.args().into_iter().map(OsString::from));
+    args.push(peer.host.clone().into());
+    args.push(peer.port.to_string().into());
+    args.extend(operands);
+    args
+}
+
+/// Command-line words as an argument vector.
+pub fn words<'a>(words: impl IntoIterator<Item = &'a str>) -> Vec<OsString> {
+    words.into_iter().map(OsString::from).collect()
 }
 
 /// What a DIMSE status code means for the file it answers (PS3.7 Annex C).
@@ -322,6 +347,30 @@ mod tests {
         for bad in ["127.0.0.1:104", "X@127.0.0.1", "X@:104", "X@h:0", "X@h:99999", "@h:104", "X@-h:104"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scu_args_put_the_peer_after_the_options() {
+        let peer = Endpoint::parse("CDPUB@127.0.0.1:104").expect("endpoint");
+        let timeouts = Timeouts::from_secs([1, 2, 3, 4]);
+        let args = scu_args("ME", &peer, &timeouts, words(["-v"]), words(["./a"]));
+        let expected = [
+            "-v",
+            "-aet",
+            "ME",
+            "-aec",
+            "CDPUB",
+            "-to",
+            "1",
+            "-ta",
+            "2",
+            "-td",
+            "3",
+            "127.0.0.1",
+            "104",
+            "./a",
+        ];
+        assert_eq!(args, words(expected));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{Endpoint, Problems, RetrieveKeys, RetrieveLog, Timeouts, log_line};
+use super::{Endpoint, Problems, RetrieveKeys, RetrieveLog, Timeouts, log_line, scu_args, words};
 
 pub fn args(
     calling: &str,
@@ -16,16 +16,12 @@ pub fn args(
     into: &Path,
     keys: &RetrieveKeys,
 ) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-S", "-v", "-aet", calling, "-aec", peer.ae.as_str(), "-aem", calling]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
-    args.extend(["+P".into(), move_port.to_string().into(), "+xa".into(), "-od".into(), into.into()]);
-    args.extend(timeouts.args().into_iter().map(OsString::from));
-    args.extend(keys.args().into_iter().map(OsString::from));
-    args.push(peer.host.clone().into());
-    args.push(peer.port.to_string().into());
-    args
+    let port = move_port.to_string();
+    // The move destination is ourselves, by our calling AE title.
+    let mut options = words(["-S", "-v", "-aem", calling, "+P", &port, "+xa", "-od"]);
+    options.push(into.into());
+    options.extend(keys.args().into_iter().map(OsString::from));
+    scu_args(calling, peer, timeouts, options, Vec::new())
 }
 
 /// True for the line that announces one received instance.

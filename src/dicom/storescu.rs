@@ -6,16 +6,10 @@
 
 use std::ffi::OsString;
 
-use super::{Endpoint, FileOutcome, Problems, StoreLog, Timeouts, log_line};
+use super::{Endpoint, FileOutcome, Problems, StoreLog, Timeouts, log_line, scu_args, words};
 
 pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, files: &[String]) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        ["-nh", "-v", "-aet", calling, "-aec", peer.ae.as_str()].into_iter().map(OsString::from).collect();
-    args.extend(timeouts.args().into_iter().map(OsString::from));
-    args.push(peer.host.clone().into());
-    args.push(peer.port.to_string().into());
-    args.extend(files.iter().map(OsString::from));
-    args
+    scu_args(calling, peer, timeouts, words(["-nh", "-v"]), files.iter().map(OsString::from).collect())
 }
 
 /// storescu interleaves its transfer dots with log lines ("XMIT: .",
