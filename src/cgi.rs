@@ -305,7 +305,11 @@ fn download(fetched: Fetched, folder: TempDir) -> Response {
             log::error!("cannot read the disc image {}: {err}", path.display());
             let failure =
                 Failure::config("the disc image was built but cannot be read; the server log says why");
-            return Response::text(500, "application/json", report::failure_json(&failure) + "\n");
+            return Response::text(
+                failure.class.http_status(),
+                "application/json",
+                report::failure_json(&failure) + "\n",
+            );
         }
     };
     let ascii =
