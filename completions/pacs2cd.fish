@@ -48,7 +48,8 @@ complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l to -d 'Send to
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l dry-run -d 'Look up and show what would be sent; retrieve and send nothing'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-mixed-patients -d 'Accept accession numbers of different patients on one disc'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-partial -d 'Send what arrived when the PACS delivers fewer images than it holds'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-partial -d 'Send what arrived when the PACS delivers fewer images than it lists'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-unproven -d 'Send even when the PACS gives nothing to prove the disc complete (no image list, no image counts) [config: pacs.allow_unproven]'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -s q -l quiet -d 'Only errors on stderr, no progress'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l json -d 'Print the result as one JSON object on stdout'
@@ -59,7 +60,8 @@ complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l iso -d 'Also b
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l force -d 'Write into a non-empty output folder (its DICOM/ and DICOMDIR are removed first), overwrite an existing image, allow an image larger than a DVD'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-mixed-patients -d 'Accept accession numbers of different patients in one folder'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-partial -d 'Keep what arrived when the PACS delivers fewer images than it holds'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-partial -d 'Keep what arrived when the PACS delivers fewer images than it lists'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-unproven -d 'Keep the folder even when the PACS gives nothing to prove it complete (no image list, no image counts) [config: pacs.allow_unproven]'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s q -l quiet -d 'Only errors on stderr, no progress'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l json -d 'Print the result as one JSON object on stdout'

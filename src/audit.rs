@@ -1,22 +1,26 @@
-//! The audit log: one JSON line per job that touches patients' images,
-//! appended with a single write (O_APPEND), so lines from concurrent jobs
-//! never interleave. Images leaving the PACS are a disclosure the hospital
-//! must be able to account for: who asked, for which accessions and which
-//! patient, where the images went, how many, and how it ended.
+//! The audit log: images leaving the PACS are a disclosure the hospital
+//! must be able to account for. Two JSON lines per job, paired by a job id:
+//! "started" (who asked, from where, for what), written and flushed to disk
+//! before any DICOM or HTTP traffic — if it cannot be written, nothing
+//! moves — and "finished" (whose images, where to, how many files the
+//! publisher accepted, how it ended), for failed and interrupted jobs too.
+//! A started line without a finished one is a job that was killed.
+//!
+//! Each line is one `O_APPEND` write, so lines of concurrent jobs never mix.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::failure::Failure;
+use crate::patients::Patient;
 use crate::report::Report;
 
-/// The audit log, opened before the job starts so that a log that cannot
-/// be written stops the job before any image moves.
+/// The audit log, opened before the job starts.
 pub struct AuditLog {
     file: File,
     path: PathBuf,
@@ -30,97 +34,188 @@ pub struct Request {
     pub accessions: Vec<String>,
 }
 
+/// A job whose started line is on disk.
+pub struct Started {
+    job: String,
+    command: &'static str,
+}
+
 #[derive(Serialize)]
-struct Line<'a> {
+struct StartedLine<'a> {
     time: String,
+    job: &'a str,
+    event: &'static str,
     requester: &'a str,
     command: &'a str,
     accessions: &'a [String],
-    patient_id: Option<&'a str>,
-    destination: Option<&'a str>,
-    files: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct FinishedLine<'a> {
+    time: String,
+    job: &'a str,
+    event: &'static str,
+    command: &'a str,
     outcome: &'a str,
+    patients: &'a [Patient],
+    destination: Option<&'a str>,
+    /// Files the publisher accepted (print, relay) or written (fetch).
+    files: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proof: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
 }
 
 impl AuditLog {
+    /// Opens the log for appending; creates it group-writable (0660: in the
+    /// shared model the web service and the technicians write one log, its
+    /// folder's setgid bit gives it the group), never through a symlink.
     pub fn open(path: &Path) -> Result<AuditLog, Failure> {
-        let file = OpenOptions::new().append(true).create(true).mode(0o640).open(path).map_err(|err| {
+        let cannot = |err: std::io::Error| {
+            let why = match err.raw_os_error() {
+                Some(libc::ELOOP) => "it is a symbolic link".to_string(),
+                _ => err.to_string().to_lowercase(),
+            };
             Failure::config(format!(
-                "cannot open the audit log {}: {} (audit_log in the configuration)",
-                path.display(),
-                err.to_string().to_lowercase()
+                "cannot open the audit log {}: {why} (audit_log in the configuration); nothing was done",
+                path.display()
             ))
-        })?;
+        };
+        let options = |create: bool| {
+            let mut options = OpenOptions::new();
+            options.append(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+            if create {
+                options.create_new(true).mode(0o660);
+            }
+            options
+        };
+        let file = match options(true).open(path) {
+            Ok(file) => {
+                // The mode went through the umask: say it once more.
+                file.set_permissions(std::fs::Permissions::from_mode(0o660)).map_err(cannot)?;
+                file
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                options(false).open(path).map_err(cannot)?
+            }
+            Err(err) => return Err(cannot(err)),
+        };
+        if !file.metadata().map_err(cannot)?.is_file() {
+            return Err(cannot(std::io::Error::other("not a regular file")));
+        }
         Ok(AuditLog { file, path: path.to_path_buf() })
     }
 
-    /// Appends the line for one finished job. A failure to write is logged:
-    /// the job has already happened and its result must still be reported.
-    pub fn record(&mut self, request: &Request, result: Result<&Report, &Failure>) {
-        let mut text = line(request, result, &now_rfc3339());
-        text.push('\n');
-        if let Err(err) = self.file.write_all(text.as_bytes()) {
-            log::error!("cannot write the audit log {}: {err}", self.path.display());
+    /// Writes and flushes the started line. An error here means the job
+    /// must not run.
+    pub fn started(&mut self, request: &Request) -> Result<Started, Failure> {
+        let job = job_id();
+        let line = StartedLine {
+            time: now_rfc3339(),
+            job: &job,
+            event: "started",
+            requester: &request.requester,
+            command: request.command,
+            accessions: &request.accessions,
+        };
+        self.append(&to_line(&line)).map_err(|err| {
+            Failure::config(format!(
+                "cannot write the audit log {}: {}; nothing was done",
+                self.path.display(),
+                err.to_string().to_lowercase()
+            ))
+        })?;
+        Ok(Started { job, command: request.command })
+    }
+
+    /// Appends the finished line. A failure to write is a warning: the job
+    /// has happened, and a non-zero answer after a complete send would make
+    /// the HIS try again and burn a second disc. The started line without
+    /// a finished one shows it.
+    pub fn finished(&mut self, started: &Started, result: Result<&Report, &Failure>) {
+        let text = finished_line(started, result, &now_rfc3339());
+        if let Err(err) = self.append(&text) {
+            log::warn!(
+                "cannot write the end of job {} to the audit log {}: {}",
+                started.job,
+                self.path.display(),
+                err.to_string().to_lowercase()
+            );
         }
+    }
+
+    fn append(&mut self, line: &str) -> std::io::Result<()> {
+        let mut text = line.to_string();
+        text.push('\n');
+        self.file.write_all(text.as_bytes())?;
+        self.file.sync_data()
     }
 }
 
-fn line(request: &Request, result: Result<&Report, &Failure>, time: &str) -> String {
-    let (patient_id, destination, files, outcome, detail) = match result {
+fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &str) -> String {
+    let (patients, destination, files, outcome, proof, detail): (&[Patient], _, _, _, _, _) = match result {
         Ok(Report::Print(printed)) => (
-            Some(printed.patient_id.as_str()),
+            &printed.patients,
             Some(printed.destination.as_str()),
             Some(printed.files_sent),
             "ok",
+            Some(printed.proof),
             None,
         ),
-        Ok(Report::Plan(plan)) => (Some(plan.patient_id.as_str()), None, Some(0), "dry-run", None),
+        Ok(Report::Plan(plan)) => (&plan.patients, None, Some(0), "dry-run", None, None),
         Ok(Report::Fetch(fetched)) => {
-            (Some(fetched.patient_id.as_str()), None, Some(fetched.files), "ok", None)
+            (&fetched.patients, None, Some(fetched.files), "ok", Some(fetched.proof), None)
         }
         Ok(Report::Relay { relayed, .. }) => {
-            (None, Some(relayed.destination.as_str()), Some(relayed.files_sent), "ok", None)
+            (&[], Some(relayed.destination.as_str()), Some(relayed.files_sent), "ok", None, None)
         }
-        Ok(Report::Check(_) | Report::Probe) => (None, None, None, "ok", None),
+        Ok(Report::Check(_) | Report::Probe) => (&[], None, None, "ok", None, None),
         Err(failure) => (
-            failure.patient_id.as_deref(),
+            &failure.patients,
             failure.destination.as_deref(),
-            failure.relay.as_ref().map(|counts| counts.files_sent),
+            // Nothing was sent unless the failure says what was.
+            Some(failure.relay.as_ref().map_or(0, |counts| counts.files_sent)),
             failure.class.error_str(),
+            None,
             Some(failure.detail.as_str()),
         ),
     };
-    let line = Line {
+    to_line(&FinishedLine {
         time: time.to_string(),
-        requester: &request.requester,
-        command: request.command,
-        accessions: &request.accessions,
-        patient_id,
+        job: &started.job,
+        event: "finished",
+        command: started.command,
+        outcome,
+        patients,
         destination,
         files,
-        outcome,
+        proof,
         detail,
-    };
-    serde_json::to_string(&line)
-        .unwrap_or_else(|_| format!("{{\"time\":\"{time}\",\"outcome\":\"{outcome}\"}}"))
+    })
+}
+
+fn to_line(line: &impl Serialize) -> String {
+    // Plain strings and numbers always serialize.
+    serde_json::to_string(line).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
+}
+
+/// A job id: 16 hex digits, random, so that lines of concurrent jobs pair.
+fn job_id() -> String {
+    let mut bytes = [0u8; 8];
+    let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        bytes = ((nanos as u64) ^ (u64::from(std::process::id()) << 40)).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The user running the command: the login name of the real user id, and
 /// who ran sudo when that is how it started.
 pub fn local_user() -> String {
-    // SAFETY: getuid cannot fail; getpwuid_r writes only into the buffers
-    // given, which outlive the call, and the name is read before they go.
-    let uid = unsafe { libc::getuid() };
-    let mut name = format!("uid {uid}");
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    let mut passwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    let rc = unsafe { libc::getpwuid_r(uid, &mut passwd, buffer.as_mut_ptr(), buffer.len(), &mut found) };
-    if rc == 0 && !found.is_null() && !passwd.pw_name.is_null() {
-        name = unsafe { std::ffi::CStr::from_ptr(passwd.pw_name) }.to_string_lossy().into_owned();
-    }
+    // SAFETY: getuid cannot fail.
+    let name = crate::staging::user_name(unsafe { libc::getuid() });
     match std::env::var("SUDO_USER") {
         Ok(by) if !by.is_empty() => format!("{name} (sudo by {by})"),
         _ => name,
@@ -161,16 +256,17 @@ mod tests {
     }
 
     #[test]
-    fn a_partial_relay_records_what_left() {
-        let request =
-            Request { command: "print", requester: "10.1.2.3".into(), accessions: vec!["A1".into()] };
-        let counts = RelayCounts { files_sent: 40, files_failed: 2, failures: Vec::new() };
+    fn a_partial_relay_records_what_left_and_whose() {
+        let started = Started { job: "0123456789abcdef".into(), command: "print" };
+        let counts = RelayCounts { files_sent: 40, files_failed: 2, ..RelayCounts::default() };
+        let patient = Patient { name: "DOE^JOHN".into(), id: "PID001".into(), accessions: vec!["A1".into()] };
         let failure = Failure::partial_relay("172.16.0.120:104", "2 of 42 files were not accepted", counts)
-            .for_patient("PID001");
-        let text = line(&request, Err(&failure), "2026-11-27T21:50:45Z");
+            .for_patients(&[patient]);
+        let text = finished_line(&started, Err(&failure), "2026-11-27T21:50:45Z");
         let json: serde_json::Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(json["requester"], "10.1.2.3");
-        assert_eq!(json["patient_id"], "PID001");
+        assert_eq!(json["job"], "0123456789abcdef");
+        assert_eq!(json["event"], "finished");
+        assert_eq!(json["patients"][0]["id"], "PID001");
         assert_eq!(json["destination"], "172.16.0.120:104");
         assert_eq!(json["files"], 40);
         assert_eq!(json["outcome"], "partial relay");
@@ -178,14 +274,40 @@ mod tests {
     }
 
     #[test]
-    fn appends_one_line_per_job() {
+    fn two_lines_per_job_paired_by_id() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("audit.log");
-        let request = Request { command: "print", requester: "me".into(), accessions: vec![] };
-        for _ in 0..2 {
-            AuditLog::open(&path).expect("open").record(&request, Err(&Failure::config("x")));
-        }
-        assert_eq!(std::fs::read_to_string(&path).expect("read").lines().count(), 2);
+        let request = Request { command: "print", requester: "me".into(), accessions: vec!["A1".into()] };
+        let mut log = AuditLog::open(&path).expect("open");
+        let started = log.started(&request).expect("started");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read").lines().count(),
+            1,
+            "on disk before the job"
+        );
+        log.finished(&started, Err(&Failure::config("x")));
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+        assert_eq!(
+            (lines[0]["event"].as_str(), lines[1]["event"].as_str()),
+            (Some("started"), Some("finished"))
+        );
+        assert_eq!(lines[0]["job"], lines[1]["job"]);
+        assert_eq!(path.metadata().expect("meta").permissions().mode() & 0o777, 0o660);
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_stops_the_job() {
+        let dir = tempfile::tempdir().expect("dir");
         assert!(AuditLog::open(&dir.path().join("missing/audit.log")).is_err());
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").expect("write");
+        std::os::unix::fs::symlink(&victim, dir.path().join("link.log")).expect("symlink");
+        let err = AuditLog::open(&dir.path().join("link.log")).err().expect("symlink refused");
+        assert!(err.detail.contains("symbolic link"), "{}", err.detail);
+        // Not a regular file (and every write fails): refused before any job.
+        assert!(AuditLog::open(Path::new("/dev/full")).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious");
     }
 }

@@ -259,7 +259,12 @@ fn respond(cli: &Cli, request: &Request) -> Response {
             log::error!("{}", failure.detail);
             failure.detail =
                 "pacs2cd is not configured correctly on this server; its error log says why".into();
+        } else {
+            // Web answers (and the web server's log) never name a patient:
+            // the audit log has the whole detail.
+            failure.detail = failure.web_detail().to_string();
         }
+        failure.public_detail = None;
         failure
     });
     let report = match result {
@@ -333,7 +338,8 @@ type Handled = Result<(Report, Option<TempDir>), Failure>;
 fn handle(cli: &Cli, request: &Request) -> Handled {
     let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
     // From here on every request is recorded, refused ones too: an
-    // unauthorised or malformed request is what an audit must show.
+    // unauthorised or malformed request is what an audit must show. The
+    // started line is on disk before any traffic, or nothing moves.
     let mut audit = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
     let route = route(&request.path);
     let audited = audit::Request {
@@ -341,9 +347,10 @@ fn handle(cli: &Cli, request: &Request) -> Handled {
         requester: request.remote_addr.clone(),
         accessions: route.map(|r| request.values(r.param())).unwrap_or_default(),
     };
+    let started = audit.as_mut().map(|log| log.started(&audited)).transpose()?;
     let result = answer(request, route, config, origin);
-    if let Some(audit) = &mut audit {
-        audit.record(&audited, result.as_ref().map(|(report, _)| report));
+    if let (Some(log), Some(started)) = (&mut audit, &started) {
+        log.finished(started, result.as_ref().map(|(report, _)| report));
     }
     result
 }
@@ -361,7 +368,7 @@ fn answer(request: &Request, route: Option<Route>, config: Config, origin: confi
         Route::Print(_) => (Job::Print(job::print_job(&config, &accessions, PrintOptions::default())?), None),
         Route::Download(_) => {
             // The image is built in a private folder and removed once sent.
-            let folder = staging::private_dir(&config.staging_dir)?;
+            let folder = staging::open(&config.staging_dir, &config.staging_group)?.job_dir()?;
             let target = IsoTarget::DefaultIn(folder.path().to_path_buf());
             (
                 Job::Fetch(job::fetch_job(
@@ -384,11 +391,20 @@ fn answer(request: &Request, route: Option<Route>, config: Config, origin: confi
     Ok((report, image_folder))
 }
 
-/// With `cgi.token_env` set, the request must carry that token, as
-/// `Authorization: Bearer ...` or (for `window.open`, which sets no
-/// headers) the RFC 6750 query parameter `access_token`.
+/// The web routes fail closed: a request must carry the token of
+/// `cgi.token_env`, as `Authorization: Bearer ...` or (for `window.open`,
+/// which sets no headers) the RFC 6750 query parameter `access_token` —
+/// unless `cgi.allow_anonymous = true` was chosen on purpose (with nginx
+/// letting only the HIS host in).
 fn check_token(config: &Config, request: &Request) -> Result<(), Failure> {
-    let Some(name) = &config.cgi.token_env else { return Ok(()) };
+    if config.cgi.allow_anonymous {
+        return Ok(());
+    }
+    let Some(name) = &config.cgi.token_env else {
+        return Err(Failure::config(
+            "the web routes need a token: set cgi.token_env (or cgi.allow_anonymous = true where nginx lets only the HIS host in)",
+        ));
+    };
     let expected = std::env::var(name).unwrap_or_default();
     if expected.is_empty() {
         return Err(Failure::config(format!("cgi.token_env names {name}, which holds no token")));

@@ -1,11 +1,14 @@
 //! `pacs2cd check`: one line per thing a job depends on, so a sysadmin can
-//! see at a glance what is wrong before a technician meets it.
+//! see at a glance what is wrong before a technician meets it. It proves
+//! what a job will do where it can (a real C-FIND: a PACS may answer a
+//! C-ECHO from an AE it refuses queries from) and creates nothing.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::PatientSource;
+use crate::config::{Origin, PatientSource};
+use crate::dicom::findscu::{self, Ending, Query};
 use crate::dicom::runner::{self, Command};
 use crate::dicom::tools::Tool;
 use crate::dicom::{AeTitle, AssociationProblem, Endpoint, Timeouts, echoscu};
@@ -51,13 +54,20 @@ impl CheckItem {
 /// Runs every check; `loaded` is how loading the configuration went.
 pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckItem>, Failure> {
     let mut items = Vec::new();
-    match loaded {
-        Ok(()) => items.push(CheckItem::ok("config", context.origin.to_string())),
-        Err(failure) => {
+    match (loaded, &context.origin) {
+        (Err(failure), _) => {
             // Nothing else can be checked against a configuration we cannot read.
             items.push(CheckItem::failed("config", failure));
             return Ok(items);
         }
+        (Ok(()), Origin::Defaults) => items.push(CheckItem::failed(
+            "config",
+            Failure::config(
+                "no configuration file found (--config, $PACS2CD_CONFIG, ~/.config/pacs2cd/config.toml, \
+                 /etc/pacs2cd/config.toml): the site values (PACS, publisher) are unset",
+            ),
+        )),
+        (Ok(()), origin) => items.push(CheckItem::ok("config", origin.to_string())),
     }
     for tool in Tool::ALL {
         items.push(match context.toolbox.path(tool) {
@@ -73,9 +83,14 @@ pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckIt
         Err(failure) => CheckItem::failed("ISO tool", failure),
     });
     items.push(echo_publisher(context)?);
-    items.push(echo_pacs(context)?);
+    items.push(find_pacs(context)?);
     items.push(patient_api_item(context));
-    items.push(staging_item(context));
+    items.push(match staging::describe(&context.config.staging_dir, &context.config.staging_group) {
+        Ok(detail) => CheckItem::ok("staging folder", detail),
+        Err(failure) => CheckItem::failed("staging folder", failure),
+    });
+    items.push(audit_item(context));
+    items.push(viewer_item(context));
     Ok(items)
 }
 
@@ -95,9 +110,7 @@ fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
     const ITEM: &str = "C-ECHO CD publisher";
     let publisher = match job::configured_publisher(&context.config) {
         Ok(endpoint) => job::publisher(&context.config, Some(endpoint))?,
-        Err(_) => {
-            return Ok(CheckItem::skipped(ITEM, "not configured (cd_publisher.host)"));
-        }
+        Err(failure) => return Ok(CheckItem::failed(ITEM, failure)),
     };
     echo(
         context,
@@ -109,16 +122,39 @@ fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
     )
 }
 
-fn echo_pacs(context: &Context) -> Result<CheckItem, Failure> {
-    const ITEM: &str = "C-ECHO PACS";
-    if context.config.pacs.host.is_none() {
-        return Ok(CheckItem::skipped(ITEM, "not configured (pacs.host)"));
-    }
-    let pacs = job::pacs(&context.config)?;
-    let mut timeouts = pacs.timeouts;
-    // An echo needs no job-long deadline.
-    timeouts.total = timeouts.connect + timeouts.acse + timeouts.dimse;
-    echo(context, ITEM, &pacs.calling_ae, &pacs.endpoint, &timeouts, Class::PacsUnreachable)
+/// A real STUDY-level C-FIND, as a job sends it: it must end with the final
+/// success response (no match is fine).
+fn find_pacs(context: &Context) -> Result<CheckItem, Failure> {
+    const ITEM: &str = "C-FIND PACS";
+    let pacs = match job::pacs(&context.config) {
+        Ok(pacs) => pacs,
+        Err(failure) => return Ok(CheckItem::failed(ITEM, failure)),
+    };
+    let program = match context.toolbox.path(Tool::Findscu) {
+        Ok(program) => program,
+        Err(failure) => return Ok(CheckItem::failed(ITEM, failure)),
+    };
+    // Outside the staging root: check creates nothing there.
+    let scratch = tempfile::tempdir()
+        .map_err(|err| Failure::config(format!("cannot make a temporary folder: {err}")))?;
+    let timeouts = pacs.timeouts;
+    let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
+    let query = Query::studies("PACS2CD-CHECK");
+    command.args(findscu::args(pacs.calling_ae.as_str(), &pacs.endpoint, &timeouts, &query, scratch.path()));
+    command.dir = Some(scratch.path().to_path_buf());
+    let output = runner::run(&command, &mut |_| {})?;
+    let peer = &pacs.endpoint;
+    let calling = &pacs.calling_ae;
+    let why = match findscu::ending(&output.lines) {
+        Ending::Complete => {
+            return Ok(CheckItem::ok(ITEM, format!("{peer} answered a study query from AE {calling}")));
+        }
+        Ending::Refused(status) => format!("refused a study query from AE {calling} ({status})"),
+        Ending::Failed(problem) => association_words(&problem, calling),
+    };
+    let mut item = CheckItem::failed(ITEM, Failure::config(format!("{peer} {why}")));
+    item.failed = Some(Class::PacsUnreachable);
+    Ok(item)
 }
 
 /// The patient API cannot be asked without an accession: this says what is
@@ -137,6 +173,58 @@ fn patient_api_item(context: &Context) -> CheckItem {
     }
 }
 
+/// The audit log can be appended to (or created), without creating it.
+fn audit_item(context: &Context) -> CheckItem {
+    const ITEM: &str = "audit log";
+    let Some(path) = &context.config.audit_log else {
+        return CheckItem::skipped(ITEM, "none (audit_log unset)");
+    };
+    let target =
+        if path.exists() { path.clone() } else { path.parent().map(|p| p.to_path_buf()).unwrap_or_default() };
+    let writable = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()))
+        // SAFETY: a valid NUL-terminated path.
+        .is_ok_and(|c_path| unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0);
+    if writable && std::fs::symlink_metadata(path).map_or(true, |m| m.is_file()) {
+        CheckItem::ok(ITEM, format!("{} writable", path.display()))
+    } else {
+        CheckItem::failed(
+            ITEM,
+            Failure::config(format!("{} cannot be written by this user: no job would run", path.display())),
+        )
+    }
+}
+
+fn viewer_item(context: &Context) -> CheckItem {
+    const ITEM: &str = "viewer folder";
+    let Some(viewer) = &context.config.tools.viewer_dir else {
+        return CheckItem::skipped(ITEM, "none (tools.viewer_dir unset): discs get no viewer");
+    };
+    match std::fs::read_dir(viewer) {
+        Ok(entries) => CheckItem::ok(ITEM, format!("{} ({} entries)", viewer.display(), entries.count())),
+        Err(err) => CheckItem::failed(
+            ITEM,
+            Failure::config(format!(
+                "tools.viewer_dir {} cannot be read: {}",
+                viewer.display(),
+                err.to_string().to_lowercase()
+            )),
+        ),
+    }
+}
+
+fn association_words(problem: &AssociationProblem, calling: &AeTitle) -> String {
+    match problem {
+        AssociationProblem::Unreachable(why) => format!("unreachable: {why}"),
+        AssociationProblem::Rejected(reason) => {
+            format!(
+                "association rejected ({reason}): is calling AE {calling} known to it, and its AE title right?"
+            )
+        }
+        AssociationProblem::Stalled => "no answer within the timeout".into(),
+        AssociationProblem::Aborted(why) => format!("{why}: is calling AE {calling} known to it?"),
+    }
+}
+
 fn echo(
     context: &Context,
     item: &str,
@@ -149,39 +237,14 @@ fn echo(
         Ok(program) => program,
         Err(failure) => return Ok(CheckItem::failed(item, failure)),
     };
-    let mut command = Command::new(&program, timeouts.total);
+    let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
     command.args(echoscu::args(calling.as_str(), peer, timeouts));
     let output = runner::run(&command, &mut |_| {})?;
     let why = match echoscu::parse(&output.lines) {
-        Ok(()) => {
-            return Ok(CheckItem::ok(item, format!("{peer} answered (calling AE {calling})")));
-        }
-        Err(AssociationProblem::Unreachable(why)) => format!("unreachable: {why}"),
-        Err(AssociationProblem::Rejected(reason)) => {
-            format!(
-                "association rejected ({reason}): is calling AE {calling} known to it, and its AE title right?"
-            )
-        }
-        Err(AssociationProblem::Stalled) => "no answer within the timeout".into(),
-        Err(AssociationProblem::Aborted(why)) => why,
+        Ok(()) => return Ok(CheckItem::ok(item, format!("{peer} answered (calling AE {calling})"))),
+        Err(problem) => association_words(&problem, calling),
     };
     let mut item = CheckItem::failed(item, Failure::config(format!("{peer} {why}")));
     item.failed = Some(class);
     Ok(item)
-}
-
-fn staging_item(context: &Context) -> CheckItem {
-    const ITEM: &str = "staging folder";
-    let root = &context.config.staging_dir;
-    match staging::private_dir(root) {
-        Ok(_probe) => match staging::free_bytes(root) {
-            Ok(free) => {
-                CheckItem::ok(ITEM, format!("{} writable, {:.1} GB free", root.display(), free as f64 / 1e9))
-            }
-            Err(err) => {
-                CheckItem::ok(ITEM, format!("{} writable (free space unknown: {err})", root.display()))
-            }
-        },
-        Err(failure) => CheckItem::failed(ITEM, failure),
-    }
 }

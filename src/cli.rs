@@ -85,9 +85,14 @@ pub enum Command {
         #[arg(long)]
         allow_mixed_patients: bool,
 
-        /// Send what arrived when the PACS delivers fewer images than it holds
+        /// Send what arrived when the PACS delivers fewer images than it lists
         #[arg(long)]
         allow_partial: bool,
+
+        /// Send even when the PACS gives nothing to prove the disc complete
+        /// (no image list, no image counts) [config: pacs.allow_unproven]
+        #[arg(long)]
+        allow_unproven: bool,
     },
 
     /// Find the patient, retrieve the studies of the accession numbers from
@@ -123,9 +128,14 @@ pub enum Command {
         #[arg(long)]
         allow_mixed_patients: bool,
 
-        /// Keep what arrived when the PACS delivers fewer images than it holds
+        /// Keep what arrived when the PACS delivers fewer images than it lists
         #[arg(long)]
         allow_partial: bool,
+
+        /// Keep the folder even when the PACS gives nothing to prove it
+        /// complete (no image list, no image counts) [config: pacs.allow_unproven]
+        #[arg(long)]
+        allow_unproven: bool,
     },
 
     /// Answer one CGI request (nginx + fcgiwrap); chosen by itself when

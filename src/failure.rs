@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::patients::Patient;
+
 /// One row of the SPEC error table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -118,20 +120,45 @@ pub struct Failure {
     pub detail: String,
     /// `HOST:PORT` of the CD publisher when it is involved.
     pub destination: Option<String>,
-    pub relay: Option<RelayCounts>,
-    /// The patient whose images were involved, once known (for the audit log).
-    pub patient_id: Option<String>,
+    /// Boxed: most failures have none, and a small `Failure` keeps every
+    /// `Result` small.
+    pub relay: Option<Box<RelayCounts>>,
+    /// The patients whose images were involved, once known (audit log).
+    pub patients: Vec<Patient>,
+    /// The detail for a web answer when `detail` names a patient: web
+    /// answers never do (the audit log has the whole detail).
+    pub public_detail: Option<String>,
 }
 
 impl Failure {
     fn new(class: Class, detail: impl Into<String>) -> Failure {
-        Failure { class, detail: detail.into(), destination: None, relay: None, patient_id: None }
+        Failure {
+            class,
+            detail: detail.into(),
+            destination: None,
+            relay: None,
+            patients: Vec::new(),
+            public_detail: None,
+        }
     }
 
     /// Records whose images the failed job was handling.
-    pub fn for_patient(mut self, patient_id: &str) -> Failure {
-        self.patient_id.get_or_insert_with(|| patient_id.to_string());
+    pub fn for_patients(mut self, patients: &[Patient]) -> Failure {
+        if self.patients.is_empty() {
+            self.patients = patients.to_vec();
+        }
         self
+    }
+
+    /// Marks the detail as naming a patient; `public` is said instead on the web.
+    pub fn naming_patients(mut self, public: impl Into<String>) -> Failure {
+        self.public_detail = Some(public.into());
+        self
+    }
+
+    /// The detail a web answer may carry.
+    pub fn web_detail(&self) -> &str {
+        self.public_detail.as_deref().unwrap_or(&self.detail)
     }
 
     pub fn unauthorized() -> Failure {
@@ -205,7 +232,26 @@ impl Failure {
     }
 
     pub fn interrupted(signal: i32) -> Failure {
-        Failure::new(Class::Interrupted(signal), format!("interrupted by signal {signal}"))
+        let name = match signal {
+            libc::SIGINT => "SIGINT (Ctrl-C)",
+            libc::SIGTERM => "SIGTERM",
+            libc::SIGHUP => "SIGHUP",
+            _ => "a signal",
+        };
+        Failure::new(Class::Interrupted(signal), format!("interrupted by {name}"))
+    }
+
+    /// Interrupted during the send: what the publisher had accepted by then.
+    pub fn interrupted_sending(
+        signal: i32,
+        destination: &str,
+        detail: String,
+        counts: RelayCounts,
+    ) -> Failure {
+        let mut failure = Failure::interrupted(signal).with_destination(destination);
+        failure.detail = detail;
+        failure.relay = Some(Box::new(counts));
+        failure
     }
 
     pub fn no_dicom_files(dir: &str) -> Failure {
@@ -219,7 +265,7 @@ impl Failure {
 
     pub fn relay_failed(destination: &str, why: &str, counts: RelayCounts) -> Failure {
         let mut failure = Failure::new(Class::RelayFailed, why).with_destination(destination);
-        failure.relay = Some(counts);
+        failure.relay = Some(Box::new(counts));
         failure
     }
 
@@ -230,7 +276,7 @@ impl Failure {
 
     pub fn partial_relay(destination: &str, why: &str, counts: RelayCounts) -> Failure {
         let mut failure = Failure::new(Class::PartialRelay, why).with_destination(destination);
-        failure.relay = Some(counts);
+        failure.relay = Some(Box::new(counts));
         failure
     }
 }

@@ -73,7 +73,12 @@ pub fn build(
     command.args(args(tool, label, image, folder));
     let output = runner::run(&command, &mut |_| {})?;
     let size = image.metadata().map(|m| m.len()).unwrap_or(0);
-    if output.code != Some(0) || size == 0 {
+    // A disc image of patients' images: the owner and group only.
+    let restricted = std::fs::set_permissions(
+        image,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o640),
+    );
+    if output.code != Some(0) || size == 0 || restricted.is_err() {
         let said = output.lines.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
         let _ = std::fs::remove_file(image);
         return Err(Failure::config(format!(

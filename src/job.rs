@@ -2,7 +2,7 @@
 //! needs. Nothing below this module sees raw arguments or optional keys.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::accession::{self, Accession};
 use crate::cli::{Cli, Command};
@@ -24,10 +24,19 @@ pub struct Context {
 /// The CD publisher (or `--to` receiver) and how to talk to it.
 #[derive(Clone, Debug)]
 pub struct Publisher {
+    /// What people call it (`cd_publisher.name`).
+    pub name: String,
     pub endpoint: Endpoint,
     pub calling_ae: AeTitle,
     pub sender: Sender,
     pub timeouts: Timeouts,
+}
+
+impl Publisher {
+    /// "Rimage 2000i RIMAGE@172.16.0.120:104": the name, then the address.
+    pub fn display(&self) -> String {
+        format!("{} {}", self.name, self.endpoint)
+    }
 }
 
 /// The PACS and how to query and retrieve from it.
@@ -51,6 +60,7 @@ pub struct FetchJob {
     pub force: bool,
     pub allow_mixed_patients: bool,
     pub allow_partial: bool,
+    pub allow_unproven: bool,
     pub pacs: Pacs,
 }
 
@@ -60,6 +70,7 @@ pub struct PrintJob {
     pub dry_run: bool,
     pub allow_mixed_patients: bool,
     pub allow_partial: bool,
+    pub allow_unproven: bool,
     pub pacs: Pacs,
     pub publisher: Publisher,
 }
@@ -71,6 +82,7 @@ pub struct PrintOptions {
     pub dry_run: bool,
     pub allow_mixed_patients: bool,
     pub allow_partial: bool,
+    pub allow_unproven: bool,
 }
 
 pub enum Job {
@@ -100,22 +112,41 @@ pub fn load(cli: &Cli) -> Result<Context, Failure> {
 /// reaches the network before the accessions are checked.
 pub fn build(command: Command, config: &Config) -> Result<Job, Failure> {
     match command {
-        Command::Relay { dir, to } => Ok(Job::Relay { dir, publisher: publisher(config, to)? }),
-        Command::Fetch { accessions, output, iso, force, allow_mixed_patients, allow_partial } => {
+        Command::Relay { dir, to } => {
+            Ok(Job::Relay { dir: absolute(&dir)?, publisher: publisher(config, to)? })
+        }
+        Command::Fetch {
+            accessions,
+            output,
+            iso,
+            force,
+            allow_mixed_patients,
+            allow_partial,
+            allow_unproven,
+        } => {
+            // `--iso` alone: the default name in the current folder.
             // `--iso` alone: the default name in the current folder.
             let iso = iso.map(|file| match file {
                 Some(file) => IsoTarget::File(file),
                 None => IsoTarget::DefaultIn(PathBuf::new()),
             });
-            let options = FetchOptions { output, iso, force, allow_mixed_patients, allow_partial };
+            let options =
+                FetchOptions { output, iso, force, allow_mixed_patients, allow_partial, allow_unproven };
             Ok(Job::Fetch(fetch_job(config, &accessions, options)?))
         }
-        Command::Print { accessions, to, dry_run, allow_mixed_patients, allow_partial } => {
-            let options = PrintOptions { to, dry_run, allow_mixed_patients, allow_partial };
+        Command::Print { accessions, to, dry_run, allow_mixed_patients, allow_partial, allow_unproven } => {
+            let options = PrintOptions { to, dry_run, allow_mixed_patients, allow_partial, allow_unproven };
             Ok(Job::Print(print_job(config, &accessions, options)?))
         }
         Command::Check | Command::Cgi => Err(Failure::config("check and cgi are not jobs")),
     }
+}
+
+/// `path` from the current folder.
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path).map_err(|err| {
+        Failure::config(format!("cannot resolve {}: {}", path.display(), err.to_string().to_lowercase()))
+    })
 }
 
 /// The context of a job from a loaded configuration.
@@ -132,6 +163,7 @@ pub struct FetchOptions {
     pub force: bool,
     pub allow_mixed_patients: bool,
     pub allow_partial: bool,
+    pub allow_unproven: bool,
 }
 
 /// A fetch job: accessions checked first, then the PACS and the viewer.
@@ -150,6 +182,7 @@ pub fn fetch_job(config: &Config, accessions: &[String], options: FetchOptions) 
         force: options.force,
         allow_mixed_patients: options.allow_mixed_patients,
         allow_partial: options.allow_partial,
+        allow_unproven: options.allow_unproven || config.pacs.allow_unproven,
         pacs,
     })
 }
@@ -163,6 +196,7 @@ pub fn print_job(config: &Config, accessions: &[String], options: PrintOptions) 
         dry_run: options.dry_run,
         allow_mixed_patients: options.allow_mixed_patients,
         allow_partial: options.allow_partial,
+        allow_unproven: options.allow_unproven || config.pacs.allow_unproven,
         pacs: pacs(config)?,
         publisher: publisher(config, options.to)?,
     })
@@ -203,6 +237,7 @@ pub fn publisher(config: &Config, to: Option<Endpoint>) -> Result<Publisher, Fai
         None => configured_publisher(config)?,
     };
     Ok(Publisher {
+        name: section.name.trim().to_string(),
         endpoint,
         // Checked when the configuration was parsed.
         calling_ae: AeTitle::parse(&section.calling_ae).map_err(Failure::config)?,

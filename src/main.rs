@@ -14,6 +14,7 @@ mod failure;
 mod generated;
 mod iso;
 mod job;
+mod patients;
 mod pipeline;
 mod progress;
 mod report;
@@ -60,9 +61,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the command. Every job, failed or not, is recorded in the audit
-/// log once the configuration is loaded (the log is opened first: if it
-/// cannot be written, nothing moves).
+/// Runs the command. Every job is recorded in the audit log once the
+/// configuration is loaded: the "started" line is on disk before any
+/// traffic (if it cannot be written, nothing moves), the "finished" line
+/// follows whatever happens, refused requests included.
 fn execute(cli: cli::Cli) -> Result<Report, Failure> {
     if let cli::Command::Check = cli.command {
         // check reports a configuration it cannot load as its first line.
@@ -83,9 +85,10 @@ fn execute(cli: cli::Cli) -> Result<Report, Failure> {
     };
     let context = job::load(&cli)?;
     let mut audit = context.config.audit_log.as_deref().map(AuditLog::open).transpose()?;
+    let started = audit.as_mut().map(|log| log.started(&request)).transpose()?;
     let result = job::build(cli.command, &context.config).and_then(|job| run(&context, job));
-    if let Some(audit) = &mut audit {
-        audit.record(&request, result.as_ref());
+    if let (Some(log), Some(started)) = (&mut audit, &started) {
+        log.finished(started, result.as_ref());
     }
     result
 }

@@ -16,8 +16,10 @@ macro_rules! outln {
 
 use crate::check::{CheckItem, Status};
 use crate::failure::{Class, Failure};
+use crate::patients::{Patient, for_people};
 use crate::pipeline::StudySummary;
 use crate::pipeline::fetch::Fetched;
+use crate::pipeline::manifest::Proof;
 use crate::pipeline::print::{Plan, Printed};
 use crate::pipeline::relay::{Relayed, Skipped};
 use crate::sanitize::for_terminal;
@@ -135,15 +137,15 @@ pub fn print(report: &Report, json: bool) {
                 (None, None) => String::new(),
             };
             outln!(
-                "fetched {} files ({:.1} MB) of {} ({}), {} {}, {into} in {:.1} s",
+                "fetched {} files ({:.1} MB) of {}, {} {}, {into} in {:.1} s",
                 fetched.files,
                 fetched.bytes as f64 / 1e6,
-                for_terminal(&fetched.patient_name),
-                for_terminal(&fetched.patient_id),
+                patients_phrase(&fetched.patients),
                 fetched.studies.len(),
                 if fetched.studies.len() == 1 { "study" } else { "studies" },
                 fetched.seconds
             );
+            outln!("  {}", proof_words(fetched.proof));
             if let Some(bytes) = fetched.iso_bytes {
                 outln!("  disc image: {:.1} MB", bytes as f64 / 1e6);
             }
@@ -151,24 +153,26 @@ pub fn print(report: &Report, json: bool) {
         }
         Report::Print(printed) => {
             outln!(
-                "sent {} files of {} ({}) to the CD publisher {}@{} in {:.1} s",
+                "sent {} files of {} to the {} ({}@{}) in {:.1} s",
                 printed.files_sent,
-                for_terminal(&printed.patient_name),
-                for_terminal(&printed.patient_id),
+                patients_phrase(&printed.patients),
+                for_terminal(&printed.publisher),
                 printed.called_ae,
                 printed.destination,
                 printed.seconds
             );
+            outln!("  {}", proof_words(printed.proof));
             print_studies(&printed.studies);
         }
         Report::Plan(plan) => {
             let files = plan.files_expected.map_or("an unknown number of".to_string(), |n| n.to_string());
             outln!(
-                "dry run: would send {files} files of {} ({}) to the CD publisher at {}; nothing was retrieved or sent",
-                for_terminal(&plan.patient_name),
-                for_terminal(&plan.patient_id),
+                "dry run: would send {files} files of {} to the {} at {}; nothing was retrieved or sent",
+                patients_phrase(&plan.patients),
+                for_terminal(&plan.publisher),
                 plan.destination
             );
+            outln!("  {}", proof_words(plan.proof));
             print_studies(&plan.studies);
         }
         Report::Probe => outln!("ok"),
@@ -182,6 +186,34 @@ pub fn print(report: &Report, json: bool) {
                 outln!("{status}  {:<22} {}", item.item, for_terminal(&item.detail));
             }
         }
+    }
+}
+
+/// "DOE, JOHN (PID001)", or every patient of a mixed job:
+/// "DOE, JOHN (PID001: ACC001) and ROE, JANE (PID002: ACC004)".
+fn patients_phrase(patients: &[Patient]) -> String {
+    let one = |p: &Patient, with_accessions: bool| {
+        let accessions =
+            if with_accessions { format!(": {}", p.accessions.join(", ")) } else { String::new() };
+        format!("{} ({}{accessions})", for_terminal(&for_people(&p.name)), for_terminal(&p.id))
+    };
+    match patients {
+        [] => "no patient".to_string(),
+        [patient] => one(patient, false),
+        many => {
+            let all: Vec<String> = many.iter().map(|p| one(p, true)).collect();
+            format!("{} patients: {}", many.len(), all.join(" and "))
+        }
+    }
+}
+
+/// How the disc was proven whole, in words.
+fn proof_words(proof: &str) -> &'static str {
+    match proof {
+        "instance-list" => Proof::InstanceList.describe(),
+        "series-counts" => Proof::SeriesCounts.describe(),
+        "study-count" => Proof::StudyCount.describe(),
+        _ => Proof::Unproven.describe(),
     }
 }
 
@@ -312,21 +344,20 @@ pub fn html(result: &Result<Report, Failure>) -> String {
     let (title, class, body) = match result {
         Ok(Report::Print(printed)) => {
             let mut body = format!(
-                "<p><strong>{} images</strong> of <strong>{}</strong> (patient ID {}) were sent to the CD \
-                 publisher {}. The publisher burns and labels the disc.</p>\n",
+                "<p><strong>{} images</strong> of {} were sent to the {}. The publisher burns and labels the \
+                 disc.</p>\n<p class=\"detail\">{}.</p>\n",
                 printed.files_sent,
-                escape_html(&printed.patient_name),
-                escape_html(&printed.patient_id),
-                escape_html(&printed.destination)
+                patients_html(&printed.patients),
+                escape_html(&printed.publisher),
+                escape_html(proof_words(printed.proof))
             );
             body.push_str(&studies_table(&printed.studies));
             ("Sent to the CD publisher", "ok", body)
         }
         Ok(Report::Plan(plan)) => {
             let mut body = format!(
-                "<p>Would send the images of <strong>{}</strong> (patient ID {}). Nothing was sent.</p>\n",
-                escape_html(&plan.patient_name),
-                escape_html(&plan.patient_id)
+                "<p>Would send the images of {}. Nothing was sent.</p>\n",
+                patients_html(&plan.patients)
             );
             body.push_str(&studies_table(&plan.studies));
             ("Dry run", "ok", body)
@@ -357,6 +388,21 @@ pub fn html(result: &Result<Report, Failure>) -> String {
     )
 }
 
+/// "<strong>DOE, JOHN</strong> (patient ID PID001)", each patient of a job.
+fn patients_html(patients: &[Patient]) -> String {
+    let all: Vec<String> = patients
+        .iter()
+        .map(|p| {
+            format!(
+                "<strong>{}</strong> (patient ID {})",
+                escape_html(&for_people(&p.name)),
+                escape_html(&p.id)
+            )
+        })
+        .collect();
+    all.join(" and ")
+}
+
 fn studies_table(studies: &[StudySummary]) -> String {
     let mut table = String::from("<table>\n<tr><th>Accession</th><th>Modalities</th><th>Images</th></tr>\n");
     for study in studies {
@@ -384,6 +430,13 @@ mod tests {
             destination: "127.0.0.1:104".into(),
             files_sent: 3,
             patient_id: "P&1".into(),
+            patients: vec![Patient {
+                name: "<script>alert(1)</script>".into(),
+                id: "P&1".into(),
+                accessions: vec!["A1".into()],
+            }],
+            publisher: "CD publisher".into(),
+            proof: "instance-list",
             called_ae: "CDPUB".into(),
             sender: "dcmsend",
             studies: vec![],

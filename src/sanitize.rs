@@ -3,17 +3,30 @@
 //! PACS could otherwise move the cursor or retitle the window), and names
 //! from the PACS or HIS turned into file names that stay where they are put.
 
-/// Escapes control characters as `\u{..}`, keeping everything else.
+/// Shows control characters visibly in caret notation (`^G`, `^[`, `^?`;
+/// `<U+0085>` beyond ASCII), keeping everything else as it is: a file name
+/// or a patient name from the PACS could otherwise move the cursor or
+/// retitle the window.
 pub fn for_terminal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
+        match c {
+            '\u{0}'..='\u{1f}' => {
+                out.push('^');
+                out.push(char::from(c as u8 + 0x40));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            c if c.is_control() => out.push_str(&format!("<U+{:04X}>", c as u32)),
+            c => out.push(c),
         }
     }
     out
+}
+
+/// A value in double quotes as the user typed it (no Rust escapes: one
+/// backslash stays one), control characters shown visibly.
+pub fn quoted(text: &str) -> String {
+    format!("\"{}\"", for_terminal(text))
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (a URL
@@ -155,8 +168,10 @@ mod tests {
     }
 
     #[test]
-    fn escapes_controls_only() {
+    fn shows_controls_visibly_and_nothing_else() {
         assert_eq!(for_terminal("MÜLLER^JOSÉ"), "MÜLLER^JOSÉ");
-        assert_eq!(for_terminal("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
+        assert_eq!(for_terminal("a\u{1b}[2Jb\n"), "a^[[2Jb^J");
+        assert_eq!(for_terminal("A\u{7}\u{7f}\u{85}"), "A^G^?<U+0085>");
+        assert_eq!(quoted("AB\\CD"), "\"AB\\CD\"");
     }
 }

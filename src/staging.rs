@@ -1,12 +1,31 @@
-//! Private working folders under `staging_dir`: unique per job, mode 0700,
-//! removed when dropped (including on errors and signals, which unwind
-//! normally through `signals`). And the lock on the C-MOVE port: the PACS
-//! sends to one fixed port, so one job at a time may listen there.
+//! The staging root and what lives in it: private per-job folders and the
+//! lock on the C-MOVE port.
+//!
+//! One staging root serves everyone who prints on a host. It is either
+//! - **shared**: owned by root, group `staging_group` (the web service user
+//!   and the technicians are its members), group-writable with the sticky
+//!   bit (members cannot rename or delete each other's entries), nothing for
+//!   others: `root:pacs2cd 3770`, made by the installer. pacs2cd verifies it
+//!   and never creates it; or
+//! - **private**: owned by the running user and writable by nobody else.
+//!   A missing root is created so (0700, whatever the umask).
+//!
+//! Anything else (another owner, a world-writable folder, a symlink) could
+//! be written or replaced by someone outside this model: another user could
+//! read patients' images, plant a forged image or aim the lock at a file of
+//! ours, so it is refused with what to fix. The folders above the root must
+//! not be replaceable either. The lock file is opened read-only without
+//! following symlinks and locked with `flock`: never written, never
+//! truncated. Job folders are private (0700) and removed when dropped
+//! (errors and signals unwind through `Drop`). Folders older than a day that
+//! a crash left are swept, our own only: another user's belong to the
+//! root-run age rule of the package's tmpfiles.d entry.
 
-use std::fs::TryLockError;
-use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::ffi::CString;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -16,33 +35,301 @@ use crate::failure::Failure;
 /// Every folder this tool makes starts so, so a sweep can recognise them.
 pub const PREFIX: &str = "pacs2cd-";
 
-/// Creates a new private folder under `root` (creating `root` if needed).
-/// The first call of a process also sweeps what crashed jobs left there.
-pub fn private_dir(root: &Path) -> Result<TempDir, Failure> {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    let unwritable = |err| unusable(root, err);
-    std::fs::create_dir_all(root).map_err(unwritable)?;
-    SWEPT.call_once(|| sweep(root));
-    // Patients' images: nobody else may read them, whatever the umask.
-    tempfile::Builder::new()
-        .prefix(PREFIX)
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(root)
-        .map_err(unwritable)
-}
+/// The lock file's name inside the root: one retrieve at a time listens on
+/// the move port.
+pub const LOCK_FILE: &str = "retrieve.lock";
 
 /// Staging folders older than this were left by a crash or a power loss.
 const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// Removes this tool's staging folders older than a day under `root`
-/// (nothing else: only names with our prefix). Errors are logged, not fatal.
+/// How the root is shared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// root:`group` with the sticky bit: technicians and the web service.
+    Shared { group: String },
+    /// The running user's alone.
+    Private,
+}
+
+/// A verified staging root.
+#[derive(Debug)]
+pub struct Root {
+    pub path: PathBuf,
+    pub sharing: Sharing,
+}
+
+/// Opens the staging root for a job: verified, created private when missing.
+pub fn open(path: &Path, group: &str) -> Result<Root, Failure> {
+    let path = std::path::absolute(path).map_err(|err| unusable(path, &err.to_string()))?;
+    if std::fs::symlink_metadata(&path).is_err() {
+        check_ancestors(&path, group)?;
+        DirBuilder::new().recursive(true).mode(0o700).create(&path).map_err(|err| {
+            unusable(
+                &path,
+                &format!(
+                    "cannot create it ({}); for technicians and the web service to share it, create it as root (README: the shared staging folder)",
+                    lower(&err)
+                ),
+            )
+        })?;
+        // DirBuilder's mode passes through the umask: say it once more.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|err| unusable(&path, &lower(&err)))?;
+    }
+    let root = inspect_existing(&path, group)?;
+    // A lock that is there must be sound before any traffic: a job that
+    // retrieves would refuse it only after asking the PACS.
+    if root.sharing != Sharing::Private || std::fs::symlink_metadata(root.path.join(LOCK_FILE)).is_ok() {
+        open_lock_file(&root, false)?;
+    }
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| sweep(&root.path));
+    Ok(root)
+}
+
+/// What `check` says about the staging root, creating nothing.
+pub fn describe(path: &Path, group: &str) -> Result<String, Failure> {
+    let path = std::path::absolute(path).map_err(|err| unusable(path, &err.to_string()))?;
+    if std::fs::symlink_metadata(&path).is_err() {
+        check_ancestors(&path, group)?;
+        return Ok(format!(
+            "{} does not exist yet: the first job creates it, private (0700) to the user who runs it",
+            path.display()
+        ));
+    }
+    let root = inspect_existing(&path, group)?;
+    let lock = root.path.join(LOCK_FILE);
+    let lock_note = match (&root.sharing, open_lock_file(&root, false)) {
+        (_, Ok(_)) => "lock ok".to_string(),
+        (Sharing::Private, Err(_)) if std::fs::symlink_metadata(&lock).is_err() => {
+            "lock created at the first C-MOVE".to_string()
+        }
+        (_, Err(failure)) => return Err(failure),
+    };
+    let kind = match &root.sharing {
+        Sharing::Shared { group } => format!("shared with group {group}"),
+        Sharing::Private => "private".to_string(),
+    };
+    if !writable(&root.path) {
+        return Err(unusable(&root.path, "this user cannot write it (is it a member of the staging group?)"));
+    }
+    let free = free_bytes(&root.path)
+        .map(|free| format!("{:.1} GB free", free as f64 / 1e9))
+        .unwrap_or_else(|err| format!("free space unknown: {err}"));
+    Ok(format!("{} ({kind}), {lock_note}, {free}", root.path.display()))
+}
+
+fn inspect_existing(path: &Path, group: &str) -> Result<Root, Failure> {
+    check_ancestors(path, group)?;
+    // O_NOFOLLOW: a symlink planted where the root should be is refused,
+    // and what is checked is what is opened.
+    let folder =
+        OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(path).map_err(
+            |err| match err.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                    unusable(path, "it is a symbolic link or not a folder; make it a real folder")
+                }
+                _ => unusable(path, &lower(&err)),
+            },
+        )?;
+    let meta = folder.metadata().map_err(|err| unusable(path, &lower(&err)))?;
+    let me = euid();
+    let mode = meta.mode() & 0o7777;
+    let sharing = if meta.uid() == me && mode & 0o022 == 0 {
+        Sharing::Private
+    } else if meta.uid() == 0
+        && mode & 0o002 == 0
+        && mode & 0o1000 != 0
+        && group_id(group) == Some(meta.gid())
+    {
+        // Root may use it as it is (a technician's `sudo pacs2cd`).
+        if me != 0 && !in_group(meta.gid()) {
+            return Err(unusable(
+                path,
+                &format!(
+                    "this user is not a member of group {group} (staging_group): ask the administrator to add it"
+                ),
+            ));
+        }
+        Sharing::Shared { group: group.to_string() }
+    } else {
+        return Err(unusable(
+            path,
+            &format!(
+                "owner {}, group {}, mode {mode:04o}: users outside the staging model could write or replace it; \
+                 make it root:{group} 3770 (shared) or yours with mode 0700 (private)",
+                user_name(meta.uid()),
+                group_name(meta.gid())
+            ),
+        ));
+    };
+    Ok(Root { path: path.to_path_buf(), sharing })
+}
+
+/// The folders above the root must not be replaceable by others: each is
+/// owned by root or by us, and writable by nobody else unless sticky (like
+/// /tmp, where others cannot rename what is not theirs).
+fn check_ancestors(path: &Path, group: &str) -> Result<(), Failure> {
+    let me = euid();
+    let staging_gid = group_id(group);
+    for ancestor in path.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(ancestor) else { continue };
+        let mode = meta.mode() & 0o7777;
+        let sticky = mode & 0o1000 != 0;
+        let owner_ok = meta.uid() == 0 || meta.uid() == me;
+        let others_ok = mode & 0o002 == 0 || sticky;
+        let group_ok = mode & 0o020 == 0 || sticky || Some(meta.gid()) == staging_gid;
+        if !(owner_ok && others_ok && group_ok) {
+            return Err(Failure::config(format!(
+                "staging folder {} is not safe: the folder {} above it (owner {}, mode {mode:04o}) could be replaced by other users \
+                 (see staging_dir in the configuration)",
+                path.display(),
+                ancestor.display(),
+                user_name(meta.uid())
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Root {
+    /// A new private job folder (0700) in the root, removed when dropped.
+    pub fn job_dir(&self) -> Result<TempDir, Failure> {
+        let dir = tempfile::Builder::new()
+            .prefix(PREFIX)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(&self.path)
+            .map_err(|err| unusable(&self.path, &lower(&err)))?;
+        // Patients' images: nobody else may read them, whatever the umask.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|err| unusable(dir.path(), &lower(&err)))?;
+        Ok(dir)
+    }
+
+    /// Takes the retrieve lock, waiting up to `wait` for another job
+    /// (`on_wait` is told its pid once). Gives up with `busy`.
+    pub fn lock(
+        &self,
+        port: u16,
+        wait: Duration,
+        on_wait: &mut dyn FnMut(&str),
+    ) -> Result<PortLock, Failure> {
+        let file = open_lock_file(self, true)?;
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(PortLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(err)) => return Err(unusable(&self.path, &lower(&err))),
+            }
+            let holder = file
+                .metadata()
+                .ok()
+                .and_then(|meta| lock_holder(meta.ino()))
+                .map_or_else(|| "unknown".to_string(), |pid| pid.to_string());
+            if !told {
+                on_wait(&format!("waiting for another job (pid {holder}) retrieving on port {port}"));
+                told = true;
+            }
+            if started.elapsed() >= wait {
+                return Err(Failure::busy(&format!(
+                    "another job (pid {holder}) has been retrieving on port {port} (pacs.move_port) for longer than \
+                     lock_wait_secs ({} s); try again in a few minutes",
+                    wait.as_secs()
+                )));
+            }
+            crate::signals::check()?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Opens the lock read-only, never through a symlink; in a private root it
+/// is created when missing (`create`), in a shared one the installer made it.
+fn open_lock_file(root: &Root, create: bool) -> Result<File, Failure> {
+    let path = root.path.join(LOCK_FILE);
+    if create && root.sharing == Sharing::Private && std::fs::symlink_metadata(&path).is_err() {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => {
+                return Err(unusable(&root.path, &format!("cannot create {LOCK_FILE}: {}", lower(&err))));
+            }
+        }
+    }
+    let fix = match &root.sharing {
+        Sharing::Shared { .. } => format!("sudo install -m 644 -o root -g root /dev/null {}", path.display()),
+        Sharing::Private => format!("remove it; pacs2cd makes a new one ({})", path.display()),
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|err| {
+            let why = match err.raw_os_error() {
+                Some(libc::ELOOP) => "is a symbolic link".to_string(),
+                Some(libc::ENOENT) => "is missing".to_string(),
+                _ => lower(&err),
+            };
+            Failure::config(format!("the retrieve lock {} {why}: {fix}", path.display()))
+        })?;
+    let meta = file.metadata().map_err(|err| unusable(&root.path, &lower(&err)))?;
+    let owner_ok = match root.sharing {
+        Sharing::Shared { .. } => meta.uid() == 0,
+        Sharing::Private => meta.uid() == 0 || meta.uid() == euid(),
+    };
+    if !meta.is_file() || !owner_ok || meta.mode() & 0o022 != 0 {
+        return Err(Failure::config(format!(
+            "the retrieve lock {} (owner {}, mode {:04o}) could be replaced or written by other users: {fix}",
+            path.display(),
+            user_name(meta.uid()),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(file)
+}
+
+/// An exclusive lock on the retrieve port, held until dropped. The kernel
+/// releases it when the process dies, so a crash leaves no stale lock.
+pub struct PortLock {
+    _file: File,
+}
+
+/// The pid holding a `flock` on inode `inode`, from /proc/locks (the lock
+/// file itself is never written, so it cannot say).
+fn lock_holder(inode: u64) -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    text.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF"
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| *f == "FLOCK")?;
+        let pid = fields.get(at + 3)?.parse().ok()?;
+        let ino: u64 = fields.get(at + 4)?.rsplit(':').next()?.parse().ok()?;
+        (ino == inode).then_some(pid)
+    })
+}
+
+/// Removes this user's staging folders older than a day under `root`
+/// (only names with our prefix, never through a symlink). Errors are
+/// logged, not fatal.
 pub fn sweep(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
+    let me = euid();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let is_ours = name.to_string_lossy().starts_with(PREFIX);
-        let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
-        if is_ours && entry.path().is_dir() && age.is_some_and(|age| age > STALE_AFTER) {
+        let is_ours = entry.file_name().to_string_lossy().starts_with(PREFIX);
+        let Ok(meta) = entry.path().symlink_metadata() else { continue };
+        let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+        if is_ours && meta.is_dir() && meta.uid() == me && age.is_some_and(|age| age > STALE_AFTER) {
             match std::fs::remove_dir_all(entry.path()) {
                 Ok(()) => {
                     log::warn!("removed stale staging folder {} (left by a crash?)", entry.path().display())
@@ -55,76 +342,93 @@ pub fn sweep(root: &Path) {
     }
 }
 
-/// An exclusive lock on the retrieve port, held until dropped. The kernel
-/// releases it when the process dies, so a crash leaves no stale lock.
-pub struct PortLock {
-    _file: std::fs::File,
+fn unusable(root: &Path, why: &str) -> Failure {
+    Failure::config(format!(
+        "staging folder {} is not usable: {why} (see staging_dir in the configuration)",
+        root.display()
+    ))
 }
 
-impl PortLock {
-    /// Takes the lock for `port`, waiting up to `wait` for another job
-    /// (`on_wait` is told its pid once). Gives up with `busy`.
-    pub fn acquire(
-        root: &Path,
-        port: u16,
-        wait: Duration,
-        on_wait: &mut dyn FnMut(&str),
-    ) -> Result<PortLock, Failure> {
-        std::fs::create_dir_all(root).map_err(|err| unusable(root, err))?;
-        let path = root.join(format!("retrieve-port-{port}.lock"));
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|err| unusable(root, err))?;
-        let started = Instant::now();
-        let mut told = false;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(err)) => return Err(unusable(root, err)),
-            }
-            let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
-            let holder = if holder.is_empty() { "unknown".to_string() } else { holder };
-            if !told {
-                on_wait(&format!("waiting for another retrieve on port {port}, pid {holder}"));
-                told = true;
-            }
-            if started.elapsed() >= wait {
-                return Err(Failure::busy(&format!(
-                    "another retrieve (pid {holder}) held port {port} for more than {} s (lock_wait_secs)",
-                    wait.as_secs()
-                )));
-            }
-            crate::signals::check()?;
-            std::thread::sleep(Duration::from_millis(100));
+fn lower(err: &std::io::Error) -> String {
+    err.to_string().to_lowercase()
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn writable(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a valid NUL-terminated path.
+    unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+/// Whether the running process has group `gid` (effective or supplementary).
+fn in_group(gid: u32) -> bool {
+    // SAFETY: getegid cannot fail; getgroups writes at most `len` entries
+    // into a buffer of that size.
+    unsafe {
+        if libc::getegid() == gid {
+            return true;
         }
-        // Say who holds it, for the next job's message.
-        file.set_len(0)
-            .and_then(|()| {
-                file.seek(SeekFrom::Start(0))?;
-                writeln!(file, "{}", std::process::id())
-            })
-            .map_err(|err| unusable(root, err))?;
-        Ok(PortLock { _file: file })
+        let len = libc::getgroups(0, std::ptr::null_mut());
+        if len <= 0 {
+            return false;
+        }
+        let mut groups = vec![0 as libc::gid_t; len as usize];
+        let n = libc::getgroups(len, groups.as_mut_ptr());
+        n > 0 && groups[..n as usize].contains(&gid)
     }
 }
 
-fn unusable(root: &Path, err: std::io::Error) -> Failure {
-    Failure::config(format!(
-        "staging folder {} is not usable: {} (see staging_dir in the configuration)",
-        root.display(),
-        err.to_string().to_lowercase()
-    ))
+/// The id of group `name`, if it exists.
+pub fn group_id(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getgrnam_r writes only into the buffers given, which outlive
+    // the call; the result is read before they go.
+    unsafe {
+        let mut group: libc::group = std::mem::zeroed();
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrnam_r(c_name.as_ptr(), &mut group, buffer.as_mut_ptr(), buffer.len(), &mut found);
+        (rc == 0 && !found.is_null()).then_some(group.gr_gid)
+    }
+}
+
+fn group_name(gid: u32) -> String {
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: as in group_id.
+    unsafe {
+        let mut group: libc::group = std::mem::zeroed();
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrgid_r(gid, &mut group, buffer.as_mut_ptr(), buffer.len(), &mut found);
+        if rc == 0 && !found.is_null() && !group.gr_name.is_null() {
+            return std::ffi::CStr::from_ptr(group.gr_name).to_string_lossy().into_owned();
+        }
+    }
+    gid.to_string()
+}
+
+/// The login name of `uid`, or the number.
+pub fn user_name(uid: u32) -> String {
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getpwuid_r writes only into the buffers given, which outlive
+    // the call; the name is read before they go.
+    unsafe {
+        let mut passwd: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut passwd, buffer.as_mut_ptr(), buffer.len(), &mut found);
+        if rc == 0 && !found.is_null() && !passwd.pw_name.is_null() {
+            return std::ffi::CStr::from_ptr(passwd.pw_name).to_string_lossy().into_owned();
+        }
+    }
+    uid.to_string()
 }
 
 /// Free bytes on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+    let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c_path is a valid NUL-terminated string and stat a valid,
@@ -140,18 +444,53 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
 mod tests {
     use super::*;
 
+    const GROUP: &str = "pacs2cd-no-such-group";
+
     #[test]
-    fn private_and_removed_on_drop() {
-        let root = tempfile::tempdir().expect("root");
-        let staging = root.path().join("deeper/stage");
-        let dir = private_dir(&staging).expect("private dir");
-        let mode = dir.path().metadata().expect("metadata").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+    fn a_missing_root_is_created_private_and_job_dirs_are_private() {
+        let base = tempfile::tempdir().expect("base");
+        let staging = base.path().join("deeper/stage");
+        assert!(describe(&staging, GROUP).expect("describe").contains("does not exist yet"));
+        assert!(!staging.exists(), "check creates nothing");
+        let root = open(&staging, GROUP).expect("root");
+        assert_eq!(root.sharing, Sharing::Private);
+        assert_eq!(staging.metadata().expect("meta").mode() & 0o777, 0o700);
+        let dir = root.job_dir().expect("job dir");
+        assert_eq!(dir.path().metadata().expect("metadata").permissions().mode() & 0o777, 0o700);
         assert!(dir.path().file_name().is_some_and(|n| n.to_string_lossy().starts_with(PREFIX)));
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(!path.exists());
-        assert!(free_bytes(root.path()).expect("statvfs") > 0);
+        assert!(free_bytes(base.path()).expect("statvfs") > 0);
+    }
+
+    #[test]
+    fn a_writable_or_symlinked_root_is_refused() {
+        let base = tempfile::tempdir().expect("base");
+        let open_root = base.path().join("open");
+        std::fs::create_dir(&open_root).expect("mkdir");
+        std::fs::set_permissions(&open_root, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = open(&open_root, GROUP).expect_err("world-writable");
+        assert_eq!(err.class, crate::failure::Class::Configuration);
+        assert!(err.detail.contains("0777") && err.detail.contains("3770"), "{}", err.detail);
+        let link = base.path().join("link");
+        std::fs::create_dir(base.path().join("real")).expect("mkdir");
+        std::os::unix::fs::symlink(base.path().join("real"), &link).expect("symlink");
+        let err = open(&link, GROUP).expect_err("symlink");
+        assert!(err.detail.contains("symbolic link"), "{}", err.detail);
+    }
+
+    #[test]
+    fn a_symlinked_lock_is_refused_and_its_target_untouched() {
+        let base = tempfile::tempdir().expect("base");
+        let staging = base.path().join("stage");
+        let root = open(&staging, GROUP).expect("root");
+        let victim = base.path().join("victim.log");
+        std::fs::write(&victim, "precious").expect("victim");
+        std::os::unix::fs::symlink(&victim, staging.join(LOCK_FILE)).expect("symlink");
+        let err = root.lock(11112, Duration::ZERO, &mut |_| {}).err().expect("refused");
+        assert!(err.detail.contains("symbolic link"), "{}", err.detail);
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious");
     }
 
     #[test]
@@ -165,25 +504,25 @@ mod tests {
         }
         let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
         for dir in [&old, &foreign] {
-            std::fs::File::open(dir).and_then(|f| f.set_modified(two_days_ago)).expect("age it");
+            File::open(dir).and_then(|f| f.set_modified(two_days_ago)).expect("age it");
         }
         sweep(root.path());
         assert!(!old.exists() && fresh.exists() && foreign.exists());
     }
 
     #[test]
-    fn port_lock_excludes_and_gives_up_with_busy() {
-        let root = tempfile::tempdir().expect("root");
-        let first = PortLock::acquire(root.path(), 11112, Duration::ZERO, &mut |_| {}).expect("first");
+    fn the_lock_excludes_names_its_holder_and_gives_up_with_busy() {
+        let base = tempfile::tempdir().expect("base");
+        let root = open(&base.path().join("stage"), GROUP).expect("root");
+        let first = root.lock(11112, Duration::ZERO, &mut |_| {}).expect("first");
         let mut said = String::new();
-        let err = PortLock::acquire(root.path(), 11112, Duration::from_millis(200), &mut |m| said = m.into())
-            .err()
-            .expect("busy");
+        let err = root.lock(11112, Duration::from_millis(200), &mut |m| said = m.into()).err().expect("busy");
         assert_eq!(err.class, crate::failure::Class::Busy);
         assert!(said.contains(&format!("pid {}", std::process::id())), "{said}");
-        // Another port is free; the first port is free once dropped.
-        PortLock::acquire(root.path(), 11113, Duration::ZERO, &mut |_| {}).expect("other port");
+        assert!(err.detail.contains("try again"), "{}", err.detail);
+        let lock = base.path().join("stage").join(LOCK_FILE);
+        assert_eq!(std::fs::read(&lock).expect("lock").len(), 0, "the lock file is never written");
         drop(first);
-        PortLock::acquire(root.path(), 11112, Duration::ZERO, &mut |_| {}).expect("released");
+        root.lock(11112, Duration::ZERO, &mut |_| {}).expect("released");
     }
 }

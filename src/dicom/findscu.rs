@@ -1,162 +1,192 @@
-//! findscu: the STUDY-level C-FIND by AccessionNumber. Responses are read
-//! from the XML file of `-Xs`, which DCMTK writes in UTF-8 whatever
-//! SpecificCharacterSet the PACS answered in (its log holds raw Latin-1
-//! bytes). The log decides completeness: only `Received Final Find
-//! Response (Success)` means the answer is whole; an aborted association
-//! prints no response at all and must not read as "no match".
+//! findscu: one C-FIND (study root) at the STUDY, SERIES or IMAGE level.
+//! The responses are written as DICOM files (`-X`, rsp0001.dcm...) into a
+//! folder of the job's and read by the Part 10 reader, which decodes names
+//! and ids by the response's SpecificCharacterSet (and reads bytes that are
+//! not valid UTF-8 as Latin-1 rather than dropping the answer). The log
+//! decides completeness: only `Received Final Find Response (Success)`
+//! means the answer is whole; an aborted association prints no response
+//! at all and must not read as "no match".
 
 use std::ffi::OsString;
 use std::path::Path;
 
+use super::part10::{self, DataSet};
 use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line, scu_args, words};
 
-/// One study as the PACS describes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FoundStudy {
-    pub accession: String,
-    pub study_instance_uid: String,
-    pub patient_name: String,
-    pub patient_id: String,
-    pub modalities: Vec<String>,
-    /// NumberOfStudyRelatedInstances, when the PACS gives it.
-    pub instances: Option<usize>,
+/// The query levels of the study root information model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Study,
+    Series,
+    Image,
 }
 
-pub fn args(
-    calling: &str,
-    peer: &Endpoint,
-    timeouts: &Timeouts,
-    accession: &str,
-    xml: &Path,
-) -> Vec<OsString> {
-    let mut options = words(["-S", "-v", "-Xs"]);
-    options.push(xml.into());
-    for key in [
-        "QueryRetrieveLevel=STUDY".to_string(),
-        format!("AccessionNumber={accession}"),
-        "StudyInstanceUID".into(),
-        "PatientName".into(),
-        "PatientID".into(),
-        "ModalitiesInStudy".into(),
-        "NumberOfStudyRelatedInstances".into(),
-        "SpecificCharacterSet".into(),
-    ] {
+impl Level {
+    fn keyword(self) -> &'static str {
+        match self {
+            Level::Study => "STUDY",
+            Level::Series => "SERIES",
+            Level::Image => "IMAGE",
+        }
+    }
+}
+
+/// One C-FIND: its level and its keys (`("AccessionNumber", "A1")`
+/// matches, `("PatientName", "")` asks for a value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    pub level: Level,
+    pub keys: Vec<(&'static str, String)>,
+}
+
+impl Query {
+    /// The studies of an accession number.
+    pub fn studies(accession: &str) -> Query {
+        Query {
+            level: Level::Study,
+            keys: vec![
+                ("AccessionNumber", accession.to_string()),
+                ("StudyInstanceUID", String::new()),
+                ("PatientName", String::new()),
+                ("PatientID", String::new()),
+                ("ModalitiesInStudy", String::new()),
+                ("NumberOfStudyRelatedInstances", String::new()),
+                ("SpecificCharacterSet", String::new()),
+            ],
+        }
+    }
+
+    /// The series of a study.
+    pub fn series(study: &str) -> Query {
+        Query {
+            level: Level::Series,
+            keys: vec![
+                ("StudyInstanceUID", study.to_string()),
+                ("SeriesInstanceUID", String::new()),
+                ("Modality", String::new()),
+                ("SeriesNumber", String::new()),
+                ("NumberOfSeriesRelatedInstances", String::new()),
+            ],
+        }
+    }
+
+    /// The instances of one series (the standard wants a single series at
+    /// the IMAGE level; strict PACSs refuse a study-wide query).
+    pub fn instances(study: &str, series: &str) -> Query {
+        Query {
+            level: Level::Image,
+            keys: vec![
+                ("StudyInstanceUID", study.to_string()),
+                ("SeriesInstanceUID", series.to_string()),
+                ("SOPInstanceUID", String::new()),
+                ("SOPClassUID", String::new()),
+            ],
+        }
+    }
+}
+
+pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, query: &Query, out: &Path) -> Vec<OsString> {
+    // -X: each response as a DICOM file; -sr: the log holds no datasets
+    // (names in raw bytes), only the responses' statuses.
+    let mut options = words(["-S", "-v", "-sr", "-X", "-od"]);
+    options.push(out.into());
+    options.push("-k".into());
+    options.push(format!("QueryRetrieveLevel={}", query.level.keyword()).into());
+    for (key, value) in &query.keys {
         options.push("-k".into());
-        options.push(key.into());
+        options.push(if value.is_empty() { key.to_string() } else { format!("{key}={value}") }.into());
     }
     scu_args(calling, peer, timeouts, options, Vec::new())
 }
 
-/// `Ok` when the log shows the final success response.
-pub fn completed(log: &[String]) -> Result<(), AssociationProblem> {
+/// How a C-FIND ended, from findscu's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The final response said Success: the answer is whole.
+    Complete,
+    /// The PACS answered with a failure status (e.g. it does not support
+    /// this level or these keys).
+    Refused(String),
+    /// The association failed.
+    Failed(AssociationProblem),
+}
+
+pub fn ending(log: &[String]) -> Ending {
     let mut problems = Problems::new("PACS");
     for (level, text) in log.iter().filter_map(|line| log_line(line)) {
         if text.starts_with("Received Final Find Response (Success") {
-            return Ok(());
+            return Ending::Complete;
         }
         if let Some(status) = text.strip_prefix("Received Final Find Response (") {
-            let status = status.trim_end_matches(')');
-            return Err(AssociationProblem::Aborted(format!("the PACS answered the query with {status}")));
+            return Ending::Refused(status.trim_end_matches(')').to_string());
         }
         problems.read(level, text);
     }
-    Err(problems.into_problem().unwrap_or(AssociationProblem::Aborted("no final C-FIND response".into())))
+    Ending::Failed(
+        problems.into_problem().unwrap_or(AssociationProblem::Aborted("no final C-FIND response".into())),
+    )
 }
 
-/// Reads the studies from the `-Xs` XML file.
-pub fn parse_xml(xml: &str) -> Vec<FoundStudy> {
-    let mut studies = Vec::new();
-    for data_set in xml.split("<data-set").skip(1) {
-        let mut study = FoundStudy::default();
-        let mut rest = data_set;
-        while let Some(start) = rest.find("<element tag=\"") {
-            rest = &rest[start + 14..];
-            let Some(tag) = rest.get(..9) else { break };
-            let Some(open_end) = rest.find('>') else { break };
-            // A self-closing element has no value.
-            if rest[..open_end].ends_with('/') {
-                rest = &rest[open_end + 1..];
-                continue;
+/// The response files findscu wrote into `out`, in response order. A file
+/// this reader cannot read is an error: an unreadable answer is a PACS
+/// problem, never "no match".
+pub fn responses(out: &Path) -> std::io::Result<Vec<DataSet>> {
+    let mut names: Vec<_> = std::fs::read_dir(out)?
+        .filter_map(|entry| entry.ok().map(|e| e.file_name()))
+        .filter(|name| name.to_string_lossy().starts_with("rsp"))
+        .collect();
+    names.sort();
+    let mut responses = Vec::with_capacity(names.len());
+    for name in names {
+        let path = out.join(&name);
+        match part10::read(&path, false)? {
+            Some(data) => responses.push(data),
+            None => {
+                return Err(std::io::Error::other(format!(
+                    "response {} is not a data set this tool can read",
+                    name.to_string_lossy()
+                )));
             }
-            let Some(close) = rest.find("</element>") else { break };
-            let value = unescape(rest[open_end + 1..close].trim());
-            rest = &rest[close..];
-            match tag.to_ascii_lowercase().as_str() {
-                "0008,0050" => study.accession = value,
-                "0020,000d" => study.study_instance_uid = value,
-                "0010,0010" => study.patient_name = value,
-                "0010,0020" => study.patient_id = value,
-                "0008,0061" => {
-                    study.modalities = value
-                        .split('\\')
-                        .map(str::trim)
-                        .filter(|m| !m.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                }
-                "0020,1208" => study.instances = value.trim().parse().ok(),
-                _ => {}
-            }
-        }
-        if !study.study_instance_uid.is_empty() {
-            studies.push(study);
         }
     }
-    studies
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+    Ok(responses)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::dicom::recorded::{lines, text as recorded};
+    use crate::dicom::recorded::lines;
 
     #[test]
-    fn latin1_names_arrive_as_utf8_through_xml() {
-        let studies = parse_xml(&recorded("findscu_latin1.xml"));
-        assert_eq!(studies.len(), 1);
-        let study = &studies[0];
-        assert_eq!(study.patient_name, "MÜLLER^JOSÉ");
-        assert_eq!(study.patient_id, "PID002");
-        assert_eq!(study.accession, "ACC003");
-        assert_eq!(study.modalities, vec!["CR".to_string()]);
-        assert_eq!(study.instances, Some(1));
-        assert_eq!(study.study_instance_uid, "2.25.200000000000000000000000000000003");
-    }
-
-    #[test]
-    fn escaped_and_multi_valued() {
-        let xml = "<responses><data-set xfer=\"x\">\
-            <element tag=\"0010,0010\" vr=\"PN\" vm=\"1\" len=\"5\" name=\"PatientName\">A&lt;B&amp;</element>\
-            <element tag=\"0008,0061\" vr=\"CS\" vm=\"2\" len=\"5\" name=\"ModalitiesInStudy\">CT\\SR</element>\
-            <element tag=\"0020,1208\" vr=\"IS\" vm=\"0\" len=\"0\" name=\"NumberOfStudyRelatedInstances\"/>\
-            <element tag=\"0020,000d\" vr=\"UI\" vm=\"1\" len=\"3\" name=\"StudyInstanceUID\">1.2</element>\
-            </data-set></responses>";
-        let studies = parse_xml(xml);
-        assert_eq!(studies[0].patient_name, "A<B&");
-        assert_eq!(studies[0].modalities, vec!["CT".to_string(), "SR".to_string()]);
-        assert_eq!(studies[0].instances, None);
-    }
-
-    #[test]
-    fn completion_needs_the_final_success() {
-        assert_eq!(completed(&lines("findscu_one.out")), Ok(()));
-        assert_eq!(completed(&lines("findscu_nomatch.out")), Ok(()));
+    fn the_final_success_decides() {
+        assert_eq!(ending(&lines("findscu_one.out")), Ending::Complete);
+        assert_eq!(ending(&lines("findscu_nomatch.out")), Ending::Complete);
         assert_eq!(
-            completed(&lines("findscu_down.out")),
-            Err(AssociationProblem::Unreachable("connection refused".into()))
+            ending(&lines("findscu_down.out")),
+            Ending::Failed(AssociationProblem::Unreachable("connection refused".into()))
         );
         assert_eq!(
-            completed(&lines("findscu_unknown_ae.out")),
-            Err(AssociationProblem::Aborted("the PACS aborted the association".into()))
+            ending(&lines("findscu_unknown_ae.out")),
+            Ending::Failed(AssociationProblem::Aborted("the PACS aborted the association".into()))
+        );
+        let refused: Vec<String> =
+            vec!["I: Received Final Find Response (Failed: IdentifierDoesNotMatchSOPClass)".into()];
+        assert_eq!(ending(&refused), Ending::Refused("Failed: IdentifierDoesNotMatchSOPClass".into()));
+    }
+
+    #[test]
+    fn keys_become_arguments() {
+        let peer = Endpoint::parse("PACS@127.0.0.1:104").expect("peer");
+        let timeouts = Timeouts::from_secs([1, 2, 3, 4]);
+        let args = args("ME", &peer, &timeouts, &Query::instances("1.2", "1.2.3"), Path::new("/w/q1"));
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let joined = args.join(" ");
+        assert!(joined.starts_with("-S -v -sr -X -od /w/q1 -k QueryRetrieveLevel=IMAGE"), "{joined}");
+        assert!(
+            joined.contains(
+                "-k StudyInstanceUID=1.2 -k SeriesInstanceUID=1.2.3 -k SOPInstanceUID -k SOPClassUID"
+            )
         );
     }
 }

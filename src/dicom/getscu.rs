@@ -2,7 +2,8 @@
 //! no move destination on the PACS). getscu has no accept-everything
 //! option: `+xs` proposes JPEG lossless (what most PACSes store) and the
 //! uncompressed syntaxes; anything else the PACS must convert, and when it
-//! cannot, the failed sub-operations are counted and reported.
+//! cannot, the failed sub-operations are counted and reported. getscu
+//! prints the final sub-operation counts at `-v`.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -22,11 +23,6 @@ pub fn args(
     scu_args(calling, peer, timeouts, options, Vec::new())
 }
 
-/// True for the line that announces one received instance.
-pub fn is_file_received(line: &str) -> bool {
-    line.starts_with("I: Received C-STORE Request")
-}
-
 pub fn parse(log: &[String]) -> RetrieveLog {
     let mut parsed = RetrieveLog::default();
     let mut problems = Problems::new("PACS");
@@ -36,9 +32,7 @@ pub fn parse(log: &[String]) -> RetrieveLog {
             if status != "Pending" {
                 parsed.final_status = Some(status.to_string());
             }
-        } else if let Some(count) = text.trim().strip_prefix("Number of Failed Suboperations") {
-            parsed.failed_suboperations = count.trim_start_matches([' ', ':']).trim().parse().ok();
-        } else {
+        } else if !parsed.counts.read(text) {
             problems.read(level, text);
         }
     }
@@ -55,11 +49,12 @@ mod tests {
 
     #[test]
     fn recorded_cases() {
-        let ok = recorded("getscu_ok");
-        let parsed = parse(&ok);
+        let parsed = parse(&recorded("getscu_ok"));
         assert!(parsed.succeeded(), "{parsed:?}");
-        assert_eq!(parsed.failed_suboperations, Some(0));
-        assert_eq!(ok.iter().filter(|l| is_file_received(l)).count(), 3);
+        assert_eq!(
+            (parsed.counts.failed, parsed.counts.completed, parsed.counts.remaining),
+            (Some(0), Some(3), Some(0))
+        );
 
         let none = parse(&recorded("getscu_nomatch"));
         assert_eq!(none.final_status.as_deref(), Some("Failed: UnableToProcess"));
@@ -70,17 +65,25 @@ mod tests {
     }
 
     #[test]
-    fn failed_suboperations_fail_the_run() {
-        let log: Vec<String> = [
+    fn failed_or_remaining_suboperations_fail_the_run() {
+        let log = |lines: &[&str]| -> Vec<String> { lines.iter().map(|l| l.to_string()).collect() };
+        let failed = parse(&log(&[
             "I: Received C-GET Response (Success)",
             "I:   Number of Completed Suboperations : 11",
             "I:   Number of Failed Suboperations    : 1",
-        ]
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
-        let parsed = parse(&log);
-        assert_eq!(parsed.failed_suboperations, Some(1));
-        assert!(!parsed.succeeded());
+        ]));
+        assert_eq!(failed.counts.failed, Some(1));
+        assert!(!failed.succeeded());
+        // A PACS that ends with Success while announcing 5 more.
+        let short = parse(&log(&[
+            "I: Received C-GET Response (Success)",
+            "I: Final status report from last C-GET message:",
+            "I:   Number of Remaining Suboperations : 5",
+            "I:   Number of Completed Suboperations : 25",
+            "I:   Number of Failed Suboperations    : 0",
+            "I:   Number of Warning Suboperations   : 0",
+        ]));
+        assert_eq!(short.counts.remaining, Some(5));
+        assert!(!short.succeeded());
     }
 }

@@ -10,6 +10,7 @@ pub mod getscu;
 pub mod movescu;
 pub mod part10;
 pub mod runner;
+pub mod storescp;
 pub mod storescu;
 pub mod tools;
 
@@ -249,21 +250,52 @@ impl RetrieveKeys<'_> {
     }
 }
 
+/// The sub-operation counts of a C-MOVE or C-GET response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Suboperations {
+    /// `None` where the tool prints "none" (a final response has no
+    /// remaining count) or printed no such line.
+    pub remaining: Option<usize>,
+    pub completed: Option<usize>,
+    pub failed: Option<usize>,
+    pub warning: Option<usize>,
+}
+
+impl Suboperations {
+    /// Reads one "Number of Failed Suboperations : 3" / "Failed Suboperations
+    /// : 3" line into the counts; false when it is not such a line.
+    pub fn read(&mut self, text: &str) -> bool {
+        let text = text.trim().trim_start_matches("Number of ").trim_start();
+        let Some((name, value)) = text.split_once(':') else { return false };
+        let slot = match name.trim() {
+            "Remaining Suboperations" => &mut self.remaining,
+            "Completed Suboperations" => &mut self.completed,
+            "Failed Suboperations" => &mut self.failed,
+            "Warning Suboperations" => &mut self.warning,
+            _ => return false,
+        };
+        *slot = value.trim().parse().ok();
+        true
+    }
+}
+
 /// A C-MOVE or C-GET run as its log tells it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetrieveLog {
     /// The final response status ("Success", "Failed: UnableToProcess").
     pub final_status: Option<String>,
-    /// Failed sub-operations, when the tool prints the count.
-    pub failed_suboperations: Option<usize>,
+    /// The final response's sub-operation counts, when the tool prints them.
+    pub counts: Suboperations,
     pub problem: Option<AssociationProblem>,
-    /// Our own storage port was taken (movescu `+P`).
-    pub port_in_use: bool,
 }
 
 impl RetrieveLog {
+    /// The final status is Success (or a warning: every sub-operation was
+    /// tried) and no sub-operation failed or was left.
     pub fn succeeded(&self) -> bool {
-        self.final_status.as_deref() == Some("Success") && self.failed_suboperations.unwrap_or(0) == 0
+        self.final_status.as_deref().is_some_and(|s| s.starts_with("Success") || s.starts_with("Warning"))
+            && self.counts.failed.unwrap_or(0) == 0
+            && self.counts.remaining.unwrap_or(0) == 0
     }
 }
 

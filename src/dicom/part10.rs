@@ -1,7 +1,14 @@
-//! Reads the File Meta Information of a DICOM Part 10 file (enough to tell
-//! a storage instance from a DICOMDIR index or a foreign file), and the few
-//! data set attributes that say whose image a file is and where it belongs
-//! (patient, study, series), without parsing the rest.
+//! Reads DICOM Part 10 files far enough to know what they are and whose:
+//! the File Meta Information (a storage instance, a DICOMDIR index, or a
+//! foreign file) and the top-level data set attributes up to group 0020
+//! (patient, study, series, instance), never the pixel data. C-FIND
+//! responses that findscu writes with `-X` are read the same way.
+//!
+//! Text values are decoded by the data set's SpecificCharacterSet: the
+//! default repertoire, ISO_IR 100 (Latin-1) and ISO_IR 192 (UTF-8); bytes
+//! under any other or no declared set are read as UTF-8 when they are valid
+//! UTF-8, else as Latin-1, never dropped. Control characters (CR/LF in a
+//! name, say) are removed after decoding.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -9,6 +16,23 @@ use std::path::Path;
 
 /// Media Storage Directory Storage: the DICOMDIR index, not an instance.
 pub const DICOMDIR_SOP_CLASS: &str = "1.2.840.10008.1.3.10";
+
+/// Tags this tool reads.
+pub mod tag {
+    pub const SPECIFIC_CHARACTER_SET: u32 = 0x0008_0005;
+    pub const SOP_INSTANCE_UID: u32 = 0x0008_0018;
+    pub const ACCESSION_NUMBER: u32 = 0x0008_0050;
+    pub const MODALITY: u32 = 0x0008_0060;
+    pub const MODALITIES_IN_STUDY: u32 = 0x0008_0061;
+    pub const PATIENT_NAME: u32 = 0x0010_0010;
+    pub const PATIENT_ID: u32 = 0x0010_0020;
+    pub const STUDY_INSTANCE_UID: u32 = 0x0020_000D;
+    pub const SERIES_INSTANCE_UID: u32 = 0x0020_000E;
+    pub const SERIES_NUMBER: u32 = 0x0020_0011;
+    pub const INSTANCE_NUMBER: u32 = 0x0020_0013;
+    pub const NUMBER_OF_STUDY_RELATED_INSTANCES: u32 = 0x0020_1208;
+    pub const NUMBER_OF_SERIES_RELATED_INSTANCES: u32 = 0x0020_1209;
+}
 
 /// What the meta header of a Part 10 file says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,10 +56,11 @@ pub fn read_meta(path: &Path) -> io::Result<Option<Meta>> {
     // a scan of thousands of files cheap.
     let mut head = Vec::with_capacity(16 * 1024);
     file.by_ref().take(16 * 1024).read_to_end(&mut head)?;
-    Ok(parse_meta(&head))
+    Ok(parse_header(&head).map(|(meta, _)| meta))
 }
 
 /// Parses the preamble and meta group from the first bytes of a file.
+#[cfg(test)]
 pub fn parse_meta(head: &[u8]) -> Option<Meta> {
     parse_header(head).map(|(meta, _)| meta)
 }
@@ -55,28 +80,94 @@ fn parse_header(head: &[u8]) -> Option<(Meta, usize)> {
         }
         let element = u16::from_le_bytes([head[at + 2], head[at + 3]]);
         let vr = [head[at + 4], head[at + 5]];
-        let (length, value_at) = match &vr {
-            b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV" | b"SV"
-            | b"UV" => {
-                let bytes = head.get(at + 8..at + 12)?;
-                (u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize, at + 12)
-            }
-            _ if vr.iter().all(u8::is_ascii_uppercase) => {
-                (u16::from_le_bytes([head[at + 6], head[at + 7]]) as usize, at + 8)
-            }
-            _ => return None,
+        let (length, value_at) = if long_vr(&vr) {
+            let bytes = head.get(at + 8..at + 12)?;
+            (u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize, at + 12)
+        } else if vr.iter().all(u8::is_ascii_uppercase) {
+            (u16::from_le_bytes([head[at + 6], head[at + 7]]) as usize, at + 8)
+        } else {
+            return None;
         };
         let value = head.get(value_at..value_at.checked_add(length)?)?;
-        let text = || String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).trim_start().to_string();
         match element {
-            0x0002 => meta.sop_class_uid = text(),
-            0x0003 => meta.sop_instance_uid = text(),
-            0x0010 => meta.transfer_syntax_uid = text(),
+            0x0002 => meta.sop_class_uid = uid(value),
+            0x0003 => meta.sop_instance_uid = uid(value),
+            0x0010 => meta.transfer_syntax_uid = uid(value),
             _ => {}
         }
         at = value_at + length;
     }
-    (!meta.sop_class_uid.is_empty() && !meta.sop_instance_uid.is_empty()).then_some((meta, at))
+    (!meta.sop_class_uid.is_empty() && !meta.transfer_syntax_uid.is_empty()).then_some((meta, at))
+}
+
+fn long_vr(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV" | b"SV" | b"UV"
+    )
+}
+
+/// A UI value: ASCII, padded with NUL or space.
+fn uid(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).trim_matches(['\0', ' ']).to_string()
+}
+
+/// The top-level attributes of a data set up to group 0020, as raw bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataSet {
+    pub meta: Meta,
+    /// (tag, value) in file order.
+    elements: Vec<(u32, Vec<u8>)>,
+    /// Where the data set starts in the file (after the meta group).
+    pub data_offset: usize,
+}
+
+impl DataSet {
+    fn raw(&self, tag: u32) -> Option<&[u8]> {
+        self.elements.iter().find(|(t, _)| *t == tag).map(|(_, v)| v.as_slice())
+    }
+
+    /// A UI, CS or IS value (ASCII by definition).
+    pub fn ascii(&self, tag: u32) -> String {
+        self.raw(tag).map(uid).unwrap_or_default()
+    }
+
+    /// A text value (PN, LO, SH...) decoded by the SpecificCharacterSet.
+    pub fn text(&self, tag: u32) -> String {
+        let charset = self.ascii(tag::SPECIFIC_CHARACTER_SET);
+        self.raw(tag).map(|value| decode(value, &charset)).unwrap_or_default()
+    }
+
+    /// An IS/US count, when present and readable.
+    pub fn number(&self, tag: u32) -> Option<usize> {
+        let text = self.ascii(tag);
+        text.trim().parse().ok()
+    }
+
+    /// A multi-valued CS (`CT\SR`).
+    pub fn codes(&self, tag: u32) -> Vec<String> {
+        self.ascii(tag).split('\\').map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).collect()
+    }
+}
+
+/// Decodes a text value by its SpecificCharacterSet (see the module note).
+pub fn decode(value: &[u8], charset: &str) -> String {
+    // The first value names the set of the whole value (ISO 2022 code
+    // extensions may switch inside it; those are read as bytes below).
+    let first = charset.split('\\').map(str::trim).find(|term| !term.is_empty()).unwrap_or("");
+    let text = match first {
+        "ISO_IR 100" | "ISO 2022 IR 100" => latin1(value),
+        "ISO_IR 192" => String::from_utf8_lossy(value).into_owned(),
+        _ => match std::str::from_utf8(value) {
+            Ok(text) => text.to_string(),
+            Err(_) => latin1(value),
+        },
+    };
+    text.chars().filter(|c| !c.is_control()).collect::<String>().trim_matches([' ', '\0']).to_string()
+}
+
+fn latin1(value: &[u8]) -> String {
+    value.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Whose image a file is and where it belongs.
@@ -84,23 +175,53 @@ fn parse_header(head: &[u8]) -> Option<(Meta, usize)> {
 pub struct Identity {
     pub sop_class_uid: String,
     pub sop_instance_uid: String,
+    pub transfer_syntax_uid: String,
     pub patient_id: String,
     pub study_instance_uid: String,
     pub series_instance_uid: String,
     pub modality: String,
+    /// InstanceNumber, for the order of images on the disc.
+    pub instance_number: Option<i64>,
+    /// Where the data set starts: two copies of one instance are compared
+    /// from here (the meta headers may differ in who wrote them).
+    pub data_offset: usize,
 }
 
 /// Reads the identity of a Part 10 file. `Ok(None)`: not a Part 10 file,
 /// or one whose data set this reader cannot walk (big endian, deflated).
 pub fn read_identity(path: &Path) -> io::Result<Option<Identity>> {
+    Ok(read(path, true)?.and_then(|data| {
+        let study = data.ascii(tag::STUDY_INSTANCE_UID);
+        // The data set's own UID wins over the meta header's copy.
+        let instance = Some(data.ascii(tag::SOP_INSTANCE_UID))
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| data.meta.sop_instance_uid.clone());
+        (!study.is_empty() && !instance.is_empty()).then(|| Identity {
+            sop_class_uid: data.meta.sop_class_uid.clone(),
+            sop_instance_uid: instance,
+            transfer_syntax_uid: data.meta.transfer_syntax_uid.clone(),
+            patient_id: data.text(tag::PATIENT_ID),
+            study_instance_uid: study,
+            series_instance_uid: data.ascii(tag::SERIES_INSTANCE_UID),
+            modality: data.ascii(tag::MODALITY),
+            instance_number: data.ascii(tag::INSTANCE_NUMBER).trim().parse().ok(),
+            data_offset: data.data_offset,
+        })
+    }))
+}
+
+/// Reads the top-level attributes up to group 0020 of `path`. Without
+/// `part10`, a bare data set in implicit VR little endian is read too
+/// (what some tools write for C-FIND responses).
+pub fn read(path: &Path, part10: bool) -> io::Result<Option<DataSet>> {
     let length = std::fs::metadata(path)?.len() as usize;
     // Most headers fit in 16 KiB; large private blocks ask for more.
     let mut want = 16 * 1024;
     loop {
         let mut head = Vec::with_capacity(want.min(length));
         File::open(path)?.take(want as u64).read_to_end(&mut head)?;
-        match parse_identity(&head) {
-            Walk::Done(identity) => return Ok(identity),
+        match parse_data_set(&head, part10) {
+            Walk::Done(data) => return Ok(data),
             // Past 64 MiB of header something is wrong with the file.
             Walk::NeedMore if head.len() < length && want < 64 * 1024 * 1024 => want *= 4,
             Walk::NeedMore => return Ok(None),
@@ -114,14 +235,13 @@ enum Walk<T> {
     NeedMore,
 }
 
-fn parse_identity(head: &[u8]) -> Walk<Option<Identity>> {
-    let Some((meta, start)) = parse_header(head) else {
+fn parse_data_set(head: &[u8], part10: bool) -> Walk<Option<DataSet>> {
+    let (meta, start) = match parse_header(head) {
+        Some(header) => header,
         // A header cut short by the buffer looks broken: ask for more.
-        return if head.len() >= 132 && &head[128..132] == b"DICM" {
-            Walk::NeedMore
-        } else {
-            Walk::Done(None)
-        };
+        None if head.len() >= 132 && &head[128..132] == b"DICM" => return Walk::NeedMore,
+        None if part10 => return Walk::Done(None),
+        None => (Meta { transfer_syntax_uid: "1.2.840.10008.1.2".into(), ..Meta::default() }, 0),
     };
     let explicit = match meta.transfer_syntax_uid.as_str() {
         "1.2.840.10008.1.2" => false,
@@ -129,11 +249,7 @@ fn parse_identity(head: &[u8]) -> Walk<Option<Identity>> {
         "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99" => return Walk::Done(None),
         _ => true,
     };
-    let mut identity = Identity {
-        sop_class_uid: meta.sop_class_uid,
-        sop_instance_uid: meta.sop_instance_uid,
-        ..Identity::default()
-    };
+    let mut data = DataSet { meta, elements: Vec::new(), data_offset: start };
     let mut reader = Reader { buf: head, at: start, explicit, depth: 0 };
     loop {
         // Data sets are sorted by tag: past group 0020 nothing we want
@@ -146,16 +262,14 @@ fn parse_identity(head: &[u8]) -> Walk<Option<Identity>> {
             Ok(None) => break,
             Err(Short) => return Walk::NeedMore,
         };
-        let text = || String::from_utf8_lossy(element.value).trim_matches(['\0', ' ']).to_string();
-        match (element.group, element.element) {
-            (0x0008, 0x0060) => identity.modality = text(),
-            (0x0010, 0x0020) => identity.patient_id = text(),
-            (0x0020, 0x000D) => identity.study_instance_uid = text(),
-            (0x0020, 0x000E) => identity.series_instance_uid = text(),
-            _ => {}
+        if element.group != 0xFFFE {
+            data.elements.push((
+                (u32::from(element.group) << 16) | u32::from(element.element),
+                element.value.to_vec(),
+            ));
         }
     }
-    Walk::Done((!identity.study_instance_uid.is_empty()).then_some(identity))
+    Walk::Done(Some(data))
 }
 
 /// The buffer ended before the element did.
@@ -216,13 +330,11 @@ impl<'a> Reader<'a> {
             self.u32()?
         } else if self.explicit {
             let vr = self.bytes(2)?;
-            match vr {
-                b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV"
-                | b"SV" | b"UV" => {
-                    self.bytes(2)?;
-                    self.u32()?
-                }
-                _ => u32::from(self.u16()?),
+            if long_vr(vr) {
+                self.bytes(2)?;
+                self.u32()?
+            } else {
+                u32::from(self.u16()?)
             }
         } else {
             self.u32()?
@@ -331,6 +443,20 @@ mod tests {
         out.extend_from_slice(value);
     }
 
+    fn identity_of(bytes: &[u8]) -> Walk<Option<Identity>> {
+        match parse_data_set(bytes, true) {
+            Walk::NeedMore => Walk::NeedMore,
+            Walk::Done(data) => Walk::Done(data.map(|data| Identity {
+                patient_id: data.text(tag::PATIENT_ID),
+                study_instance_uid: data.ascii(tag::STUDY_INSTANCE_UID),
+                series_instance_uid: data.ascii(tag::SERIES_INSTANCE_UID),
+                modality: data.ascii(tag::MODALITY),
+                sop_instance_uid: data.meta.sop_instance_uid.clone(),
+                ..Identity::default()
+            })),
+        }
+    }
+
     #[test]
     fn reads_identity_past_nested_sequences() {
         let mut bytes = file("1.2.840.10008.5.1.4.1.1.2");
@@ -350,14 +476,28 @@ mod tests {
         data(&mut bytes, 0x0020, 0x000D, b"UI", b"2.25.7\0");
         data(&mut bytes, 0x0020, 0x000E, b"UI", b"2.25.8\0");
         data(&mut bytes, 0x7FE0, 0x0010, b"OW", &[0, 0]);
-        let Walk::Done(Some(identity)) = parse_identity(&bytes) else { panic!("identity") };
+        let Walk::Done(Some(identity)) = identity_of(&bytes) else { panic!("identity") };
         assert_eq!(identity.modality, "CT");
         assert_eq!(identity.patient_id, "PID001");
         assert_eq!(identity.study_instance_uid, "2.25.7");
         assert_eq!(identity.series_instance_uid, "2.25.8");
         assert_eq!(identity.sop_instance_uid, "2.25.1234");
-        assert!(matches!(parse_identity(&bytes[..bytes.len() - 30]), Walk::NeedMore));
-        assert!(matches!(parse_identity(&bytes[..200]), Walk::NeedMore));
+        assert!(matches!(identity_of(&bytes[..bytes.len() - 30]), Walk::NeedMore));
+        assert!(matches!(identity_of(&bytes[..200]), Walk::NeedMore));
+    }
+
+    #[test]
+    fn decodes_by_the_character_set() {
+        assert_eq!(decode(b"M\xdcLLER^JOS\xc9", "ISO_IR 100"), "MÜLLER^JOSÉ");
+        assert_eq!(decode("MÜLLER^JOSÉ".as_bytes(), "ISO_IR 192"), "MÜLLER^JOSÉ");
+        assert_eq!(decode(b"DOE^JOHN ", ""), "DOE^JOHN");
+        // No character set, but Latin-1 bytes: read, never dropped.
+        assert_eq!(decode(b"M\xdc-77", ""), "MÜ-77");
+        assert_eq!(decode("MÜ-77".as_bytes(), ""), "MÜ-77");
+        // CR/LF in a name go after decoding.
+        assert_eq!(decode(b"DOE^\r\nJOHN", "ISO_IR 100"), "DOE^JOHN");
+        assert_eq!(decode(b"\\ISO 2022 IR 100", ""), "\\ISO 2022 IR 100");
+        assert_eq!(decode(b"M\xdcLLER", "\\ISO 2022 IR 100"), "MÜLLER");
     }
 
     #[test]

@@ -18,14 +18,16 @@ pub enum Tool {
     Findscu,
     Movescu,
     Getscu,
+    Storescp,
     Dcmmkdir,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 7] = [
+    pub const ALL: [Tool; 8] = [
         Tool::Findscu,
         Tool::Movescu,
         Tool::Getscu,
+        Tool::Storescp,
         Tool::Dcmsend,
         Tool::Storescu,
         Tool::Echoscu,
@@ -40,6 +42,7 @@ impl Tool {
             Tool::Findscu => "findscu",
             Tool::Movescu => "movescu",
             Tool::Getscu => "getscu",
+            Tool::Storescp => "storescp",
             Tool::Dcmmkdir => "dcmmkdir",
         }
     }

@@ -4,6 +4,7 @@
 //! received names (`CT.<SOP Instance UID>`) are neither legal nor unique
 //! enough; the DICOMDIR index (dcmmkdir); and the viewer files at the root.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +20,40 @@ use crate::pipeline::retrieve::Received;
 pub struct Layout {
     pub files: usize,
     pub bytes: u64,
+}
+
+/// Folders and files of a disc: patients' images are for the owner and the
+/// group (a technician's team), never for every local user, whatever the umask.
+const FOLDER_MODE: u32 = 0o750;
+const FILE_MODE: u32 = 0o640;
+
+/// Creates `path` and any missing parents with the disc's folder mode.
+pub fn create_folder(path: &Path) -> Result<(), Failure> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(FOLDER_MODE)
+        .create(path)
+        .map_err(|err| write_failure(path, err))
+}
+
+/// Sets the disc's file mode (the umask may have opened it wider).
+pub fn restrict(path: &Path) -> Result<(), Failure> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE))
+        .map_err(|err| write_failure(path, err))
+}
+
+/// The viewer's files go onto every disc: a viewer folder that holds the
+/// output folder would copy the disc into itself.
+pub fn refuse_viewer_around(viewer: Option<&Path>, output: &Path) -> Result<(), Failure> {
+    let output = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
+    match viewer {
+        Some(viewer) if crate::config::is_within(&output, viewer) => Err(Failure::config(format!(
+            "the output folder {} is inside tools.viewer_dir {}: choose another with -o",
+            output.display(),
+            viewer.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses an output folder that holds anything, unless `force`; with
@@ -74,9 +109,12 @@ pub fn lay_out(
         last = Some(here);
         image += 1;
         let folder = output.join(file_id(study, series));
-        std::fs::create_dir_all(&folder).map_err(|err| write_failure(&folder, err))?;
+        if image == 1 {
+            create_folder(&folder)?;
+        }
         let target = folder.join(format!("IM{image:06}"));
         move_file(&file.path, &target)?;
+        restrict(&target)?;
         layout.files += 1;
         layout.bytes += target.metadata().map(|m| m.len()).unwrap_or(0);
     }
@@ -87,6 +125,7 @@ pub fn lay_out(
         let inf = output.join("AUTORUN.INF");
         let text = format!("[autorun]\r\nopen={}\r\n", program.replace('/', "\\"));
         std::fs::write(&inf, text).map_err(|err| write_failure(&inf, err))?;
+        restrict(&inf)?;
     }
     Ok(layout)
 }
@@ -115,7 +154,7 @@ pub fn index(context: &Context, output: &Path, file_set_id: &str, files: usize) 
             why.chars().take(200).collect::<String>()
         )));
     }
-    Ok(())
+    restrict(&output.join("DICOMDIR"))
 }
 
 /// Removes what a failed lay-out left in a folder that existed before it:
@@ -162,17 +201,30 @@ fn move_file(from: &Path, to: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Copies the viewer's files. Symbolic links are not followed (a link to
+/// a parent folder would copy without end), and a signal stops the copy.
 fn copy_tree(from: &Path, to: &Path) -> Result<(), Failure> {
     let entries = std::fs::read_dir(from)
         .map_err(|err| Failure::config(format!("cannot read tools.viewer_dir {}: {err}", from.display())))?;
     for entry in entries.flatten() {
+        crate::signals::check()?;
         let source = entry.path();
         let target = to.join(entry.file_name());
-        if source.is_dir() {
-            std::fs::create_dir_all(&target).map_err(|err| write_failure(&target, err))?;
+        let kind = entry.file_type().map_err(|err| write_failure(&source, err))?;
+        if kind.is_dir() {
+            create_folder(&target)?;
             copy_tree(&source, &target)?;
-        } else {
+        } else if kind.is_file() {
             std::fs::copy(&source, &target).map_err(|err| write_failure(&target, err))?;
+            // Keep an executable bit for the viewer program, drop others' bits.
+            let mode = entry.metadata().map(|m| m.permissions().mode()).unwrap_or(FILE_MODE);
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o750 | FILE_MODE))
+                .map_err(|err| write_failure(&target, err))?;
+        } else {
+            log::warn!(
+                "viewer folder: {} is not a plain file or folder: left off the disc",
+                source.display()
+            );
         }
     }
     Ok(())

@@ -13,6 +13,10 @@ use crate::dicom::dcmmkdir;
 use crate::failure::Failure;
 use crate::iso;
 use crate::job::{Context, FetchJob};
+use crate::patients::Patient;
+use crate::pipeline::find::Finder;
+use crate::pipeline::manifest::Proof;
+use crate::pipeline::retrieve::Allow;
 use crate::pipeline::{Deadline, StudySummary, disc, lookup, retrieve};
 use crate::sanitize;
 use crate::staging;
@@ -20,8 +24,12 @@ use crate::staging;
 #[derive(Debug, Serialize)]
 pub struct Fetched {
     pub accessions: Vec<String>,
+    /// The first accession's patient; `patients` has all.
     pub patient_name: String,
     pub patient_id: String,
+    pub patients: Vec<Patient>,
+    /// How the folder was proven whole.
+    pub proof: &'static str,
     pub studies: Vec<StudySummary>,
     pub files: usize,
     pub bytes: u64,
@@ -50,6 +58,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let started = Instant::now();
     // What can be checked before any traffic is checked first.
     if let Some(output) = &job.output {
+        disc::refuse_viewer_around(context.config.tools.viewer_dir.as_deref(), output)?;
         disc::prepare(output, job.force)?;
     }
     if let Some(IsoTarget::File(image)) = &job.iso {
@@ -58,11 +67,16 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     // Found before any traffic, used at the end.
     let iso_tool = job.iso.as_ref().map(|_| iso::find(context.config.tools.iso_tool)).transpose()?;
     let deadline = Deadline::after(job.pacs.timeouts.total);
-    let work = staging::private_dir(&context.config.staging_dir)?;
-    let found =
-        lookup::run(context, &job.pacs, &job.accessions, job.allow_mixed_patients, work.path(), &deadline)?;
-    let name = default_name(&found.patient.name, &job.accessions);
-    let image = match &job.iso {
+    let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
+    let work = root.job_dir()?;
+    let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
+    let found = lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients)?;
+    let patients = found.patients.clone();
+    let first = found.first_patient().clone();
+    let name = default_name(&first.name, &job.accessions);
+    // Paths as the user typed them (shown), and from the folder they typed
+    // them in (used: the tools run elsewhere, see runner).
+    let image_shown = match &job.iso {
         Some(IsoTarget::File(image)) => Some(image.clone()),
         Some(IsoTarget::DefaultIn(dir)) => {
             let image = dir.join(format!("{name}.iso"));
@@ -71,23 +85,26 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         }
         None => None,
     };
+    let image = image_shown.as_deref().map(absolute).transpose()?;
     // Only an image asked for: the folder is laid out in staging and goes with it.
     let keep_folder = job.output.is_some() || image.is_none();
-    let output = match &job.output {
-        Some(output) => output.clone(),
-        None if image.is_some() => work.path().join("disc"),
-        None => PathBuf::from(&name),
-    };
+    let output_shown = job.output.clone().unwrap_or_else(|| PathBuf::from(&name));
+    let output = if keep_folder { absolute(&output_shown)? } else { work.path().join("disc") };
     if job.output.is_none() && keep_folder {
+        disc::refuse_viewer_around(context.config.tools.viewer_dir.as_deref(), &output)?;
         disc::prepare(&output, job.force)?;
     }
     crate::signals::check()?;
-    let incoming = work.path().join("incoming");
-    let retrieved = retrieve::run(context, &job.pacs, &found, &incoming, job.allow_partial, &deadline)?;
+    let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
+    let retrieved = retrieve::run(context, &root, &finder, &found, work.path(), allow, &deadline)
+        .map_err(|failure| failure.for_patients(&patients))?;
     // What to undo if the lay-out fails: the whole folder when this job made
     // it or found it empty, else only what the lay-out writes.
     let created = !output.exists();
     let was_empty = std::fs::read_dir(&output).map(|mut entries| entries.next().is_none()).unwrap_or(true);
+    if created {
+        disc::create_folder(&output)?;
+    }
     let tools = &context.config.tools;
     let laid = disc::lay_out(
         &retrieved.files,
@@ -124,17 +141,25 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     }
     Ok(Fetched {
         accessions: job.accessions.iter().map(|a| a.to_string()).collect(),
-        patient_name: found.patient.name.clone(),
-        patient_id: found.patient.id.clone(),
-        studies: StudySummary::list(&found, &retrieved.per_study),
+        patient_name: first.name,
+        patient_id: first.id,
+        patients,
+        proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
+        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study),
         files: layout.files,
         bytes: layout.bytes,
-        folder: keep_folder.then(|| output.display().to_string()),
-        iso: image.map(|image| image.display().to_string()),
+        folder: keep_folder.then(|| output_shown.display().to_string()),
+        iso: image_shown.map(|image| image.display().to_string()),
         iso_bytes,
         seconds: started.elapsed().as_secs_f64(),
         warnings,
     })
+}
+
+/// `path` from the current folder.
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path)
+        .map_err(|err| Failure::config(format!("cannot resolve {}: {err}", path.display())))
 }
 
 /// An image file is written only where nothing is, unless `--force`.

@@ -1,44 +1,70 @@
-//! Lookup and resolve: for every accession (not only the first, as the
-//! legacy script did) a STUDY-level C-FIND gives the studies, their patient
-//! and image counts; the patient comes from that C-FIND or from the HIS
-//! patient API. Accessions of different patients are refused unless asked.
-
-use std::path::Path;
+//! Lookup: for every accession (not only the first, as the legacy script
+//! did) a STUDY-level C-FIND gives the studies and their patient; the
+//! patient comes from that C-FIND or from the HIS patient API. Answers are
+//! merged by StudyInstanceUID (some PACSs answer once per instance), and
+//! two answers that name different patients for one study are refused, as
+//! are accessions of different patients unless asked for.
 
 use crate::accession::Accession;
 use crate::config::PatientSource;
-use crate::dicom::AssociationProblem;
-use crate::dicom::findscu::{self, FoundStudy};
-use crate::dicom::runner::{self, Command};
-use crate::dicom::tools::Tool;
+use crate::dicom::findscu::Query;
+use crate::dicom::part10::{DataSet, tag};
 use crate::failure::Failure;
-use crate::job::{Context, Pacs};
-use crate::pipeline::{Deadline, patient_api};
+use crate::job::Context;
+use crate::patients::Patient;
+use crate::pipeline::find::{Answer, Finder};
+use crate::pipeline::patient_api;
 
-/// The patient a disc is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Patient {
-    pub name: String,
-    pub id: String,
+/// One study as the PACS describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FoundStudy {
+    pub accession: String,
+    pub study_instance_uid: String,
+    pub patient_name: String,
+    pub patient_id: String,
+    pub modalities: Vec<String>,
+    /// NumberOfStudyRelatedInstances, when the PACS gives it.
+    pub instances: Option<usize>,
+}
+
+impl FoundStudy {
+    fn from_response(data: &DataSet) -> FoundStudy {
+        FoundStudy {
+            accession: data.text(tag::ACCESSION_NUMBER),
+            study_instance_uid: data.ascii(tag::STUDY_INSTANCE_UID),
+            patient_name: data.text(tag::PATIENT_NAME),
+            patient_id: data.text(tag::PATIENT_ID),
+            modalities: data.codes(tag::MODALITIES_IN_STUDY),
+            instances: data.number(tag::NUMBER_OF_STUDY_RELATED_INSTANCES),
+        }
+    }
 }
 
 /// What the PACS (and the HIS) said about the accessions.
 #[derive(Clone, Debug)]
 pub struct Found {
-    pub patient: Patient,
+    /// Every patient, in accession order; the first is the first
+    /// accession's (the legacy contract's `patient_name`).
+    pub patients: Vec<Patient>,
     /// Every study of every accession, in accession order.
     pub studies: Vec<FoundStudy>,
 }
 
+impl Found {
+    pub fn first_patient(&self) -> &Patient {
+        // `run` never returns an empty list.
+        &self.patients[0]
+    }
+}
+
 pub fn run(
     context: &Context,
-    pacs: &Pacs,
+    finder: &Finder,
     accessions: &[Accession],
     allow_mixed: bool,
-    work: &Path,
-    deadline: &Deadline,
 ) -> Result<Found, Failure> {
     let source = context.config.patient.source;
+    let pacs = finder.pacs();
     let mut his_patients = Vec::new();
     if source == PatientSource::Api {
         let api = context
@@ -54,8 +80,8 @@ pub fn run(
     }
     let mut studies: Vec<FoundStudy> = Vec::new();
     for accession in accessions {
-        let mut found = find(context, pacs, accession, work, deadline)?;
-        // A study the PACS lists twice (one row per location, say) is one study.
+        let mut found = find(finder, accession)?;
+        // A study that two accessions share is one study.
         found.retain(|study| !studies.iter().any(|s| s.study_instance_uid == study.study_instance_uid));
         let listed = found.len();
         // An ordered study whose images are not there yet holds nothing to send.
@@ -89,105 +115,106 @@ pub fn run(
             for pacs_id in pacs_ids {
                 if *pacs_id != his.id {
                     return Err(Failure::mixed_patients(&format!(
-                        "the HIS says accession {accession} is patient {}, but the PACS holds it under patient ID {pacs_id:?}; nothing was sent",
-                        his.id
+                        "the HIS says accession {accession} is patient {}, but the PACS holds it under patient ID {}; nothing was sent",
+                        his.id,
+                        crate::sanitize::quoted(pacs_id)
+                    ))
+                    .naming_patients(format!(
+                        "the HIS and the PACS name different patients for accession {accession}; nothing was sent"
                     )));
                 }
             }
         }
     }
-    let distinct = |ids: &mut dyn Iterator<Item = (String, String)>| {
-        let mut seen: Vec<(String, String)> = Vec::new();
-        for (accession, id) in ids {
-            if !seen.iter().any(|(_, known)| *known == id) {
-                seen.push((accession, id));
-            }
+    let mut patients: Vec<Patient> = Vec::new();
+    for accession in accessions {
+        let (name, id) = match his_patients.iter().find(|(a, _)| a == accession) {
+            Some((_, his)) => (his.name.clone(), his.id.clone()),
+            None => match studies.iter().find(|s| s.accession == accession.as_str()) {
+                Some(study) => (study.patient_name.clone(), study.patient_id.clone()),
+                None => continue,
+            },
+        };
+        match patients.iter_mut().find(|p| p.id == id) {
+            Some(patient) => patient.accessions.push(accession.to_string()),
+            None => patients.push(Patient { name, id, accessions: vec![accession.to_string()] }),
         }
-        seen
-    };
-    let ids = distinct(&mut studies.iter().map(|s| (s.accession.clone(), s.patient_id.clone())));
-    let his_ids = distinct(&mut his_patients.iter().map(|(a, p)| (a.to_string(), p.id.clone())));
-    if !allow_mixed && (ids.len() > 1 || his_ids.len() > 1) {
-        let list = if ids.len() > 1 { &ids } else { &his_ids };
-        let who: Vec<String> =
-            list.iter().map(|(accession, id)| format!("{accession} is patient {id}")).collect();
-        return Err(Failure::mixed_patients(&format!(
-            "{} (use --allow-mixed-patients to put them on one disc)",
-            who.join(", ")
-        )));
     }
-    let patient = match his_patients.first() {
-        Some((_, his)) => Patient { name: his.name.clone(), id: his.id.clone() },
-        None => {
-            let first = &studies[0];
-            Patient { name: first.patient_name.clone(), id: first.patient_id.clone() }
-        }
-    };
-    Ok(Found { patient, studies })
+    // Studies of one accession under several patient ids count too.
+    let mut ids: Vec<&str> = studies.iter().map(|s| s.patient_id.as_str()).collect();
+    ids.extend(patients.iter().map(|p| p.id.as_str()));
+    ids.sort_unstable();
+    ids.dedup();
+    if !allow_mixed && ids.len() > 1 {
+        let who: Vec<String> = patients
+            .iter()
+            .map(|p| format!("{} is patient {}", p.accessions.join(", "), crate::sanitize::quoted(&p.id)))
+            .collect();
+        return Err(Failure::mixed_patients(&format!(
+            "{}; one disc holds one patient's images (--allow-mixed-patients puts them on one disc)",
+            who.join("; ")
+        ))
+        .naming_patients(
+            "the accession numbers belong to different patients; one disc holds one patient's images",
+        ));
+    }
+    Ok(Found { patients, studies })
 }
 
-/// The studies of one accession, by C-FIND.
-fn find(
-    context: &Context,
-    pacs: &Pacs,
-    accession: &Accession,
-    work: &Path,
-    deadline: &Deadline,
-) -> Result<Vec<FoundStudy>, Failure> {
-    let program = context.toolbox.path(Tool::Findscu)?;
-    let xml = work.join("find.xml");
-    let _ = std::fs::remove_file(&xml);
-    let mut command = Command::new(
-        &program,
-        deadline.remaining().map_err(|_| pacs_failure(pacs, &AssociationProblem::Stalled))?,
-    );
-    command.args(findscu::args(
-        pacs.calling_ae.as_str(),
-        &pacs.endpoint,
-        &pacs.timeouts,
-        accession.as_str(),
-        &xml,
-    ));
-    let output = runner::run(&command, &mut |_| {})?;
-    if output.timed_out {
-        return Err(pacs_failure(pacs, &AssociationProblem::Stalled));
-    }
-    findscu::completed(&output.lines).map_err(|problem| pacs_failure(pacs, &problem))?;
-    let text = std::fs::read_to_string(&xml).unwrap_or_default();
-    let studies: Vec<FoundStudy> = findscu::parse_xml(&text)
-        .into_iter()
-        .filter(|study| {
-            // A PACS that matches loosely (case, fuzzy) must not widen the
-            // request: only the exact accession counts.
-            let exact = study.accession == accession.as_str();
-            if !exact {
-                log::warn!(
-                    "the PACS answered accession {accession} with study {} of accession {:?}: ignored",
-                    study.study_instance_uid,
-                    study.accession
-                );
+/// The studies of one accession, by C-FIND, merged by StudyInstanceUID.
+fn find(finder: &Finder, accession: &Accession) -> Result<Vec<FoundStudy>, Failure> {
+    let pacs = finder.pacs();
+    let responses = match finder.find(&Query::studies(accession.as_str()))? {
+        Answer::Found(responses) => responses,
+        Answer::Refused(status) => {
+            return Err(Failure::pacs_unreachable(&format!(
+                "the PACS {} refused the study query for accession {accession} ({status})",
+                pacs.endpoint
+            )));
+        }
+    };
+    let mut studies: Vec<FoundStudy> = Vec::new();
+    for response in &responses {
+        let study = FoundStudy::from_response(response);
+        if study.study_instance_uid.is_empty() {
+            continue;
+        }
+        // A PACS that matches loosely (case, fuzzy) must not widen the
+        // request: only the exact accession counts.
+        if study.accession != accession.as_str() {
+            log::warn!(
+                "the PACS answered accession {accession} with study {} of accession {}: ignored",
+                study.study_instance_uid,
+                crate::sanitize::quoted(&study.accession)
+            );
+            continue;
+        }
+        match studies.iter_mut().find(|s| s.study_instance_uid == study.study_instance_uid) {
+            None => studies.push(study),
+            Some(known) if known.patient_id != study.patient_id => {
+                return Err(Failure::mixed_patients(&format!(
+                    "the PACS {} names two patients ({} and {}) for study {} of accession {accession}; nothing was sent",
+                    pacs.endpoint,
+                    crate::sanitize::quoted(&known.patient_id),
+                    crate::sanitize::quoted(&study.patient_id),
+                    study.study_instance_uid
+                ))
+                .naming_patients(format!(
+                    "the PACS names two patients for one study of accession {accession}; nothing was sent"
+                )));
             }
-            exact
-        })
-        .collect();
+            Some(known) => {
+                // One answer per instance (pynetdicom's qrscp) or per
+                // location: the same study; keep what each adds.
+                for modality in study.modalities {
+                    if !known.modalities.contains(&modality) {
+                        known.modalities.push(modality);
+                    }
+                }
+                known.instances = known.instances.max(study.instances);
+            }
+        }
+    }
     log::debug!("accession {accession}: {} studies", studies.len());
     Ok(studies)
-}
-
-/// The PACS's association problem as a technician reads it.
-pub fn pacs_failure(pacs: &Pacs, problem: &AssociationProblem) -> Failure {
-    let peer = &pacs.endpoint;
-    let why = match problem {
-        AssociationProblem::Unreachable(why) => format!("PACS unreachable at {}: {why}", peer.address()),
-        AssociationProblem::Rejected(reason) => format!(
-            "the PACS {peer} rejected the association from AE {}{}: check the AE titles",
-            pacs.calling_ae,
-            if reason.is_empty() { String::new() } else { format!(" ({reason})") }
-        ),
-        AssociationProblem::Stalled => format!("the PACS {peer} stopped answering within the timeouts"),
-        AssociationProblem::Aborted(why) => {
-            format!("the PACS {peer} ended the association ({why}): is AE {} known to it?", pacs.calling_ae)
-        }
-    };
-    Failure::pacs_unreachable(&why)
 }

@@ -1,8 +1,11 @@
 //! The steps of a job, each `run(..) -> Result<_, Failure>`.
 
+pub mod arrivals;
 pub mod disc;
 pub mod fetch;
+pub mod find;
 pub mod lookup;
+pub mod manifest;
 pub mod patient_api;
 pub mod print;
 pub mod relay;
@@ -20,23 +23,25 @@ pub struct StudySummary {
     pub modalities: Vec<String>,
     /// Files handled (received, sent); for a dry run, the PACS's count.
     pub files: usize,
-    /// NumberOfStudyRelatedInstances, when the PACS gave it.
+    /// Images the PACS lists for the study (or counts, where it gives no
+    /// list), when it says.
     pub expected: Option<usize>,
 }
 
 impl StudySummary {
     /// Summaries of `found`'s studies with their file counts (same order).
-    pub fn list(found: &lookup::Found, files: &[usize]) -> Vec<StudySummary> {
+    pub fn list(found: &lookup::Found, manifest: &manifest::Manifest, files: &[usize]) -> Vec<StudySummary> {
         found
             .studies
             .iter()
             .zip(files)
-            .map(|(study, &files)| StudySummary {
+            .enumerate()
+            .map(|(index, (study, &files))| StudySummary {
                 accession: study.accession.clone(),
                 study_instance_uid: study.study_instance_uid.clone(),
                 modalities: study.modalities.clone(),
                 files,
-                expected: study.instances,
+                expected: manifest.studies.get(index).and_then(|s| s.expected).or(study.instances),
             })
             .collect()
     }

@@ -34,10 +34,19 @@ pub fn lookup(api: &PatientApi, accession: &Accession) -> Result<HisPatient, Fai
     let timeout = Duration::from_secs(api.timeout_secs);
     let timeout = crate::dicom::runner::job_remaining()
         .map_or(timeout, |left| timeout.min(left.max(Duration::from_secs(1))));
+    // Never a proxy from the environment: under CGI a client's `Proxy:`
+    // header becomes HTTP_PROXY ("httpoxy") and would receive the token.
+    let proxy = match &api.proxy {
+        Some(proxy) => Some(
+            ureq::Proxy::new(proxy).map_err(|_| Failure::config("patient.api.proxy is not a proxy URL"))?,
+        ),
+        None => None,
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
         .http_status_as_error(false)
+        .proxy(proxy)
         .build()
         .into();
     let mut request = agent.get(&url).header("Accept", "application/json");

@@ -1,11 +1,14 @@
 //! `pacs2cd print`: the legacy send_rimage_multiple job, honest about
-//! failure. Lookup, retrieve into a private staging folder, verify, send
-//! every file in one association to the CD publisher, verify each was
-//! accepted, and remove the staging folder on every path (it is a TempDir:
-//! errors and signals unwind through its Drop; stale ones from crashes are
-//! swept when the first is made). The retrieve-port lock is
-//! released when the retrieve ends, so another job can retrieve while this
-//! one sends.
+//! failure. Lookup, a C-ECHO to the publisher (a robot that is off fails in
+//! seconds, not after the retrieve), retrieve into a private staging folder
+//! and prove it whole, then send every file in one association to the CD
+//! publisher and verify each was accepted. Nothing reaches the robot before
+//! the disc is proven: that is why print keeps two hops rather than asking
+//! the PACS to move straight to the publisher (a move that fails halfway
+//! would leave a partial disc job at the robot). The staging folder is a
+//! TempDir: errors and signals unwind through its Drop. The retrieve lock
+//! is released when the retrieve ends, so another job can retrieve while
+//! this one sends.
 
 use std::time::Instant;
 
@@ -13,8 +16,12 @@ use serde::Serialize;
 
 use crate::failure::Failure;
 use crate::job::{Context, PrintJob};
+use crate::patients::Patient;
+use crate::pipeline::find::Finder;
+use crate::pipeline::manifest::{self, Proof};
 use crate::pipeline::relay::{self, Instance};
-use crate::pipeline::{Deadline, StudySummary, lookup, retrieve};
+use crate::pipeline::retrieve::{self, Allow};
+use crate::pipeline::{Deadline, StudySummary, lookup};
 use crate::staging;
 
 /// A print that reached the publisher whole. The legacy HIS contract's
@@ -22,12 +29,18 @@ use crate::staging;
 #[derive(Debug, Serialize)]
 pub struct Printed {
     pub accessions_sent: Vec<String>,
+    /// The first accession's patient (the legacy contract); `patients` has all.
     pub patient_name: String,
     pub destination: String,
     pub files_sent: usize,
     pub patient_id: String,
+    pub patients: Vec<Patient>,
+    /// The publisher's display name (`cd_publisher.name`).
+    pub publisher: String,
     pub called_ae: String,
     pub sender: &'static str,
+    /// How the disc was proven whole before it was sent.
+    pub proof: &'static str,
     pub studies: Vec<StudySummary>,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -40,9 +53,12 @@ pub struct Plan {
     pub accessions: Vec<String>,
     pub patient_name: String,
     pub patient_id: String,
+    pub patients: Vec<Patient>,
     pub destination: String,
-    /// The PACS's image counts, where it gave them.
+    pub publisher: String,
+    /// The images the PACS lists (or counts), where it says.
     pub files_expected: Option<usize>,
+    pub proof: &'static str,
     pub studies: Vec<StudySummary>,
 }
 
@@ -54,51 +70,63 @@ pub enum Outcome {
 pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let deadline = Deadline::after(job.pacs.timeouts.total);
-    let work = staging::private_dir(&context.config.staging_dir)?;
-    let found =
-        lookup::run(context, &job.pacs, &job.accessions, job.allow_mixed_patients, work.path(), &deadline)?;
+    let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
+    let work = root.job_dir()?;
+    let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
+    let found = lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients)?;
     let accessions: Vec<String> = job.accessions.iter().map(|a| a.to_string()).collect();
     let destination = job.publisher.endpoint.address();
+    let patients = found.patients.clone();
+    let first = found.first_patient().clone();
     if job.dry_run {
-        let counts: Vec<usize> = found.studies.iter().map(|s| s.instances.unwrap_or(0)).collect();
+        let manifest = manifest::run(&finder, &found.studies).map_err(|f| f.for_patients(&patients))?;
+        let counts: Vec<usize> = manifest.studies.iter().map(|s| s.expected.unwrap_or(0)).collect();
         return Ok(Outcome::Planned(Plan {
             accessions,
-            patient_name: found.patient.name.clone(),
-            patient_id: found.patient.id.clone(),
+            patient_name: first.name,
+            patient_id: first.id,
+            patients,
             destination,
-            files_expected: found.studies.iter().map(|s| s.instances).sum(),
-            studies: StudySummary::list(&found, &counts),
+            publisher: job.publisher.name.clone(),
+            files_expected: manifest.expected(),
+            proof: manifest.proof().as_str(),
+            studies: StudySummary::list(&found, &manifest, &counts),
         }));
     }
-    let patient_id = found.patient.id.clone();
-    let incoming = work.path().join("incoming");
     let sent = (|| {
-        let retrieved = retrieve::run(context, &job.pacs, &found, &incoming, job.allow_partial, &deadline)?;
+        relay::echo(context, &job.publisher)?;
+        let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
+        let retrieved = retrieve::run(context, &root, &finder, &found, work.path(), allow, &deadline)?;
         crate::signals::check()?;
+        let received = work.path().join("received");
         let instances: Vec<Instance> = retrieved
             .files
             .iter()
             .map(|file| Instance {
-                name: file.path.strip_prefix(&incoming).unwrap_or(&file.path).to_string_lossy().into_owned(),
+                name: file.path.strip_prefix(&received).unwrap_or(&file.path).to_string_lossy().into_owned(),
+                shown: format!("{} image {}", file.identity.modality, file.identity.sop_instance_uid),
                 sop_instance_uid: file.identity.sop_instance_uid.clone(),
             })
             .collect();
-        let relayed = relay::send(context, &incoming, &instances, &job.publisher)?;
+        let relayed = relay::send(context, work.path(), &received, &instances, &job.publisher)?;
         Ok((retrieved, relayed))
     })();
-    let (retrieved, relayed) = sent.map_err(|failure: Failure| failure.for_patient(&patient_id))?;
+    let (retrieved, relayed) = sent.map_err(|failure: Failure| failure.for_patients(&patients))?;
     for warning in &retrieved.warnings {
         log::warn!("{warning}");
     }
     Ok(Outcome::Printed(Printed {
         accessions_sent: accessions,
-        patient_name: found.patient.name.clone(),
+        patient_name: first.name,
         destination,
         files_sent: relayed.files_sent,
-        patient_id,
+        patient_id: first.id,
+        patients,
+        publisher: job.publisher.name.clone(),
         called_ae: relayed.called_ae,
         sender: relayed.sender,
-        studies: StudySummary::list(&found, &retrieved.per_study),
+        proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
+        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study),
         seconds: started.elapsed().as_secs_f64(),
         warnings: retrieved.warnings,
     }))

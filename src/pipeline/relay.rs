@@ -11,17 +11,19 @@ use serde::Serialize;
 use crate::config::Sender;
 use crate::dicom::runner::{self, Command};
 use crate::dicom::tools::Tool;
-use crate::dicom::{AssociationProblem, FileOutcome, StoreLog, dcmsend, part10, storescu};
+use crate::dicom::{AssociationProblem, FileOutcome, StoreLog, dcmsend, echoscu, part10, storescu};
 use crate::failure::{Failure, RelayCounts};
 use crate::job::{Context, Publisher};
 use crate::progress::Progress;
 use crate::staging;
 
-/// A storage instance found under the folder.
+/// A storage instance to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instance {
-    /// Path relative to the folder, as shown to the user.
+    /// Path relative to the folder.
     pub name: String,
+    /// How a technician is shown it (the relative path, or "CT image UID").
+    pub shown: String,
     pub sop_instance_uid: String,
 }
 
@@ -64,15 +66,19 @@ pub fn run(context: &Context, dir: &Path, publisher: &Publisher) -> Result<(Rela
     }
     // A large folder takes a while to scan: honour a Ctrl-C before sending.
     crate::signals::check()?;
-    let mut relayed = send(context, dir, &scan.instances, publisher)?;
+    let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
+    let work = root.job_dir()?;
+    let mut relayed = send(context, work.path(), dir, &scan.instances, publisher)?;
     relayed.files_skipped = scan.skipped.len();
     relayed.seconds = started.elapsed().as_secs_f64();
     Ok((relayed, scan.skipped))
 }
 
-/// Sends `instances` (paths relative to `dir`) in one sender run.
+/// Sends `instances` (paths relative to `dir`) in one sender run; its
+/// report and short names go to the job's folder `work`.
 pub fn send(
     context: &Context,
+    work: &Path,
     dir: &Path,
     instances: &[Instance],
     publisher: &Publisher,
@@ -84,34 +90,27 @@ pub fn send(
     let destination = publisher.endpoint.address();
     let calling = publisher.calling_ae.as_str();
     let timeouts = &publisher.timeouts;
-    let report_dir = staging::private_dir(&context.config.staging_dir)?;
-    let report_path = report_dir.path().join("dcmsend-report.txt");
+    let report_path = work.join("dcmsend-report.txt");
     // "./" keeps a file named "-x" from reading as an option; the sender
     // names each file back exactly as given, which is how results are matched.
     let mut files: Vec<String> = instances.iter().map(|i| format!("./{}", i.name)).collect();
     let mut run_dir = dir.to_path_buf();
     if files.iter().map(|f| f.len() + 1).sum::<usize>() > ARGV_BUDGET {
-        (run_dir, files) = short_names(dir, instances, report_dir.path())?;
+        (run_dir, files) = short_names(dir, instances, work)?;
     }
     let (tool, args) = match publisher.sender {
-        Sender::Dcmsend => (
-            Tool::Dcmsend,
-            dcmsend::args(
-                calling,
-                &publisher.endpoint,
-                timeouts,
-                &report_path,
-                &files,
-                context.progress == crate::progress::Mode::Bar,
-            ),
-        ),
+        Sender::Dcmsend => {
+            (Tool::Dcmsend, dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files))
+        }
         Sender::Storescu => (Tool::Storescu, storescu::args(calling, &publisher.endpoint, timeouts, &files)),
     };
     let program = context.toolbox.path(tool)?;
     let mut command = Command::new(&program, timeouts.total);
     command.args(args);
     command.dir = Some(run_dir);
-    let what = format!("sending to the CD publisher {}", publisher.endpoint);
+    // A signal must not lose what the publisher already accepted.
+    command.keep_on_signal = true;
+    let what = format!("sending to the {}", publisher.display());
     let mut progress = Progress::start(context.progress, &what, Some(instances.len() as u64));
     let file_done: fn(&str) -> bool = match publisher.sender {
         Sender::Dcmsend => dcmsend::is_file_done,
@@ -123,6 +122,9 @@ pub fn send(
         }
     })?;
     drop(progress);
+    if let Some(signal) = output.interrupted {
+        return Err(interrupted(signal, publisher, &files, instances, &output.lines));
+    }
     let mut log = match publisher.sender {
         Sender::Dcmsend => {
             // No report is written when the association never formed.
@@ -150,6 +152,76 @@ pub fn send(
         warnings,
         seconds: 0.0,
     })
+}
+
+/// A C-ECHO to the publisher with the titles of the send: a robot that is
+/// off or does not know us fails the job in seconds, before the retrieve.
+pub fn echo(context: &Context, publisher: &Publisher) -> Result<(), Failure> {
+    let program = context.toolbox.path(Tool::Echoscu)?;
+    let timeouts = &publisher.timeouts;
+    let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
+    command.args(echoscu::args(publisher.calling_ae.as_str(), &publisher.endpoint, timeouts));
+    let output = runner::run(&command, &mut |_| {})?;
+    let destination = publisher.endpoint.address();
+    let peer = publisher.display();
+    match echoscu::parse(&output.lines) {
+        Ok(()) => Ok(()),
+        Err(AssociationProblem::Unreachable(why)) => Err(Failure::publisher_unreachable(&destination, &why)),
+        Err(AssociationProblem::Stalled) => {
+            Err(Failure::publisher_unreachable(&destination, "no answer within the timeouts"))
+        }
+        Err(AssociationProblem::Rejected(reason)) => {
+            let reason = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
+            Err(Failure::relay_failed(
+                &destination,
+                &format!(
+                    "association rejected by the {peer}{reason}: check its AE title and its list of known callers; nothing was sent"
+                ),
+                RelayCounts::default(),
+            ))
+        }
+        Err(AssociationProblem::Aborted(why)) => Err(Failure::relay_failed(
+            &destination,
+            &format!("the {peer} ended the association ({why}); nothing was sent"),
+            RelayCounts::default(),
+        )),
+    }
+}
+
+/// Stopped by a signal mid-send: what the publisher had accepted by then,
+/// counted from the sender's own per-file responses (a killed dcmsend
+/// writes no report).
+fn interrupted(
+    signal: i32,
+    publisher: &Publisher,
+    files: &[String],
+    instances: &[Instance],
+    lines: &[String],
+) -> Failure {
+    let accepted = match publisher.sender {
+        Sender::Dcmsend => dcmsend::accepted_in_log(lines),
+        Sender::Storescu => storescu::parse(lines)
+            .files
+            .iter()
+            .filter(|(_, outcome)| !matches!(outcome, FileOutcome::Failed(_)))
+            .count(),
+    };
+    let accepted = accepted.min(files.len());
+    let counts = RelayCounts {
+        files_sent: accepted,
+        files_failed: files.len() - accepted,
+        failures: instances[accepted..]
+            .iter()
+            .map(|i| (i.shown.clone(), "not sent: the job was interrupted".to_string()))
+            .collect(),
+    };
+    let detail = format!(
+        "{} while sending: the {} had accepted {accepted} of {} files; it may have started a partial disc job, check it",
+        Failure::interrupted(signal).detail,
+        publisher.display(),
+        files.len()
+    );
+    Failure::interrupted_sending(signal, &publisher.endpoint.address(), detail, counts)
 }
 
 /// One association needs every file on one command line, and Linux allows
@@ -195,15 +267,15 @@ fn verdict(
             Some(FileOutcome::Stored) => counts.files_sent += 1,
             Some(FileOutcome::StoredWithWarning(warning)) => {
                 counts.files_sent += 1;
-                warnings.push((instance.name.clone(), warning.clone()));
+                warnings.push((instance.shown.clone(), warning.clone()));
             }
             Some(FileOutcome::Failed(reason)) => {
                 counts.files_failed += 1;
-                counts.failures.push((instance.name.clone(), reason.clone()));
+                counts.failures.push((instance.shown.clone(), reason.clone()));
             }
             None => {
                 counts.files_failed += 1;
-                counts.failures.push((instance.name.clone(), "not sent".into()));
+                counts.failures.push((instance.shown.clone(), "not sent".into()));
             }
         }
     }
@@ -288,7 +360,11 @@ pub fn scan(dir: &Path) -> Result<Scan, Failure> {
             Some(meta) if meta.is_dicomdir() => {
                 scan.skipped.push(Skipped { file: name, reason: "DICOMDIR index" })
             }
-            Some(meta) => scan.instances.push(Instance { name, sop_instance_uid: meta.sop_instance_uid }),
+            Some(meta) => scan.instances.push(Instance {
+                shown: name.clone(),
+                name,
+                sop_instance_uid: meta.sop_instance_uid,
+            }),
             None => scan.skipped.push(Skipped { file: name, reason: "not a DICOM file" }),
         }
     }
@@ -302,7 +378,11 @@ mod tests {
 
     fn instances(n: usize) -> (Vec<String>, Vec<Instance>) {
         let instances: Vec<Instance> = (0..n)
-            .map(|i| Instance { name: format!("IM{i}"), sop_instance_uid: format!("2.25.{i}") })
+            .map(|i| Instance {
+                name: format!("IM{i}"),
+                shown: format!("IM{i}"),
+                sop_instance_uid: format!("2.25.{i}"),
+            })
             .collect();
         (instances.iter().map(|i| format!("./{}", i.name)).collect(), instances)
     }

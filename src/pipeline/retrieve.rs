@@ -1,25 +1,36 @@
-//! Retrieve: the studies from the PACS into a private folder, by C-MOVE
-//! (our storage SCP on the fixed move port, under the port lock) or C-GET,
-//! and then the check that matters: every file belongs to a requested study
-//! of the expected patient, and each study has as many files as the PACS
-//! said it holds. A PACS's final status alone is not trusted (Orthanc
-//! reports every failure with all counts 0).
+//! Retrieve: the studies from the PACS into the job's private folder, and
+//! the proof that the disc is whole.
+//!
+//! C-MOVE goes to a storescp of ours on the move port (one receiver for the
+//! whole job, the legacy loop included, under the retrieve lock), with
+//! movescu as a pure C-MOVE SCU; C-GET brings the files back on getscu's
+//! own association. Beside the transfer, the manifest (what the PACS lists
+//! for each study) is asked for, and each file is identified as it arrives.
+//! Then: every file must belong to a requested study of its patient, the
+//! SOP Instance UIDs received must equal the manifest (or the PACS's counts
+//! where it gives no list), repeats are kept once, two different files
+//! under one UID are refused, and the sub-operation counts must show
+//! nothing failed or left. A PACS's final status alone is not trusted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::{Retrieve, Strategy};
-use crate::dicom::part10::{self, Identity};
-use crate::dicom::runner::{self, Command};
+use crate::dicom::part10::Identity;
+use crate::dicom::runner::{self, Command, Running};
 use crate::dicom::tools::Tool;
-use crate::dicom::{AssociationProblem, RetrieveKeys, RetrieveLog, getscu, movescu};
+use crate::dicom::{AssociationProblem, RetrieveKeys, RetrieveLog, getscu, movescu, storescp};
 use crate::failure::Failure;
 use crate::job::{Context, Pacs};
 use crate::pipeline::Deadline;
-use crate::pipeline::lookup::{Found, pacs_failure};
+use crate::pipeline::arrivals::{self, Watch};
+use crate::pipeline::find::{Finder, pacs_failure};
+use crate::pipeline::lookup::Found;
+use crate::pipeline::manifest::{self, Manifest, Proof};
 use crate::progress::Progress;
-use crate::staging::PortLock;
+use crate::staging::Root;
 
 /// A file received and identified.
 #[derive(Clone, Debug)]
@@ -28,27 +39,75 @@ pub struct Received {
     pub identity: Identity,
 }
 
-/// The verified result: files in study order, and what was let pass.
+/// The verified result: files in study, series, instance order.
 #[derive(Debug, Default)]
 pub struct Retrieved {
     pub files: Vec<Received>,
     /// Per study (same order as `Found::studies`): files received.
     pub per_study: Vec<usize>,
+    /// What the PACS listed for each study.
+    pub manifest: Manifest,
+    /// How completeness was proven.
+    pub proof: Option<Proof>,
     /// Shortfalls accepted with `--allow-partial`, and other remarks.
     pub warnings: Vec<String>,
 }
 
+/// What may be let pass.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Allow {
+    /// Known shortfalls (fewer files than the PACS lists, failed sub-operations).
+    pub partial: bool,
+    /// A PACS that gives nothing to prove completeness by.
+    pub unproven: bool,
+}
+
 pub fn run(
     context: &Context,
-    pacs: &Pacs,
+    root: &Root,
+    finder: &Finder,
     found: &Found,
-    into: &Path,
-    allow_partial: bool,
+    work: &Path,
+    allow: Allow,
     deadline: &Deadline,
 ) -> Result<Retrieved, Failure> {
-    std::fs::create_dir_all(into)
-        .map_err(|err| Failure::config(format!("cannot create {}: {err}", into.display())))?;
-    let expected: Option<u64> = found.studies.iter().map(|s| s.instances.map(|n| n as u64)).sum();
+    let pacs = finder.pacs();
+    let verb = match pacs.retrieve {
+        Retrieve::Move => "C-MOVE",
+        Retrieve::Get => "C-GET",
+    };
+    let what = format!("retrieving from the PACS {} ({verb})", pacs.endpoint);
+    let total: Option<u64> = found.studies.iter().map(|s| s.instances.map(|n| n as u64)).sum();
+    let progress = Arc::new(Mutex::new(Progress::start(context.progress, &what, total)));
+    let counting = progress.clone();
+    let watch =
+        Watch::start(work, Box::new(move |_| counting.lock().unwrap_or_else(|p| p.into_inner()).inc()))?;
+    // The manifest is asked for beside the transfer: it costs a few
+    // C-FINDs, which the PACS answers while it sends.
+    let (transferred, manifest) = std::thread::scope(|scope| {
+        let listing = scope.spawn(|| manifest::run(finder, &found.studies));
+        let transferred = transfer(context, root, pacs, found, &watch, &progress, deadline);
+        let manifest = listing.join().unwrap_or_else(|_| Err(Failure::config("the manifest query panicked")));
+        (transferred, manifest)
+    });
+    let statuses = transferred?;
+    let manifest = manifest?;
+    drop(progress);
+    let arrivals = watch.finish();
+    crate::signals::check()?;
+    verify(found, &manifest, arrivals, &statuses, allow)
+}
+
+/// Runs the C-MOVEs or C-GETs; returns what their statuses said was wrong.
+fn transfer(
+    context: &Context,
+    root: &Root,
+    pacs: &Pacs,
+    found: &Found,
+    watch: &Watch,
+    progress: &Mutex<Progress>,
+    deadline: &Deadline,
+) -> Result<Vec<String>, Failure> {
     let uids: Vec<String> = found.studies.iter().map(|s| s.study_instance_uid.clone()).collect();
     let mut accessions: Vec<&str> = Vec::new();
     for study in &found.studies {
@@ -65,26 +124,24 @@ pub fn run(
             .flat_map(|modality| accessions.iter().map(move |a| RetrieveKeys::AccessionModality(a, modality)))
             .collect(),
     };
-    let (tool, verb) = match pacs.retrieve {
-        Retrieve::Move => (Tool::Movescu, "C-MOVE"),
-        Retrieve::Get => (Tool::Getscu, "C-GET"),
-    };
-    let program = context.toolbox.path(tool)?;
-    let what = format!("retrieving from the PACS {} ({verb})", pacs.endpoint);
-    // The legacy loop moves a study once per modality: no meaningful total.
-    let total = if pacs.strategy == Strategy::Study { expected } else { None };
-    let mut progress = Progress::start(context.progress, &what, total);
-    let _lock = match pacs.retrieve {
-        Retrieve::Move => Some(PortLock::acquire(
-            &context.config.staging_dir,
-            pacs.move_port,
+    let (program, _lock, receiver) = match pacs.retrieve {
+        Retrieve::Move => {
             // Within the whole job's deadline (CGI) when it is shorter.
-            runner::job_remaining().map_or(Duration::from_secs(context.config.lock_wait_secs), |left| {
-                left.min(Duration::from_secs(context.config.lock_wait_secs))
-            }),
-            &mut |message| progress.note(message),
-        )?),
-        Retrieve::Get => None,
+            let wait = runner::job_remaining()
+                .map_or(Duration::from_secs(context.config.lock_wait_secs), |left| {
+                    left.min(Duration::from_secs(context.config.lock_wait_secs))
+                });
+            let lock = root.lock(pacs.move_port, wait, &mut |message| {
+                progress.lock().unwrap_or_else(|p| p.into_inner()).note(message)
+            })?;
+            let receiver = start_receiver(context, pacs, watch.incoming())?;
+            (context.toolbox.path(Tool::Movescu)?, Some(lock), Some(receiver))
+        }
+        Retrieve::Get => (context.toolbox.path(Tool::Getscu)?, None, None),
+    };
+    let verb = match pacs.retrieve {
+        Retrieve::Move => "C-MOVE",
+        Retrieve::Get => "C-GET",
     };
     let mut statuses: Vec<String> = Vec::new();
     for keys in &requests {
@@ -93,20 +150,11 @@ pub fn run(
         let mut command = Command::new(&program, remaining);
         let calling = pacs.calling_ae.as_str();
         command.args(match pacs.retrieve {
-            Retrieve::Move => {
-                movescu::args(calling, &pacs.endpoint, &pacs.timeouts, pacs.move_port, into, keys)
-            }
-            Retrieve::Get => getscu::args(calling, &pacs.endpoint, &pacs.timeouts, into, keys),
+            Retrieve::Move => movescu::args(calling, &pacs.endpoint, &pacs.timeouts, keys),
+            Retrieve::Get => getscu::args(calling, &pacs.endpoint, &pacs.timeouts, watch.incoming(), keys),
         });
-        let received: fn(&str) -> bool = match pacs.retrieve {
-            Retrieve::Move => movescu::is_file_received,
-            Retrieve::Get => getscu::is_file_received,
-        };
-        let output = runner::run(&command, &mut |line| {
-            if received(line) {
-                progress.inc();
-            }
-        })?;
+        command.dir = watch.incoming().parent().map(Path::to_path_buf);
+        let output = runner::run(&command, &mut |_| {})?;
         if output.timed_out {
             return Err(too_slow(pacs));
         }
@@ -114,42 +162,105 @@ pub fn run(
             Retrieve::Move => movescu::parse(&output.lines),
             Retrieve::Get => getscu::parse(&output.lines),
         };
-        if log.port_in_use {
-            return Err(Failure::busy(&format!(
-                "port {} (pacs.move_port) is in use by another program, so the PACS cannot send to us",
-                pacs.move_port
+        if let Some(why) = judge(&log, keys, watch.count(), pacs, verb)? {
+            statuses.push(why);
+        }
+    }
+    if let Some(receiver) = receiver {
+        // Every file is on disk before the PACS sends the final response
+        // (storescp writes each before answering its C-STORE), so the
+        // receiver can go now.
+        let output = receiver.stop();
+        if let Some(problem) = storescp::start_problem(&output.lines) {
+            log::debug!("the C-MOVE receiver said: {problem}");
+        }
+    }
+    Ok(statuses)
+}
+
+/// What one C-MOVE or C-GET run's log says: an error that ends the job,
+/// a problem to report, or nothing.
+fn judge(
+    log: &RetrieveLog,
+    keys: &RetrieveKeys,
+    arrived: usize,
+    pacs: &Pacs,
+    verb: &str,
+) -> Result<Option<String>, Failure> {
+    if log.final_status.is_none() {
+        let problem = log.problem.clone().unwrap_or(AssociationProblem::Aborted("no final response".into()));
+        // Before any file that is the PACS being unreachable; after, an
+        // incomplete retrieve.
+        if arrived == 0 {
+            return Err(pacs_failure(pacs, &problem));
+        }
+        return Ok(Some(match problem {
+            AssociationProblem::Stalled => format!("the PACS stopped answering during the {verb}"),
+            _ => format!("the association ended before the {verb} was complete"),
+        }));
+    }
+    if log.succeeded() {
+        return Ok(None);
+    }
+    // The legacy loop asks for modalities a study may not have: a request
+    // that moved nothing, and says so, is not a failure there. Any failed
+    // or remaining sub-operation is.
+    if matches!(keys, RetrieveKeys::AccessionModality(..))
+        && log.counts.failed.unwrap_or(0) == 0
+        && log.counts.remaining.unwrap_or(0) == 0
+        && log.counts.completed.unwrap_or(0) == 0
+    {
+        return Ok(None);
+    }
+    let status = log.final_status.clone().unwrap_or_default();
+    let counts = movescu::describe(&log.counts);
+    let counts = if counts.is_empty() { String::new() } else { format!(" ({counts} sub-operations)") };
+    Ok(Some(format!("the PACS ended the {verb} with {status}{counts}")))
+}
+
+/// Starts storescp on the move port and waits until it listens.
+fn start_receiver(context: &Context, pacs: &Pacs, incoming: &Path) -> Result<Running, Failure> {
+    let port = pacs.move_port;
+    let taken = || {
+        Failure::busy(&format!(
+            "port {port} (pacs.move_port) is in use by another program, so the PACS cannot send to us: \
+             stop that program or choose another move_port (and tell the PACS)"
+        ))
+    };
+    // Anything listening there now is not ours: the lock is held.
+    if storescp::listening(port) {
+        return Err(taken());
+    }
+    let program = context.toolbox.path(Tool::Storescp)?;
+    let mut command = Command::new(&program, Duration::from_secs(crate::config::MAX_SECS));
+    command.args(storescp::args(pacs.calling_ae.as_str(), port, &pacs.timeouts, incoming));
+    command.dir = incoming.parent().map(Path::to_path_buf);
+    let receiver = runner::spawn(&command, Box::new(|_| {}))?;
+    let started = Instant::now();
+    loop {
+        if storescp::listening(port) {
+            return Ok(receiver);
+        }
+        if !receiver.is_running() {
+            let output = receiver.stop();
+            return Err(match storescp::start_problem(&output.lines) {
+                Some(why) if why.contains("in use") => taken(),
+                Some(why) => Failure::config(format!(
+                    "the C-MOVE receiver (storescp) on port {port} did not start: {why}"
+                )),
+                None => {
+                    Failure::config(format!("the C-MOVE receiver (storescp) on port {port} ended at once"))
+                }
+            });
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(Failure::config(format!(
+                "the C-MOVE receiver (storescp) did not listen on port {port} within 10 s"
             )));
         }
-        match (&log.problem, &log.final_status) {
-            // No final response: the association failed. Before any file
-            // that is the PACS being unreachable; after, an incomplete fetch.
-            (Some(problem), None) if count_files(into) == 0 => return Err(pacs_failure(pacs, problem)),
-            (Some(problem), None) => {
-                let why = match problem {
-                    AssociationProblem::Stalled => "the PACS stopped answering".to_string(),
-                    _ => "the association ended early".to_string(),
-                };
-                statuses.push(why);
-            }
-            _ => {}
-        }
-        // The legacy loop asks for modalities a study may not have, and a
-        // PACS answers those with a failure: only failed sub-operations
-        // count there. The study strategy asks only for what exists.
-        let failed = match pacs.strategy {
-            Strategy::Study => !log.succeeded(),
-            Strategy::LegacyModalities => log.failed_suboperations.is_some_and(|n| n > 0),
-        };
-        if failed {
-            let status = log.final_status.clone().unwrap_or_else(|| "no final response".into());
-            let failed =
-                log.failed_suboperations.map(|n| format!(", {n} failed sub-operations")).unwrap_or_default();
-            statuses.push(format!("the PACS reported {verb} {status}{failed}"));
-        }
         crate::signals::check()?;
+        std::thread::sleep(Duration::from_millis(5));
     }
-    drop(progress);
-    verify(found, into, &statuses, allow_partial)
 }
 
 fn too_slow(pacs: &Pacs) -> Failure {
@@ -160,54 +271,48 @@ fn too_slow(pacs: &Pacs) -> Failure {
     ))
 }
 
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|entries| entries.flatten().count()).unwrap_or(0)
-}
-
-/// Checks what arrived against what was asked for.
-fn verify(
+/// Checks what arrived against what was asked for and what the PACS lists.
+pub fn verify(
     found: &Found,
-    into: &Path,
+    manifest: &Manifest,
+    arrivals: Vec<arrivals::Arrival>,
     statuses: &[String],
-    allow_partial: bool,
+    allow: Allow,
 ) -> Result<Retrieved, Failure> {
-    let unreadable = |path: &Path, why: String| {
-        Failure::fetch_incomplete(&format!("received file {} cannot be checked: {why}", path.display()))
-    };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(into)
-        .map_err(|err| unreadable(into, err.to_string()))?
-        .flatten()
-        .map(|entry| entry.path())
-        .collect();
-    paths.sort();
+    let refuse = |why: String| Failure::fetch_incomplete(&format!("{why}; nothing was kept"));
+    let (kept, repeats) = arrivals::deduplicate(arrivals).map_err(refuse)?;
     let index: HashMap<&str, usize> =
         found.studies.iter().enumerate().map(|(i, s)| (s.study_instance_uid.as_str(), i)).collect();
     let mut by_study: Vec<Vec<Received>> = vec![Vec::new(); found.studies.len()];
-    for path in paths {
-        crate::signals::check()?;
-        let identity = part10::read_identity(&path)
-            .map_err(|err| unreadable(&path, err.to_string()))?
-            .ok_or_else(|| unreadable(&path, "not a DICOM file this tool can read".into()))?;
+    for (path, identity) in kept {
         // Never put an image on the disc that nobody asked for: another
         // patient's image on a disc is a clinical and legal incident.
         let Some(&study) = index.get(identity.study_instance_uid.as_str()) else {
-            return Err(Failure::fetch_incomplete(&format!(
-                "the PACS sent an image of study {}, which was not requested; nothing was kept",
+            return Err(refuse(format!(
+                "the PACS sent an image of study {}, which was not requested",
                 identity.study_instance_uid
             )));
         };
         let expected_id = &found.studies[study].patient_id;
-        if !expected_id.is_empty() && &identity.patient_id != expected_id {
-            return Err(Failure::fetch_incomplete(&format!(
-                "the PACS sent an image of patient {:?} for study {} of patient {:?}; nothing was kept",
-                identity.patient_id, identity.study_instance_uid, expected_id
-            )));
+        if &identity.patient_id != expected_id {
+            return Err(refuse(format!(
+                "the PACS sent an image of patient {} for study {} of patient {}",
+                crate::sanitize::quoted(&identity.patient_id),
+                identity.study_instance_uid,
+                crate::sanitize::quoted(expected_id)
+            ))
+            .naming_patients("the PACS sent an image of another patient; nothing was kept"));
         }
         by_study[study].push(Received { path, identity });
     }
-    // A study of which nothing arrived fails the job even with
-    // --allow-partial: "sent 0 images" must never read as success.
-    for (study, received) in found.studies.iter().zip(&by_study) {
+    let mut problems: Vec<String> = statuses.to_vec();
+    let mut warnings = Vec::new();
+    if repeats > 0 {
+        warnings.push(format!("the PACS sent {repeats} images twice (identical copies, kept once)"));
+    }
+    for ((study, received), listed) in found.studies.iter().zip(&by_study).zip(&manifest.studies) {
+        // A study of which nothing arrived fails the job even with
+        // --allow-partial: "sent 0 images" must never read as success.
         if received.is_empty() {
             let detail = format!(
                 "accession {}: no image of study {} arrived from the PACS{}",
@@ -215,81 +320,298 @@ fn verify(
                 study.study_instance_uid,
                 statuses.first().map(|s| format!(" ({s})")).unwrap_or_default()
             );
-            return Err(match study.instances {
-                Some(_) => Failure::fetch_incomplete(&detail),
-                None => Failure::no_dicom_data(&detail),
+            return Err(match listed.expected {
+                Some(n) if n > 0 => Failure::fetch_incomplete(&detail),
+                _ => Failure::no_dicom_data(&detail),
             });
         }
-    }
-    let mut problems: Vec<String> = statuses.to_vec();
-    for (study, received) in found.studies.iter().zip(&by_study) {
-        match study.instances {
-            Some(expected) if received.len() < expected => problems.push(format!(
-                "accession {}: {} of {expected} images of study {} arrived",
-                study.accession,
-                received.len(),
-                study.study_instance_uid
-            )),
-            _ => {}
+        match check_study(study.accession.as_str(), received, listed) {
+            Ok(Some(shortfall)) => problems.push(shortfall),
+            Ok(None) => {}
+            Err(extra) => return Err(refuse(extra)),
         }
     }
-    let mut warnings = Vec::new();
-    if found.studies.iter().any(|s| s.instances.is_none()) {
-        warnings.push(
-            "the PACS gave no image count for some studies: their completeness rests on its final status"
-                .to_string(),
-        );
+    let proof = manifest.proof();
+    if proof == Proof::Unproven {
+        let why =
+            "nothing proves that every image arrived: the PACS gives neither an image list nor image counts";
+        if !allow.unproven {
+            return Err(Failure::fetch_incomplete(&format!(
+                "{why} (accept that with --allow-unproven or pacs.allow_unproven = true)"
+            )));
+        }
+        warnings.push(format!("{why} (accepted with --allow-unproven)"));
     }
     if !problems.is_empty() {
-        if !allow_partial {
+        if !allow.partial {
             return Err(Failure::fetch_incomplete(&problems.join("; ")));
         }
         warnings.extend(problems.into_iter().map(|p| format!("{p} (accepted with --allow-partial)")));
     }
     let per_study = by_study.iter().map(Vec::len).collect();
     let mut files = Vec::new();
-    for mut received in by_study {
+    for (mut received, listed) in by_study.into_iter().zip(&manifest.studies) {
+        // Series in the PACS's order where it listed them, images by number.
+        let order: HashMap<&str, usize> =
+            listed.series.iter().enumerate().map(|(i, s)| (s.uid.as_str(), i)).collect();
         received.sort_by(|a, b| {
-            (&a.identity.series_instance_uid, &a.identity.sop_instance_uid)
-                .cmp(&(&b.identity.series_instance_uid, &b.identity.sop_instance_uid))
+            let key = |r: &Received| {
+                (
+                    order.get(r.identity.series_instance_uid.as_str()).copied().unwrap_or(usize::MAX),
+                    r.identity.series_instance_uid.clone(),
+                    r.identity.instance_number.unwrap_or(i64::MAX),
+                    r.identity.sop_instance_uid.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
         });
         files.extend(received);
     }
-    Ok(Retrieved { files, per_study, warnings })
+    Ok(Retrieved { files, per_study, manifest: manifest.clone(), proof: Some(proof), warnings })
+}
+
+/// One study's files against its manifest: `Ok(Some)` a shortfall, `Err`
+/// files the PACS did not list (refused).
+fn check_study(
+    accession: &str,
+    received: &[Received],
+    listed: &manifest::Study,
+) -> Result<Option<String>, String> {
+    let study = &listed.uid;
+    match listed.proof {
+        Proof::InstanceList => {
+            let wanted = listed.instances().unwrap_or_default();
+            let got: BTreeSet<&str> = received.iter().map(|r| r.identity.sop_instance_uid.as_str()).collect();
+            if let Some(extra) = got.difference(&wanted).next() {
+                return Err(format!(
+                    "the PACS sent image {extra} of study {study}, which is not in its own list of the study's images"
+                ));
+            }
+            let mut missing: Vec<String> = Vec::new();
+            let mut total = 0;
+            for series in &listed.series {
+                let absent =
+                    series.instances.iter().flatten().filter(|uid| !got.contains(uid.as_str())).count();
+                if absent > 0 {
+                    missing.push(format!("{}: {absent}", series.label()));
+                    total += absent;
+                }
+            }
+            Ok((total > 0).then(|| {
+                format!(
+                    "accession {accession}: {total} of {} images of study {study} did not arrive ({})",
+                    wanted.len(),
+                    missing.join(", ")
+                )
+            }))
+        }
+        Proof::SeriesCounts => {
+            let mut per_series: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in received {
+                *per_series.entry(r.identity.series_instance_uid.as_str()).or_default() += 1;
+            }
+            let mut missing = Vec::new();
+            let mut total = 0;
+            for series in &listed.series {
+                let got = per_series.remove(series.uid.as_str()).unwrap_or(0);
+                let expected = series.count.unwrap_or(0);
+                if got > expected {
+                    return Err(format!(
+                        "the PACS sent {got} images of {} of study {study}, which it says holds {expected}",
+                        series.label()
+                    ));
+                }
+                if got < expected {
+                    missing.push(format!("{}: {}", series.label(), expected - got));
+                    total += expected - got;
+                }
+            }
+            if let Some((series, _)) = per_series.into_iter().next() {
+                return Err(format!(
+                    "the PACS sent images of series {series}, which it does not list for study {study}"
+                ));
+            }
+            let expected = listed.expected.unwrap_or(0);
+            Ok((total > 0).then(|| {
+                format!("accession {accession}: {total} of {expected} images of study {study} did not arrive ({})", missing.join(", "))
+            }))
+        }
+        Proof::StudyCount => {
+            let expected = listed.expected.unwrap_or(0);
+            if received.len() > expected {
+                return Err(format!(
+                    "the PACS sent {} images of study {study}, which it says holds {expected}",
+                    received.len()
+                ));
+            }
+            Ok((received.len() < expected).then(|| {
+                format!(
+                    "accession {accession}: {} of {expected} images of study {study} arrived",
+                    received.len()
+                )
+            }))
+        }
+        Proof::Unproven => Ok(None),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::findscu::FoundStudy;
     use crate::failure::Class;
-    use crate::pipeline::lookup::Patient;
+    use crate::patients::Patient;
+    use crate::pipeline::arrivals::Arrival;
+    use crate::pipeline::lookup::FoundStudy;
+    use crate::pipeline::manifest::{Series, Study};
 
-    fn found(instances: Option<usize>) -> Found {
+    fn found() -> Found {
         let study = FoundStudy {
             accession: "A1".into(),
             study_instance_uid: "2.25.1".into(),
             patient_id: "P1".into(),
-            instances,
+            instances: Some(3),
             ..FoundStudy::default()
         };
-        Found { patient: Patient { name: "N".into(), id: "P1".into() }, studies: vec![study] }
+        Found {
+            patients: vec![Patient { name: "N".into(), id: "P1".into(), accessions: vec!["A1".into()] }],
+            studies: vec![study],
+        }
+    }
+
+    fn listed(uids: &[&str], proof: Proof) -> Manifest {
+        let instances: BTreeSet<String> = uids.iter().map(|u| u.to_string()).collect();
+        let series = Series {
+            uid: "2.25.1.1".into(),
+            modality: "CT".into(),
+            number: "1".into(),
+            count: Some(uids.len()),
+            instances: (proof == Proof::InstanceList).then_some(instances),
+        };
+        let expected = (proof != Proof::Unproven).then_some(uids.len());
+        Manifest { studies: vec![Study { uid: "2.25.1".into(), series: vec![series], proof, expected }] }
+    }
+
+    /// Files written for real: deduplicate compares their bytes.
+    fn arrivals(dir: &Path, images: &[(&str, &str, &str)]) -> Vec<Arrival> {
+        images
+            .iter()
+            .enumerate()
+            .map(|(n, (uid, patient, content))| {
+                let path = dir.join(format!("{n:06}"));
+                std::fs::write(&path, content).expect("write");
+                let identity = Identity {
+                    sop_instance_uid: uid.to_string(),
+                    patient_id: patient.to_string(),
+                    study_instance_uid: "2.25.1".into(),
+                    series_instance_uid: "2.25.1.1".into(),
+                    ..Identity::default()
+                };
+                Arrival { path, identity: Ok(identity) }
+            })
+            .collect()
+    }
+
+    const ALL: Allow = Allow { partial: false, unproven: false };
+
+    #[test]
+    fn the_files_must_equal_the_list() {
+        let dir = tempfile::tempdir().expect("dir");
+        let list = listed(&["u1", "u2", "u3"], Proof::InstanceList);
+        let whole = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u3", "P1", "c")]);
+        let retrieved = verify(&found(), &list, whole, &[], ALL).expect("whole");
+        assert_eq!((retrieved.files.len(), retrieved.proof), (3, Some(Proof::InstanceList)));
+
+        let short = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b")]);
+        let err = verify(&found(), &list, short, &[], ALL).expect_err("short");
+        assert_eq!(err.class, Class::FetchIncomplete);
+        assert!(
+            err.detail.contains("1 of 3 images") && err.detail.contains("series 1 (CT): 1"),
+            "{}",
+            err.detail
+        );
+
+        let short = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b")]);
+        let partial =
+            verify(&found(), &list, short, &[], Allow { partial: true, unproven: false }).expect("allowed");
+        assert_eq!(partial.files.len(), 2);
+        assert!(partial.warnings[0].contains("--allow-partial"));
+
+        let extra = arrivals(
+            dir.path(),
+            &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u3", "P1", "c"), ("u9", "P1", "d")],
+        );
+        let err =
+            verify(&found(), &list, extra, &[], Allow { partial: true, unproven: true }).expect_err("extra");
+        assert!(
+            err.detail.contains("not in its own list") && err.detail.contains("nothing was kept"),
+            "{}",
+            err.detail
+        );
+    }
+
+    #[test]
+    fn repeats_are_kept_once_unless_they_differ() {
+        let dir = tempfile::tempdir().expect("dir");
+        let list = listed(&["u1", "u2"], Proof::InstanceList);
+        let repeated = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u1", "P1", "a")]);
+        let retrieved = verify(&found(), &list, repeated, &[], ALL).expect("repeat");
+        assert_eq!(retrieved.files.len(), 2);
+        assert!(retrieved.warnings[0].contains("twice"));
+        let differing = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u1", "P1", "X")]);
+        let err = verify(&found(), &list, differing, &[], ALL).expect_err("differ");
+        assert!(err.detail.contains("two different images with one SOP Instance UID u1"), "{}", err.detail);
+    }
+
+    #[test]
+    fn another_patients_image_is_refused_and_not_named_on_the_web() {
+        let dir = tempfile::tempdir().expect("dir");
+        let list = listed(&["u1", "u2"], Proof::InstanceList);
+        let intruder = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "INTRUDER", "b")]);
+        let err = verify(&found(), &list, intruder, &[], ALL).expect_err("intruder");
+        assert!(err.detail.contains("INTRUDER"));
+        assert!(!err.web_detail().contains("INTRUDER") && !err.web_detail().contains("P1"));
+    }
+
+    #[test]
+    fn counts_stand_in_and_nothing_proves_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let counted = listed(&["u1", "u2", "u3"], Proof::SeriesCounts);
+        let short = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b")]);
+        let err = verify(&found(), &counted, short, &[], ALL).expect_err("short");
+        assert!(err.detail.contains("1 of 3 images"), "{}", err.detail);
+
+        let unproven = listed(&["u1"], Proof::Unproven);
+        let some = arrivals(dir.path(), &[("u1", "P1", "a")]);
+        let err = verify(&found(), &unproven, some, &[], ALL).expect_err("unproven");
+        assert!(
+            err.detail.contains("nothing proves") && err.detail.contains("--allow-unproven"),
+            "{}",
+            err.detail
+        );
+        let some = arrivals(dir.path(), &[("u1", "P1", "a")]);
+        let accepted = verify(&found(), &unproven, some, &[], Allow { partial: false, unproven: true })
+            .expect("accepted");
+        assert_eq!(accepted.proof, Some(Proof::Unproven));
+    }
+
+    #[test]
+    fn a_final_success_with_suboperations_left_is_not_complete() {
+        let dir = tempfile::tempdir().expect("dir");
+        let list = listed(&["u1"], Proof::InstanceList);
+        let whole = arrivals(dir.path(), &[("u1", "P1", "a")]);
+        let statuses = vec![
+            "the PACS ended the C-GET with Success (0 failed, 5 remaining, 25 completed sub-operations)"
+                .to_string(),
+        ];
+        let err = verify(&found(), &list, whole, &statuses, ALL).expect_err("remaining");
+        assert!(err.detail.contains("5 remaining"), "{}", err.detail);
     }
 
     #[test]
     fn nothing_received_fails_even_with_allow_partial() {
-        let empty = tempfile::tempdir().expect("dir");
-        let err = verify(&found(Some(3)), empty.path(), &[], true).expect_err("incomplete");
-        assert_eq!(err.class, Class::FetchIncomplete);
-        let err = verify(&found(None), empty.path(), &[], true).expect_err("no data");
-        assert_eq!(err.class, Class::NoDicomData);
-    }
-
-    #[test]
-    fn a_foreign_file_fails_the_fetch() {
-        let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("README"), "not dicom").expect("write");
-        let err = verify(&found(Some(1)), dir.path(), &[], true).expect_err("unreadable");
+        let list = listed(&["u1"], Proof::InstanceList);
+        let err = verify(&found(), &list, Vec::new(), &[], Allow { partial: true, unproven: true })
+            .expect_err("none");
         assert_eq!(err.class, Class::FetchIncomplete);
     }
 }

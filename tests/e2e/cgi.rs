@@ -1,30 +1,40 @@
-//! The CGI mode through real nginx + fcgiwrap, asked with an HTTP client.
+//! The CGI mode through real nginx + fcgiwrap, deployed as a hospital
+//! deploys it: nginx's workers and fcgiwrap as www-data, the binary in a
+//! folder that user cannot write, a shared staging root and audit log, a
+//! technician printing from a terminal on the same host.
 
 use std::collections::BTreeSet;
 
 use crate::data::pacs_with_data;
-use crate::harness::{Nginx, Publisher, Storescp, TestEnv};
+use crate::harness::{Nginx, Publisher, Storescp, TECHNICIAN, TestEnv, own};
 
 const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+const TOKEN: (&str, &str) = ("PACS2CD_CGI_TOKEN", "t0ken-for-the-his");
+const AUTH: (&str, &str) = ("Authorization", "Bearer t0ken-for-the-his");
 
 fn received(publisher: &Storescp) -> BTreeSet<String> {
     publisher.received_uids().into_iter().collect()
 }
 
+fn hospital(pacs: &crate::harness::Orthanc, publisher_port: u16, extra: &str) -> TestEnv {
+    TestEnv::hospital(&format!(
+        "{}{}[cgi]\ntoken_env = \"PACS2CD_CGI_TOKEN\"\n{extra}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher_port, "dcmsend", "")
+    ))
+}
+
 #[test]
-fn the_print_iso_button_through_nginx() {
+fn the_print_iso_button_through_nginx_as_www_data() {
     let (pacs, data) = pacs_with_data();
     let publisher = Storescp::start(Publisher::AcceptAll);
-    let env = TestEnv::new(&format!(
-        "audit_log = \"audit.log\"\n{}{}",
-        pacs.config(""),
-        TestEnv::publisher_section(publisher.port, "dcmsend", "")
-    ));
-    let nginx = Nginx::start(&env.config, &[]);
+    let env = hospital(&pacs, publisher.port, "");
+    let nginx = Nginx::start(&env.config, &[TOKEN]);
 
     // The legacy URL: 200 and the JSON contract, keys first in order.
-    let response = nginx.get("/send_rimage_multiple.php?accession_number=ACC001%2CACC002");
-    assert_eq!(response.status, 200, "{response:?}");
+    let response =
+        nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001%2CACC002", &[AUTH]);
+    assert_eq!(response.status, 200, "{response:?}\n{}", nginx.error_log());
     assert_eq!(response.header("Content-Type"), Some("application/json"));
     let prefix = format!(
         "{{\"status\":\"ok\",\"accessions_sent\":[\"ACC001\",\"ACC002\"],\"patient_name\":\"DOE^JOHN\",\"destination\":\"127.0.0.1:{}\",\"files_sent\":8,",
@@ -34,79 +44,103 @@ fn the_print_iso_button_through_nginx() {
     assert_eq!(received(&publisher), data.uids(&["ACC001", "ACC002"]));
     env.assert_staging_empty();
 
-    // A browser (window.open) gets a page; format=json wins over Accept.
-    let page = nginx.request("GET", "/api/iso/print?accession_number=ACC003", &[("Accept", BROWSER)]);
-    assert_eq!(page.status, 200);
+    // window.open cannot set headers: the token as a query parameter, and
+    // a browser gets a page; format=json wins over Accept.
+    let page = nginx.request(
+        "GET",
+        "/api/iso/print?accession_number=ACC003&access_token=t0ken-for-the-his",
+        &[("Accept", BROWSER)],
+    );
+    assert_eq!(page.status, 200, "{page:?}");
     assert!(page.header("Content-Type").is_some_and(|t| t.starts_with("text/html")), "{page:?}");
-    assert!(page.body.contains("Sent to the CD publisher") && page.body.contains("ACC003"), "{}", page.body);
-    let json =
-        nginx.request("GET", "/api/iso/print?accession_number=ACC003&format=json", &[("Accept", BROWSER)]);
+    assert!(page.body.contains("ACC003") && page.body.contains("DOE, JOHN"), "{}", page.body);
+    let json = nginx.request(
+        "GET",
+        "/api/iso/print?accession_number=ACC003&format=json",
+        &[("Accept", BROWSER), AUTH],
+    );
     assert_eq!(json.header("Content-Type"), Some("application/json"));
     assert_eq!(json.json()["files_sent"], 2);
-    let multiple = nginx.get("/api/iso/print-multiple?accession_numbers=ACC001,ACC003");
+    let multiple = nginx.request("GET", "/api/iso/print-multiple?accession_numbers=ACC001,ACC003", &[AUTH]);
     assert_eq!(multiple.status, 200, "{multiple:?}");
     assert_eq!(multiple.json()["files_sent"], 7);
 
     // A hostile patient name is escaped on the page.
-    let page = nginx.get("/api/iso/print?accession_number=ACC006&format=html");
+    let page = nginx.request("GET", "/api/iso/print?accession_number=ACC006&format=html", &[AUTH]);
     assert_eq!(page.status, 200, "{page:?}");
     assert!(!page.body.contains("<script>"), "{}", page.body);
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.body);
 
     // HEAD checks the request and sends nothing.
     let before = received(&publisher).len();
-    let head = nginx.request("HEAD", "/send_rimage_multiple.php?accession_number=ACC004", &[]);
+    let head = nginx.request("HEAD", "/send_rimage_multiple.php?accession_number=ACC004", &[AUTH]);
     assert_eq!(head.status, 200, "{head:?}");
     assert!(head.body.is_empty());
     assert_eq!(received(&publisher).len(), before, "HEAD must not send");
 
     // The errors of the table, as statuses and JSON.
-    let missing = nginx.get("/send_rimage_multiple.php");
+    let missing = nginx.request("GET", "/send_rimage_multiple.php", &[AUTH]);
     assert_eq!((missing.status, missing.json()["error"].as_str()), (400, Some("missing accession_number")));
-    let empty = nginx.get("/send_rimage_multiple.php?accession_number=");
+    let empty = nginx.request("GET", "/send_rimage_multiple.php?accession_number=", &[AUTH]);
     assert_eq!((empty.status, empty.json()["error"].as_str()), (400, Some("missing accession_number")));
-    let invalid = nginx.get("/send_rimage_multiple.php?accession_number=*");
+    let invalid = nginx.request("GET", "/send_rimage_multiple.php?accession_number=*", &[AUTH]);
     assert_eq!((invalid.status, invalid.json()["error"].as_str()), (400, Some("invalid accession_number")));
-    let unknown = nginx.get("/api/iso/print?accession_number=NOPE");
+    let unknown = nginx.request("GET", "/api/iso/print?accession_number=NOPE", &[AUTH]);
     assert_eq!((unknown.status, unknown.json()["error"].as_str()), (404, Some("accession_number not found")));
-    let post = nginx.request("POST", "/api/iso/print?accession_number=ACC001", &[("Content-Length", "0")]);
+    let post =
+        nginx.request("POST", "/api/iso/print?accession_number=ACC001", &[("Content-Length", "0"), AUTH]);
     assert_eq!(post.status, 405, "{post:?}");
     assert_eq!(post.header("Allow"), Some("GET, HEAD"));
-    let failed_page = nginx.request("GET", "/api/iso/print?accession_number=NOPE", &[("Accept", BROWSER)]);
-    assert_eq!(failed_page.status, 404);
-    assert!(failed_page.body.contains("Not sent"), "{}", failed_page.body);
 
-    let audit = std::fs::read_to_string(env.dir.path().join("audit.log")).expect("audit log");
-    let first: serde_json::Value = serde_json::from_str(audit.lines().next().expect("line")).expect("json");
-    assert_eq!(first["requester"], "127.0.0.1");
-    assert_eq!(first["command"], "cgi print");
-}
-
-#[test]
-fn publisher_down_is_a_502_with_the_destination() {
-    let (pacs, _data) = pacs_with_data();
-    let closed = crate::harness::free_port();
-    let env =
-        TestEnv::new(&format!("{}{}", pacs.config(""), TestEnv::publisher_section(closed, "dcmsend", "")));
-    let nginx = Nginx::start(&env.config, &[]);
-    let response = nginx.get("/send_rimage_multiple.php?accession_number=ACC001");
-    assert_eq!(response.status, 502, "{response:?}");
-    let json = response.json();
-    assert_eq!(json["error"], "CD Publisher unreachable");
-    assert_eq!(json["destination"], format!("127.0.0.1:{closed}"));
+    // Mixed patients: the web answer names nobody, the audit log does.
+    let mixed = nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001,ACC004", &[AUTH]);
+    assert_eq!(mixed.status, 409, "{mixed:?}");
+    for name in ["PID001", "PID002", "DOE", "ROE"] {
+        assert!(!mixed.body.contains(name), "{name} in {}", mixed.body);
+        assert!(!nginx.error_log().contains(name), "{name} in the web server's log");
+    }
+    let audit = env.audit_lines("audit/audit.log");
+    let started = audit.iter().filter(|l| l["event"] == "started").count();
+    let finished = audit.iter().filter(|l| l["event"] == "finished").count();
+    assert_eq!(started, finished, "every request has both lines");
+    assert_eq!(audit[0]["requester"], "127.0.0.1");
+    assert_eq!(audit[0]["command"], "cgi print");
+    let refused =
+        audit.iter().rev().find(|l| l["outcome"] == "accessions belong to different patients").expect("line");
+    assert!(refused["detail"].as_str().is_some_and(|d| d.contains("PID002")), "{refused}");
     env.assert_staging_empty();
+
+    // nginx and fcgiwrap stopped with every pre-forked child.
+    let pids = nginx.fcgiwrap_pids();
+    assert!(pids.len() >= 3, "fcgiwrap and its two children: {pids:?}");
+    drop(nginx);
+    let left = crate::harness::still_running(&pids, std::time::Duration::from_secs(5));
+    assert!(left.is_empty(), "fcgiwrap processes outlived the test: {left:?}");
 }
 
 #[test]
-fn a_configured_token_is_required() {
+fn the_web_routes_fail_closed_and_ignore_a_proxy_header() {
     let (pacs, _data) = pacs_with_data();
     let publisher = Storescp::start(Publisher::AcceptAll);
-    let env = TestEnv::new(&format!(
-        "{}{}[cgi]\ntoken_env = \"PACS2CD_CGI_TOKEN\"\n",
+
+    // No token configured, anonymous not chosen: nobody gets in.
+    let open = TestEnv::hospital(&format!(
+        "{}{}",
         pacs.config(""),
         TestEnv::publisher_section(publisher.port, "dcmsend", "")
     ));
-    let nginx = Nginx::start(&env.config, &[("PACS2CD_CGI_TOKEN", "t0ken")]);
+    let nginx = Nginx::start(&open.config, &[]);
+    let refused = nginx.get("/mkiso_multiple.php?accession_number=ACC003");
+    assert_eq!(refused.status, 500, "{refused:?}");
+    assert_eq!(refused.json()["error"], "configuration error");
+    let detail = refused.json()["detail"].as_str().expect("detail").to_string();
+    assert!(!detail.contains("token_env") && detail.contains("error log"), "{detail}");
+    assert!(nginx.error_log().contains("cgi.token_env"), "the server's log says why");
+    drop(nginx);
+
+    // A token configured: missing or wrong is 401; right is served.
+    let env = hospital(&pacs, publisher.port, "");
+    let nginx = Nginx::start(&env.config, &[TOKEN]);
     let none = nginx.get("/api/iso/print?accession_number=ACC003");
     assert_eq!(none.status, 401, "{none:?}");
     assert_eq!(none.header("WWW-Authenticate"), Some("Bearer"));
@@ -114,20 +148,86 @@ fn a_configured_token_is_required() {
         nginx.request("GET", "/api/iso/print?accession_number=ACC003", &[("Authorization", "Bearer nope")]);
     assert_eq!(wrong.status, 401);
     assert!(received(&publisher).is_empty());
-    let right =
-        nginx.request("GET", "/api/iso/print?accession_number=ACC003", &[("Authorization", "Bearer t0ken")]);
-    assert_eq!(right.status, 200, "{right:?}");
-    let query = nginx.get("/api/iso/print?accession_number=ACC003&access_token=t0ken");
-    assert_eq!(query.status, 200, "{query:?}");
-
-    // The token variable missing on the server: a 500 that does not show
-    // the configuration to the caller.
     drop(nginx);
-    let nginx = Nginx::start(&env.config, &[]);
-    let broken =
-        nginx.request("GET", "/api/iso/print?accession_number=ACC003", &[("Authorization", "Bearer t0ken")]);
-    assert_eq!(broken.status, 500, "{broken:?}");
-    assert_eq!(broken.json()["error"], "configuration error");
-    let detail = broken.json()["detail"].as_str().expect("detail").to_string();
-    assert!(!detail.contains("PACS2CD_CGI_TOKEN") && detail.contains("error log"), "{detail}");
+
+    // allow_anonymous on purpose; a Proxy: header must not become the patient
+    // API's proxy (httpoxy): the forged proxy sees nothing, the name is the HIS's.
+    let proxy = crate::harness::PatientApi::start(vec![]);
+    let his = crate::harness::PatientApi::start(vec![(
+        "/patients/ACC003",
+        crate::harness::Answer::json(200, r#"{"patient":{"name":"DOE^JOHN","mrn":"PID001"}}"#),
+    )]);
+    let anonymous = TestEnv::hospital(&format!(
+        "{}{}{}[cgi]\nallow_anonymous = true\n",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", ""),
+        his.config(None)
+    ));
+    let nginx = Nginx::start(&anonymous.config, &[]);
+    let proxied = nginx.request(
+        "GET",
+        "/api/iso/print?accession_number=ACC003",
+        &[("Proxy", &format!("http://127.0.0.1:{}", proxy.port))],
+    );
+    assert_eq!(proxied.status, 200, "{proxied:?}\n{}", nginx.error_log());
+    assert_eq!(proxied.json()["patient_name"], "DOE^JOHN");
+    assert!(proxy.hits().is_empty(), "the proxy header was followed: {:?}", proxy.hits());
+    assert_eq!(his.hits().len(), 1);
+
+    // Even where the web server passes the header on, the program itself
+    // reads no proxy from its environment.
+    let forged = format!("http://127.0.0.1:{}", proxy.port);
+    let config = anonymous.config.to_str().expect("utf-8");
+    let run = anonymous.run_with(
+        &[
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("REQUEST_METHOD", "GET"),
+            ("DOCUMENT_URI", "/api/iso/print"),
+            ("QUERY_STRING", "accession_number=ACC003&format=json"),
+            ("PACS2CD_CONFIG", config),
+            ("HTTP_PROXY", &forged),
+            ("http_proxy", &forged),
+            ("ALL_PROXY", &forged),
+        ],
+        &[],
+    );
+    assert!(run.stdout.starts_with("Status: 200"), "{}\n{}", run.stdout, run.stderr);
+    assert!(proxy.hits().is_empty(), "a proxy variable was followed: {:?}", proxy.hits());
+}
+
+#[test]
+fn technicians_and_the_web_service_share_one_staging_root() {
+    let (pacs, data) = pacs_with_data();
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = hospital(&pacs, publisher.port, "");
+    let nginx = Nginx::start(&env.config, &[TOKEN]);
+    // The technician's working folder, theirs alone.
+    let home = env.dir.path().join("tech");
+    std::fs::create_dir(&home).expect("home");
+    own(&home, TECHNICIAN, TECHNICIAN, 0o700);
+
+    // A technician prints first (their umask, their files) ...
+    env.run_as(TECHNICIAN, &home, &["print", "ACC002"]).expect_code(0);
+    // ... then the web and the technician at once: they share the lock and
+    // wait for each other (no "busy", no "port in use").
+    let web = std::thread::scope(|scope| {
+        let web = scope
+            .spawn(|| nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001", &[AUTH]));
+        let tech = env.run_as(TECHNICIAN, &home, &["--json", "fetch", "ACC003", "-o", "disc"]);
+        tech.expect_code(0);
+        web.join().expect("web request")
+    });
+    assert_eq!(web.status, 200, "{web:?}\n{}", nginx.error_log());
+    assert_eq!(received(&publisher), data.uids(&["ACC001", "ACC002"]));
+    // The technician's disc folder is not for other users.
+    let disc = home.join("disc");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(&disc).expect("disc").mode();
+        assert_eq!(mode & 0o007, 0, "disc folder mode {mode:o}");
+    }
+    env.assert_staging_empty();
+    let audit = env.audit_lines("audit/audit.log");
+    assert!(audit.iter().any(|l| l["requester"] == TECHNICIAN), "the technician is named");
+    assert!(audit.iter().any(|l| l["requester"] == "127.0.0.1"), "the web client is named");
 }

@@ -39,14 +39,27 @@ fn configuration_errors_name_file_line_and_key() {
 }
 
 #[test]
-fn check_reports_each_item() {
+fn check_reports_each_item_and_creates_nothing() {
+    let pacs = crate::harness::Orthanc::start();
     let publisher = Storescp::start(Publisher::AcceptAll);
-    let env = TestEnv::publisher(publisher.port, "dcmsend", "");
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
     let run = env.run(&["check"]);
     run.expect_code(0);
-    for item in
-        ["config", "dcmsend", "storescu", "echoscu", "findscu", "C-ECHO CD publisher", "staging folder"]
-    {
+    for item in [
+        "config",
+        "dcmsend",
+        "storescu",
+        "echoscu",
+        "findscu",
+        "storescp",
+        "C-ECHO CD publisher",
+        "C-FIND PACS",
+        "staging folder",
+    ] {
         assert!(
             run.stdout.lines().any(|l| l.starts_with("ok") && l.contains(item)),
             "{item}:\n{}",
@@ -55,7 +68,7 @@ fn check_reports_each_item() {
     }
     assert!(run.stdout.contains("v3.6"), "{}", run.stdout);
     assert!(run.stdout.lines().any(|l| l.starts_with("--") && l.contains("patient API")), "{}", run.stdout);
-    assert!(run.stdout.lines().any(|l| l.starts_with("--") && l.contains("C-ECHO PACS")), "{}", run.stdout);
+    assert!(!env.staging.exists(), "check created the staging folder");
 
     // The publisher down: that line fails, the rest still print, exit 69.
     drop(publisher);
@@ -68,6 +81,31 @@ fn check_reports_each_item() {
     assert_eq!(echo["status"], "failed");
     assert!(echo["detail"].as_str().is_some_and(|d| d.contains("connection refused")), "{echo}");
     assert!(checks.iter().any(|c| c["item"] == "staging folder" && c["status"] == "ok"));
+
+    // A calling AE the PACS refuses queries from (a C-ECHO would pass).
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let stranger = pacs.config("").replace("calling_ae = \"PACS2CD\"", "calling_ae = \"STRANGER\"");
+    let env =
+        TestEnv::new(&format!("{stranger}{}", TestEnv::publisher_section(publisher.port, "dcmsend", "")));
+    let run = env.run(&["check"]);
+    run.expect_code(69);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("C-FIND PACS") && l.contains("STRANGER")),
+        "{}",
+        run.stdout
+    );
+
+    // No configuration file at all (or the package's, with the site values
+    // unset): not a working setup, and the output says what to fill in.
+    let run = env.run_with(&[], &["check"]);
+    run.expect_code(78);
+    assert!(
+        run.stdout.contains("no configuration file found") || run.stdout.contains("pacs.host"),
+        "{}",
+        run.stdout
+    );
 
     // A broken configuration is reported as the first and only item.
     let env = TestEnv::new("bogus = 1\n");

@@ -177,7 +177,7 @@ fn image_names_come_from_patient_names_safely() {
 #[test]
 fn the_mkiso_button_downloads_the_image() {
     let (pacs, data) = pacs_with_data();
-    let env = TestEnv::new(&format!("audit_log = \"audit.log\"\n{}", pacs.config("")));
+    let env = TestEnv::hospital(&format!("{}[cgi]\nallow_anonymous = true\n", pacs.config("")));
     let nginx = Nginx::start(&env.config, &[]);
     let response = nginx.get_bytes("/mkiso_multiple.php?accession_number=ACC007");
     assert_eq!(response.status, 200, "{:?}", response.headers);
@@ -207,6 +207,9 @@ fn the_mkiso_button_downloads_the_image() {
     let head = nginx.request("HEAD", "/mkiso_multiple.php?accession_number=ACC001", &[]);
     assert_eq!(head.status, 200);
     env.assert_staging_empty();
-    let audit = std::fs::read_to_string(env.dir.path().join("audit.log")).expect("audit");
-    assert!(audit.lines().any(|l| l.contains("\"command\":\"cgi iso\"") && l.contains("PID005")), "{audit}");
+    let audit = env.audit_lines("audit/audit.log");
+    assert!(
+        audit.iter().any(|l| l["command"] == "cgi iso" && l["patients"][0]["id"] == "PID005"),
+        "{audit:?}"
+    );
 }

@@ -2,7 +2,6 @@
 //! patient API served from inside the test.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -238,10 +237,7 @@ fn concurrent_fetches_share_the_move_port_one_at_a_time() {
     let (pacs, data) = pacs_with_data();
     let env = TestEnv::new(&pacs.config(""));
     // Hold the port lock ourselves for a moment, so both jobs must wait.
-    std::fs::create_dir_all(&env.staging).expect("staging");
-    let lock =
-        File::create(env.staging.join(format!("retrieve-port-{}.lock", pacs.move_port))).expect("lock");
-    lock.lock().expect("lock");
+    let lock = env.hold_retrieve_lock();
     let config = env.config.clone();
     let spawn = |out: &Path| {
         Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
@@ -260,17 +256,14 @@ fn concurrent_fetches_share_the_move_port_one_at_a_time() {
         let output = child.wait_with_output().expect("wait");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{stderr}");
-        assert!(stderr.contains("waiting for another retrieve"), "{stderr}");
+        assert!(stderr.contains("waiting for another job"), "{stderr}");
         assert_eq!(on_disk(out), data.uids(&["ACC001"]));
     }
     env.assert_staging_empty();
 
     // Held longer than lock_wait_secs: busy.
     let env = TestEnv::new(&format!("lock_wait_secs = 1\n{}", pacs.config("")));
-    std::fs::create_dir_all(&env.staging).expect("staging");
-    let lock =
-        File::create(env.staging.join(format!("retrieve-port-{}.lock", pacs.move_port))).expect("lock");
-    lock.lock().expect("lock");
+    let _lock = env.hold_retrieve_lock();
     let run = env.run(&["--json", "fetch", "ACC001", "-o", arg(&env.dir.path().join("c"))]);
     run.expect_code(75);
     assert_eq!(run.json()["error"], "busy");

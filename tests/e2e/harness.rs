@@ -58,13 +58,16 @@ pub fn wait_for_port(port: u16, what: &str, log: &Path) {
     panic!("{what} did not listen on 127.0.0.1:{port} within 10 s; its log:\n{log}");
 }
 
-/// A child process killed and reaped on drop.
+/// A server in a process group of its own, killed with everything it
+/// started (fcgiwrap's pre-forked children, nginx's workers) and reaped on
+/// drop.
 pub struct Server {
     child: Child,
 }
 
 impl Server {
     pub fn spawn(command: &mut Command, log: &Path) -> Server {
+        use std::os::unix::process::CommandExt;
         let out = std::fs::File::create(log).expect("server log");
         let err = out.try_clone().expect("server log");
         let child = command
@@ -72,17 +75,73 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         Server { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group our own child leads.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The accounts a hospital deployment has, made by `scripts/test-accounts`:
+/// the web service user, a technician, and the group they share.
+pub const WEB_USER: &str = "www-data";
+pub const TECHNICIAN: &str = "pacs2cd-tech";
+pub const STAFF_GROUP: &str = "pacs2cd-test";
+
+/// Panics unless the tests run as root with the deployment's accounts:
+/// they deploy as a hospital does (web service and technicians as
+/// themselves), which only root can set up.
+pub fn require_deployment() {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the deployment tests run as root (.ci/run does)");
+    let members = |group: &str| {
+        let out = Command::new("getent").args(["group", group]).output().expect("getent");
+        String::from_utf8_lossy(&out.stdout).trim().rsplit(':').next().unwrap_or("").to_string()
+    };
+    let staff = members(STAFF_GROUP);
+    for user in [WEB_USER, TECHNICIAN] {
+        assert!(
+            staff.split(',').any(|m| m == user),
+            "user {user} is not in group {STAFF_GROUP}: run scripts/test-accounts as root (.ci/run does)"
+        );
+    }
+}
+
+/// Numeric id of a user or group, by `id -u` / `getent group`.
+pub fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().expect("id");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no user {user}"))
+}
+
+pub fn gid_of(group: &str) -> u32 {
+    let out = Command::new("getent").args(["group", group]).output().expect("getent");
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)
+        .and_then(|gid| gid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no group {group}"))
+}
+
+/// Sets owner, group and mode of `path` (as root).
+pub fn own(path: &Path, user: &str, group: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(uid_of(user)), Some(gid_of(group))).expect("chown");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 /// How the test publisher behaves.
@@ -172,6 +231,54 @@ impl TestEnv {
         TestEnv { dir, config, staging }
     }
 
+    /// The hospital's deployment: a shared staging root (root:staff 3770)
+    /// with a root-owned lock, an audit log folder the group writes
+    /// (root:staff 2770, `audit/audit.log`), a configuration the group
+    /// reads, all under a folder the web service user may enter.
+    pub fn hospital(body: &str) -> TestEnv {
+        require_deployment();
+        let env = TestEnv::new(&format!(
+            "staging_group = \"{STAFF_GROUP}\"\naudit_log = \"audit/audit.log\"\n{body}"
+        ));
+        own(env.dir.path(), "root", "root", 0o755);
+        std::fs::create_dir(&env.staging).expect("staging");
+        own(&env.staging, "root", STAFF_GROUP, 0o3770);
+        let lock = env.staging.join("retrieve.lock");
+        std::fs::write(&lock, "").expect("lock");
+        own(&lock, "root", "root", 0o644);
+        let audit = env.dir.path().join("audit");
+        std::fs::create_dir(&audit).expect("audit");
+        own(&audit, "root", STAFF_GROUP, 0o2770);
+        own(&env.config, "root", STAFF_GROUP, 0o640);
+        env
+    }
+
+    /// The audit log's lines, parsed.
+    pub fn audit_lines(&self, relative: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join(relative)).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Runs pacs2cd as `user` (with its groups), in `dir`, as a technician
+    /// at a terminal on the same host would.
+    pub fn run_as(&self, user: &str, dir: &Path, args: &[&str]) -> Run {
+        let config = ["--config", self.config.to_str().expect("utf-8 temp path")];
+        let all = [&config[..], args].concat();
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", user, "--regid", user, "--init-groups", "--"])
+            .arg(binary())
+            .args(&all)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", dir)
+            .current_dir(dir)
+            .stdin(Stdio::null());
+        Run::of(args, command)
+    }
+
     /// Test defaults for a publisher on `port`, with the given sender.
     pub fn publisher(port: u16, sender: &str, extra: &str) -> TestEnv {
         TestEnv::new(&TestEnv::publisher_section(port, sender, extra))
@@ -229,14 +336,23 @@ impl TestEnv {
     }
 
     /// The staging root holds nothing a job left behind: no staging
-    /// folder (the retrieve-port lock files stay, by design).
+    /// folder (the retrieve lock stays, by design).
     pub fn assert_staging_empty(&self) {
         let left: Vec<_> = std::fs::read_dir(&self.staging)
             .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
-        let left: Vec<_> =
-            left.into_iter().filter(|n| !n.to_string_lossy().starts_with("retrieve-port-")).collect();
+        let left: Vec<_> = left.into_iter().filter(|n| n != "retrieve.lock").collect();
         assert!(left.is_empty(), "staging root not empty: {left:?}");
+    }
+
+    /// Takes the retrieve lock as another job would (creating a private
+    /// staging root and the lock file); held until the file is dropped.
+    pub fn hold_retrieve_lock(&self) -> std::fs::File {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.staging).expect("staging");
+        let lock = std::fs::File::create(self.staging.join("retrieve.lock")).expect("lock");
+        lock.lock().expect("lock");
+        lock
     }
 }
 
@@ -504,9 +620,61 @@ impl Drop for PatientApi {
 /// mode from GATEWAY_INTERFACE), as a site would set it up.
 pub struct Nginx {
     pub port: u16,
+    dir: TempDir,
     _nginx: Server,
-    _fcgiwrap: Server,
-    _dir: TempDir,
+    fcgiwrap: Server,
+}
+
+/// The location block of the README (and of the Debian package's nginx
+/// snippet), with this test's paths: `packaging/nginx-pacs2cd.conf` is the
+/// one source of it.
+pub fn nginx_location(program: &Path, config: &Path, socket: &Path, extra: &str) -> String {
+    let snippet =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/nginx-pacs2cd.conf"))
+            .expect("packaging/nginx-pacs2cd.conf");
+    let block: String =
+        snippet.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
+    block
+        .replace("/usr/bin/pacs2cd", &program.display().to_string())
+        .replace("/etc/pacs2cd/config.toml", &config.display().to_string())
+        .replace("unix:/run/fcgiwrap.socket", &format!("unix:{}", socket.display()))
+        // A test's own extra parameters (a token) before the pass.
+        .replace("    fastcgi_pass ", &format!("{extra}    fastcgi_pass "))
+        // The HIS host of the example is this test's client.
+        .replace("allow 10.0.0.0/8;", "allow 127.0.0.1;")
+}
+
+/// Those of `pids` still running (not gone, not a zombie) after up to `wait`.
+pub fn still_running(pids: &[u32], wait: Duration) -> Vec<u32> {
+    let running = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+            .is_some_and(|zombie| !zombie)
+    };
+    let deadline = Instant::now() + wait;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(running).collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pids whose process group is `group`.
+pub fn processes_in_group(group: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // Fields after the command name: state, ppid, pgrp.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        if after.split_whitespace().nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(group) {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// One HTTP answer.
@@ -556,16 +724,42 @@ fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
 }
 
 impl Nginx {
-    /// `vars` become extra `fastcgi_param`s (e.g. a token variable).
+    /// nginx and fcgiwrap as a hospital runs them: nginx's workers and
+    /// fcgiwrap as www-data (never root), the binary in a folder that user
+    /// cannot write (fcgiwrap runs it there), the README's location block.
+    /// `vars` become extra `fastcgi_param`s (e.g. the token).
     pub fn start(config: &Path, vars: &[(&str, &str)]) -> Nginx {
+        Nginx::start_with(&binary(), config, vars)
+    }
+
+    /// The same with another pacs2cd binary (the installed package's).
+    pub fn start_with(program: &Path, config: &Path, vars: &[(&str, &str)]) -> Nginx {
+        require_deployment();
         let nginx = require("nginx", "nginx-light");
         let fcgiwrap = require("fcgiwrap", "fcgiwrap");
+        let folder = program.parent().expect("the binary's folder");
+        let meta = std::fs::metadata(folder).expect("the binary's folder");
+        {
+            use std::os::unix::fs::MetadataExt;
+            assert!(
+                meta.uid() == 0 && meta.mode() & 0o022 == 0,
+                "{} must be a folder www-data cannot write, as in a deployment",
+                folder.display()
+            );
+        }
         let dir = tempfile::tempdir().expect("nginx dir");
-        let socket = dir.path().join("fcgi.sock");
-        let fcgi_log = dir.path().join("fcgiwrap.log");
+        own(dir.path(), "root", "root", 0o755);
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).expect("run dir");
+        own(&run, WEB_USER, WEB_USER, 0o755);
+        let socket = run.join("fcgi.sock");
         let fcgiwrap = Server::spawn(
-            Command::new(fcgiwrap).args(["-c", "2", "-s"]).arg(format!("unix:{}", socket.display())),
-            &fcgi_log,
+            Command::new("setpriv")
+                .args(["--reuid", WEB_USER, "--regid", WEB_USER, "--init-groups", "--"])
+                .arg(fcgiwrap)
+                .args(["-f", "-c", "2", "-s"])
+                .arg(format!("unix:{}", socket.display())),
+            &dir.path().join("fcgiwrap.log"),
         );
         let deadline = Instant::now() + Duration::from_secs(10);
         while !socket.exists() {
@@ -574,24 +768,14 @@ impl Nginx {
         }
         let port = free_port();
         let tmp = dir.path().display().to_string();
-        let extra: String =
-            vars.iter().map(|(k, v)| format!("            fastcgi_param {k} \"{v}\";\n")).collect();
+        let extra: String = vars.iter().map(|(k, v)| format!("    fastcgi_param {k} \"{v}\";\n")).collect();
+        let location = nginx_location(program, config, &socket, &extra);
         let conf = format!(
-            "daemon off;\nmaster_process off;\nuser root;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log info;\n\
-             events {{ worker_connections 64; }}\n\
+            "daemon off;\nmaster_process on;\nworker_processes 1;\nuser {WEB_USER};\npid {tmp}/nginx.pid;\n\
+             error_log {tmp}/error.log info;\nevents {{ worker_connections 64; }}\n\
              http {{\n    access_log off;\n    client_body_temp_path {tmp}/body;\n    fastcgi_temp_path {tmp}/fastcgi;\n\
                  proxy_temp_path {tmp}/proxy;\n    uwsgi_temp_path {tmp}/uwsgi;\n    scgi_temp_path {tmp}/scgi;\n\
-                 server {{\n        listen 127.0.0.1:{port};\n\
-                     location ~ ^/(send_rimage_multiple\\.php|api/iso/print|api/iso/print-multiple|mkiso_multiple\\.php|api/iso/download)$ {{\n\
-                         include /etc/nginx/fastcgi_params;\n\
-                         fastcgi_param SCRIPT_FILENAME {binary};\n\
-                         fastcgi_param PACS2CD_CONFIG {config};\n\
-                         fastcgi_param PATH /usr/local/bin:/usr/bin:/bin;\n{extra}\
-                         fastcgi_read_timeout 300s;\n\
-                         fastcgi_pass unix:{socket};\n        }}\n    }}\n}}\n",
-            binary = binary().display(),
-            config = config.display(),
-            socket = socket.display(),
+                 server {{\n        listen 127.0.0.1:{port};\n{location}    }}\n}}\n"
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("nginx.conf");
@@ -601,7 +785,17 @@ impl Nginx {
             &log,
         );
         wait_for_port(port, "nginx", &log);
-        Nginx { port, _nginx: nginx, _fcgiwrap: fcgiwrap, _dir: dir }
+        Nginx { port, dir, _nginx: nginx, fcgiwrap }
+    }
+
+    /// What pacs2cd wrote on stderr under CGI (nginx's error log).
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// The pids of fcgiwrap and its pre-forked children.
+    pub fn fcgiwrap_pids(&self) -> Vec<u32> {
+        processes_in_group(self.fcgiwrap.pid())
     }
 
     /// A GET whose body is binary (a disc image).

@@ -10,3 +10,4 @@ mod fetch;
 mod harness;
 mod print;
 mod relay;
+mod staging;

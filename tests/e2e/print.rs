@@ -2,7 +2,6 @@
 //! every row of the error table on the way.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,20 +40,26 @@ fn one_and_three_accessions_reach_the_publisher_whole() {
     let run = env3.run(&["print", "ACC001,ACC002", "ACC003"]);
     run.expect_code(0);
     assert!(
-        run.stdout.starts_with("sent 10 files of DOE^JOHN (PID001) to the CD publisher"),
+        run.stdout.starts_with("sent 10 files of DOE, JOHN (PID001) to the CD publisher"),
         "{}",
         run.stdout
     );
+    assert!(run.stdout.contains("every image checked against the PACS's own list"), "{}", run.stdout);
     assert_eq!(received(&publisher), data.uids(&["ACC001", "ACC002", "ACC003"]));
     env3.assert_staging_empty();
     let audit = std::fs::read_to_string(env3.dir.path().join("audit.log")).expect("audit log");
-    let line: serde_json::Value =
-        serde_json::from_str(audit.lines().last().expect("a line")).expect("json line");
-    assert_eq!(line["command"], "print");
-    assert_eq!(line["patient_id"], "PID001");
-    assert_eq!(line["files"], 10);
-    assert_eq!(line["outcome"], "ok");
-    assert_eq!(line["accessions"], serde_json::json!(["ACC001,ACC002", "ACC003"]));
+    let lines: Vec<serde_json::Value> =
+        audit.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    let (started, finished) = (&lines[0], &lines[1]);
+    assert_eq!((started["event"].as_str(), finished["event"].as_str()), (Some("started"), Some("finished")));
+    assert_eq!(started["job"], finished["job"]);
+    assert_eq!(started["command"], "print");
+    assert_eq!(started["accessions"], serde_json::json!(["ACC001,ACC002", "ACC003"]));
+    assert_eq!(finished["patients"][0]["id"], "PID001");
+    assert_eq!(finished["files"], 10);
+    assert_eq!(finished["outcome"], "ok");
+    assert_eq!(finished["proof"], "instance-list");
 }
 
 #[test]
@@ -135,16 +140,14 @@ fn every_error_row_is_reachable_from_print() {
     assert_eq!((json["files_sent"].as_u64(), json["files_failed"].as_u64()), (Some(2), Some(2)));
     env_ct.assert_staging_empty();
     let audit = std::fs::read_to_string(env_ct.dir.path().join("audit.log")).expect("audit");
-    let line: serde_json::Value = serde_json::from_str(audit.trim()).expect("json line");
+    let line: serde_json::Value =
+        serde_json::from_str(audit.lines().last().expect("line")).expect("json line");
     assert_eq!((line["outcome"].as_str(), line["files"].as_u64()), (Some("partial relay"), Some(2)));
-    assert_eq!(line["patient_id"], "PID002");
+    assert_eq!(line["patients"][0]["id"], "PID002");
 
     // Busy: another job holds the move port past lock_wait_secs.
     let env_busy = TestEnv::new(&format!("lock_wait_secs = 1\n{}", config(&pacs, publisher.port, "")));
-    std::fs::create_dir_all(&env_busy.staging).expect("staging");
-    let lock =
-        File::create(env_busy.staging.join(format!("retrieve-port-{}.lock", pacs.move_port))).expect("lock");
-    lock.lock().expect("lock");
+    let _lock = env_busy.hold_retrieve_lock();
     let run = env_busy.run(&["--json", "print", "ACC001"]);
     run.expect_code(75);
     assert_eq!(run.json()["error"], "busy");

@@ -1,0 +1,303 @@
+//! Files arriving from the PACS, checked as they come. The retrieving tool
+//! (storescp behind C-MOVE, getscu for C-GET) writes into `incoming/`; an
+//! inotify watch sees each file as it is closed, moves it at once to
+//! `received/` under a name of ours, and reads whose image it is. Moving it
+//! away matters: getscu names a file by its SOP Instance UID and a repeat
+//! of the same UID would overwrite the first copy unseen; here every
+//! reception stays a file of its own, so a repeat can be compared with its
+//! first copy (identical: kept once; different: refused).
+//!
+//! After the retrieve only what must wait for the last file remains: a
+//! sweep of `incoming/` for anything the watch missed (a full event queue),
+//! then a comparison of what arrived with what was asked for.
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::dicom::part10::{self, Identity};
+use crate::failure::Failure;
+
+/// One reception: the file as moved to `received/`, and what it is.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    pub path: PathBuf,
+    /// Whose image it is, or why it cannot be told.
+    pub identity: Result<Identity, String>,
+}
+
+/// Called for each identified arrival, on the watching thread (progress).
+pub type OnArrival = Box<dyn FnMut(&Identity) + Send>;
+
+/// The watch over `incoming/`, running until `finish`.
+pub struct Watch {
+    incoming: PathBuf,
+    state: Arc<State>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct State {
+    received: PathBuf,
+    arrivals: Mutex<Vec<Arrival>>,
+    on_arrival: Mutex<OnArrival>,
+}
+
+impl State {
+    /// Moves one closed file out of `incoming/` and identifies it.
+    fn take(&self, incoming: &Path, name: &OsStr) {
+        let from = incoming.join(name);
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        let to = self.received.join(format!("{:06}", arrivals.len() + 1));
+        if std::fs::rename(&from, &to).is_err() {
+            // Already taken (a second event for one file), or gone.
+            return;
+        }
+        let identity = match part10::read_identity(&to) {
+            Ok(Some(identity)) => Ok(identity),
+            Ok(None) => Err("not a DICOM file this tool can read".to_string()),
+            Err(err) => Err(err.to_string().to_lowercase()),
+        };
+        if let Ok(identity) = &identity {
+            (self.on_arrival.lock().unwrap_or_else(|p| p.into_inner()))(identity);
+        }
+        arrivals.push(Arrival { path: to, identity });
+    }
+}
+
+impl Watch {
+    /// Creates `incoming/` and `received/` under `work` and starts watching.
+    pub fn start(work: &Path, on_arrival: OnArrival) -> Result<Watch, Failure> {
+        let incoming = work.join("incoming");
+        let received = work.join("received");
+        for dir in [&incoming, &received] {
+            std::fs::create_dir_all(dir)
+                .map_err(|err| Failure::config(format!("cannot create {}: {err}", dir.display())))?;
+        }
+        let inotify = Inotify::watch(&incoming)
+            .map_err(|err| Failure::config(format!("cannot watch {}: {err}", incoming.display())))?;
+        let state = Arc::new(State {
+            received,
+            arrivals: Mutex::new(Vec::new()),
+            on_arrival: Mutex::new(on_arrival),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (state, stop, incoming) = (state.clone(), stop.clone(), incoming.clone());
+            std::thread::Builder::new()
+                .name("arrivals".into())
+                .spawn(move || {
+                    loop {
+                        // Read what is there; after `stop`, once more, then end.
+                        let stopping = stop.load(Ordering::Acquire);
+                        match inotify.names(Duration::from_millis(50)) {
+                            Ok(names) => {
+                                for name in names {
+                                    state.take(&incoming, &name);
+                                }
+                            }
+                            Err(err) => {
+                                log::debug!(
+                                    "watching {}: {err}; the final sweep takes over",
+                                    incoming.display()
+                                );
+                                return;
+                            }
+                        }
+                        if stopping {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|err| Failure::config(format!("cannot start watching: {err}")))?
+        };
+        Ok(Watch { incoming, state, stop, thread: Some(thread) })
+    }
+
+    /// The folder the retrieving tool writes into.
+    pub fn incoming(&self) -> &Path {
+        &self.incoming
+    }
+
+    /// How many files have arrived so far.
+    pub fn count(&self) -> usize {
+        self.state.arrivals.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Stops watching (the retrieving tool has ended), takes whatever the
+    /// watch missed, and returns every arrival in order.
+    pub fn finish(mut self) -> Vec<Arrival> {
+        self.stop_thread();
+        let mut left: Vec<OsString> = std::fs::read_dir(&self.incoming)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+            .map(|entry| entry.file_name())
+            .collect();
+        left.sort();
+        for name in left {
+            self.state.take(&self.incoming, &name);
+        }
+        std::mem::take(&mut *self.state.arrivals.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn stop_thread(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+/// Groups arrivals by SOP Instance UID: the first copy of each, and the
+/// paths of later copies that are byte for byte the same data set.
+/// Different data under one UID is an error naming the UID.
+pub fn deduplicate(arrivals: Vec<Arrival>) -> Result<(Vec<(PathBuf, Identity)>, usize), String> {
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut kept: Vec<(PathBuf, Identity)> = Vec::new();
+    let mut repeats = 0;
+    for arrival in arrivals {
+        let identity = match arrival.identity {
+            Ok(identity) => identity,
+            Err(why) => return Err(format!("a received file cannot be read ({why})")),
+        };
+        match first.get(&identity.sop_instance_uid) {
+            None => {
+                first.insert(identity.sop_instance_uid.clone(), kept.len());
+                kept.push((arrival.path, identity));
+            }
+            Some(&index) => {
+                let (path, original) = &kept[index];
+                if !same_data(path, original, &arrival.path, &identity) {
+                    return Err(format!(
+                        "the PACS sent two different images with one SOP Instance UID {}",
+                        identity.sop_instance_uid
+                    ));
+                }
+                let _ = std::fs::remove_file(&arrival.path);
+                repeats += 1;
+            }
+        }
+    }
+    Ok((kept, repeats))
+}
+
+/// Whether two files hold the same data set (from the data set's start:
+/// the meta headers may differ in who wrote them).
+fn same_data(a: &Path, a_id: &Identity, b: &Path, b_id: &Identity) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(a), Ok(b)) => {
+            a_id.transfer_syntax_uid == b_id.transfer_syntax_uid
+                && a.get(a_id.data_offset..) == b.get(b_id.data_offset..)
+        }
+        _ => false,
+    }
+}
+
+/// The Linux inotify interface, for one folder: file names as they are
+/// closed after writing or moved in.
+struct Inotify {
+    fd: OwnedFd,
+}
+
+impl Inotify {
+    fn watch(dir: &Path) -> std::io::Result<Inotify> {
+        // SAFETY: inotify_init1 returns a new descriptor or -1.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: raw is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let path = CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+        // SAFETY: a valid descriptor and NUL-terminated path.
+        let wd = unsafe {
+            libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO)
+        };
+        if wd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Inotify { fd })
+    }
+
+    /// The names of the events pending, waiting up to `wait` for the first.
+    fn names(&self, wait: Duration) -> std::io::Result<Vec<OsString>> {
+        let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, wait.as_millis() as libc::c_int) };
+        if ready <= 0 {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: the buffer is valid for its length.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0usize;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while at + header <= n as usize {
+                // SAFETY: the kernel wrote a whole event header here; read
+                // it unaligned, the buffer is a byte array.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buffer.as_ptr().add(at).cast()) };
+                let name_at = at + header;
+                let name_end = (name_at + event.len as usize).min(n as usize);
+                if event.mask & libc::IN_Q_OVERFLOW != 0 {
+                    // Missed events: the final sweep finds those files.
+                    log::debug!("inotify queue overflowed");
+                } else if event.len > 0 {
+                    let raw = &buffer[name_at..name_end];
+                    let name = raw.split(|&b| b == 0).next().unwrap_or(raw);
+                    names.push(OsStr::from_bytes(name).to_os_string());
+                }
+                at = name_end;
+            }
+        }
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_file_is_moved_and_counted_once() {
+        let work = tempfile::tempdir().expect("work");
+        let seen = Arc::new(Mutex::new(0usize));
+        let counter = seen.clone();
+        let watch = Watch::start(work.path(), Box::new(move |_| *counter.lock().expect("count") += 1))
+            .expect("watch");
+        std::fs::write(watch.incoming().join("a"), "not dicom").expect("write");
+        std::fs::write(watch.incoming().join("b"), "not dicom either").expect("write");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while watch.count() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // A file the watch has not seen yet is taken by the final sweep.
+        std::fs::write(watch.incoming().join("a"), "the same name again").expect("write");
+        let arrivals = watch.finish();
+        assert_eq!(arrivals.len(), 3, "{arrivals:?}");
+        assert!(
+            arrivals.iter().all(|a| a.identity.is_err() && a.path.starts_with(work.path().join("received")))
+        );
+        assert_eq!(std::fs::read_dir(work.path().join("incoming")).expect("dir").count(), 0);
+        assert_eq!(*seen.lock().expect("count"), 0, "only identified files are reported");
+    }
+}

@@ -1,0 +1,92 @@
+//! C-FIND against the PACS, for the lookup and the manifest: one findscu
+//! run per query, its responses in a fresh folder of the job's.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::dicom::AssociationProblem;
+use crate::dicom::findscu::{self, Ending, Query};
+use crate::dicom::part10::DataSet;
+use crate::dicom::runner::{self, Command};
+use crate::dicom::tools::Tool;
+use crate::failure::Failure;
+use crate::job::{Context, Pacs};
+use crate::pipeline::Deadline;
+
+/// What the PACS answered.
+pub enum Answer {
+    /// The final response said Success; these are the matches.
+    Found(Vec<DataSet>),
+    /// The PACS refused the query (its status): a level or key it does
+    /// not support. Not "no match".
+    Refused(String),
+}
+
+/// Runs queries for one job; usable from several threads.
+pub struct Finder<'a> {
+    context: &'a Context,
+    pacs: &'a Pacs,
+    work: PathBuf,
+    deadline: &'a Deadline,
+    next: AtomicUsize,
+}
+
+impl<'a> Finder<'a> {
+    pub fn new(context: &'a Context, pacs: &'a Pacs, work: PathBuf, deadline: &'a Deadline) -> Finder<'a> {
+        Finder { context, pacs, work, deadline, next: AtomicUsize::new(1) }
+    }
+
+    pub fn pacs(&self) -> &Pacs {
+        self.pacs
+    }
+
+    pub fn find(&self, query: &Query) -> Result<Answer, Failure> {
+        let program = self.context.toolbox.path(Tool::Findscu)?;
+        let out = self.work.join(format!("find-{:04}", self.next.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&out)
+            .map_err(|err| Failure::config(format!("cannot create {}: {err}", out.display())))?;
+        let pacs = self.pacs;
+        let remaining =
+            self.deadline.remaining().map_err(|_| pacs_failure(pacs, &AssociationProblem::Stalled))?;
+        let mut command = Command::new(&program, remaining);
+        command.args(findscu::args(pacs.calling_ae.as_str(), &pacs.endpoint, &pacs.timeouts, query, &out));
+        command.dir = Some(out.clone());
+        let output = runner::run(&command, &mut |_| {})?;
+        if output.timed_out {
+            return Err(pacs_failure(pacs, &AssociationProblem::Stalled));
+        }
+        let answer = match findscu::ending(&output.lines) {
+            Ending::Complete => {
+                let responses = findscu::responses(&out).map_err(|err| {
+                    Failure::pacs_unreachable(&format!(
+                        "the PACS {} sent an answer this tool cannot read: {err}",
+                        pacs.endpoint
+                    ))
+                })?;
+                Answer::Found(responses)
+            }
+            Ending::Refused(status) => Answer::Refused(status),
+            Ending::Failed(problem) => return Err(pacs_failure(pacs, &problem)),
+        };
+        let _ = std::fs::remove_dir_all(&out);
+        Ok(answer)
+    }
+}
+
+/// The PACS's association problem as a technician reads it.
+pub fn pacs_failure(pacs: &Pacs, problem: &AssociationProblem) -> Failure {
+    let peer = &pacs.endpoint;
+    let why = match problem {
+        AssociationProblem::Unreachable(why) => format!("PACS unreachable at {}: {why}", peer.address()),
+        AssociationProblem::Rejected(reason) => format!(
+            "the PACS {peer} rejected the association from AE {}{}: check the AE titles",
+            pacs.calling_ae,
+            if reason.is_empty() { String::new() } else { format!(" ({reason})") }
+        ),
+        AssociationProblem::Stalled => format!("the PACS {peer} stopped answering within the timeouts"),
+        AssociationProblem::Aborted(why) => {
+            format!("the PACS {peer} ended the association ({why}): is AE {} known to it?", pacs.calling_ae)
+        }
+    };
+    Failure::pacs_unreachable(&why)
+}
