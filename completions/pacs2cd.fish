@@ -29,7 +29,7 @@ complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s v -l verbose -d 'More l
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s q -l quiet -d 'Only errors on stderr, no progress'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -l json -d 'Print the result as one JSON object on stdout'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -l no-progress -d 'No progress bar, even on a terminal (log lines instead)'
-complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s h -l help -d 'Print help'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -s V -l version -d 'Print version'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "relay" -d 'Send every DICOM instance under DIR to the CD publisher in one association, and verify each one'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "print" -d 'Send the studies of the accession numbers to the CD publisher: the whole legacy send_rimage_multiple job'

@@ -8,15 +8,26 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use crate::dicom::Endpoint;
 
+/// Exit codes, shown by `--help` and in the man pages (a test restates
+/// them against the error table).
+pub const EXIT_CODES: &str = "Exit codes:
+  0    done
+  64   usage error, missing or invalid accession number (CGI: unknown URL, method)
+  65   accession number not found, or accessions of different patients
+  66   no DICOM data for an accession (relay: no DICOM file in the folder)
+  69   PACS, CD publisher or patient API unreachable
+  75   incomplete: DICOM fetch incomplete, partial relay; busy
+  76   DICOM relay failed: nothing accepted, association rejected
+  77   unauthorized (CGI: token missing or wrong)
+  78   configuration error, missing DCMTK tool, unusable staging folder
+  129  interrupted by SIGHUP
+  130  interrupted by SIGINT (Ctrl-C)
+  143  interrupted by SIGTERM";
+
 /// Retrieve radiology studies from the PACS by accession number and send
 /// them to the CD/DVD publisher.
-///
-/// Exit codes: 0 ok, 64 bad usage or accession, 65 not found, 66 no DICOM
-/// data, 69 PACS, publisher or patient API unreachable, 75 incomplete
-/// (partial relay, fetch incomplete, busy), 76 relay failed, 78
-/// configuration error, 130/143 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "pacs2cd", version, max_term_width = 100)]
+#[command(name = "pacs2cd", version, max_term_width = 100, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file [default: $PACS2CD_CONFIG, then
     /// $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]
@@ -49,8 +60,10 @@ pub enum Command {
     /// association, and verify each one
     ///
     /// Files that are not DICOM, and the DICOMDIR index, are skipped and
-    /// counted as skipped. The job fails (exit 75, "partial relay") when any
-    /// instance was not accepted: an incomplete disc is worse than none.
+    /// counted as skipped. The job fails when an instance was not accepted
+    /// (exit 75, "partial relay"; 76 when none was): an incomplete disc is
+    /// worse than none.
+    #[command(after_help = EXIT_CODES)]
     Relay {
         /// Folder to send (searched recursively)
         #[arg(value_name = "DIR")]
@@ -68,6 +81,7 @@ pub enum Command {
     /// folder, checks it is complete, sends every file in one association
     /// to the CD publisher, checks each one was accepted, and removes the
     /// staging folder (also on errors and signals).
+    #[command(after_help = EXIT_CODES)]
     Print {
         /// Accession numbers; repeat them or separate them with commas
         #[arg(value_name = "ACC")]
@@ -103,6 +117,7 @@ pub enum Command {
     /// viewer files of tools.viewer_dir. Every file is checked: it must belong to a
     /// requested study of the same patient, and each study must arrive
     /// complete (exit 75, "DICOM fetch incomplete", otherwise).
+    #[command(after_help = EXIT_CODES)]
     Fetch {
         /// Accession numbers; repeat them or separate them with commas
         #[arg(value_name = "ACC")]
@@ -141,18 +156,26 @@ pub enum Command {
     /// Answer one CGI request (nginx + fcgiwrap); chosen by itself when
     /// GATEWAY_INTERFACE is set and no command is given
     ///
-    /// Routes: /send_rimage_multiple.php?accession_number=A,B,
+    /// Print routes (send to the CD publisher):
+    /// /send_rimage_multiple.php?accession_number=A,B,
     /// /api/iso/print?accession_number=A and
-    /// /api/iso/print-multiple?accession_numbers=A,B. Answers JSON, or an
-    /// HTML page for browsers (format=html, or Accept preferring text/html).
-    /// The configuration comes from PACS2CD_CONFIG.
+    /// /api/iso/print-multiple?accession_numbers=A,B. Download routes (the
+    /// disc image as a file): /mkiso_multiple.php?accession_number=A,B and
+    /// /api/iso/download?accession_numbers=A,B. GET and HEAD only. A token
+    /// is required (cgi.token_env) unless cgi.allow_anonymous. Answers JSON
+    /// with the HTTP status of the error table, or an HTML page for browsers
+    /// (format=html, or Accept preferring text/html). The configuration
+    /// comes from PACS2CD_CONFIG. Always exits 0 once an answer is written.
     Cgi,
 
     /// Check the configuration, the DCMTK tools, C-ECHO to the PACS and the
     /// CD publisher, and the staging folder: one line each
     ///
-    /// Exits 0 when every item is fine, 78 when the configuration or a tool
-    /// is wrong, 69 when a peer does not answer the C-ECHO.
+    /// Proves what it can as a job would (a C-ECHO to the publisher, a
+    /// real C-FIND to the PACS) and creates nothing. Exits 0 when every
+    /// item is fine, 78 when the configuration, a tool, the staging folder
+    /// or the audit log is wrong (or no configuration file was found), 69
+    /// when the PACS or the publisher does not answer as a job needs.
     Check,
 }
 
@@ -196,5 +219,28 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The exit codes shown are the error table's, every one of them.
+    #[test]
+    fn exit_codes_restate_the_error_table() {
+        use crate::failure::Class;
+        let classes = [
+            Class::MissingAccession,
+            Class::AccessionNotFound,
+            Class::NoDicomData,
+            Class::PacsUnreachable,
+            Class::FetchIncomplete,
+            Class::RelayFailed,
+            Class::Unauthorized,
+            Class::Configuration,
+            Class::Interrupted(1),
+            Class::Interrupted(2),
+            Class::Interrupted(15),
+        ];
+        for class in classes {
+            let code = format!("\n  {:<4} ", class.exit_code());
+            assert!(EXIT_CODES.contains(&code), "exit code {} of {class:?} is not listed", class.exit_code());
+        }
     }
 }

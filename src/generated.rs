@@ -20,19 +20,47 @@ fn render() -> Vec<(PathBuf, Vec<u8>)> {
         clap_complete::generate(shell, &mut Cli::command(), "pacs2cd", &mut out);
         files.push((Path::new("completions").join(name), out));
     }
-    let command = Cli::command();
-    let mut out = Vec::new();
-    clap_mangen::Man::new(command.clone()).render(&mut out).expect("render man page");
-    files.push((PathBuf::from("man/pacs2cd.1"), out));
-    for sub in command.get_subcommands() {
+    // Built, so that the global options (--config, -v, --json...) appear
+    // on every subcommand's page too.
+    let mut command = Cli::command();
+    command.build();
+    files.push((PathBuf::from("man/pacs2cd.1"), man_page(command.clone())));
+    // clap's own `help` subcommand needs no page.
+    for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
         // clap takes static names; a test may leak a few bytes.
         let name: &'static str = Box::leak(format!("pacs2cd-{}", sub.get_name()).into_boxed_str());
-        let page = sub.clone().name(name).version(env!("CARGO_PKG_VERSION"));
-        let mut out = Vec::new();
-        clap_mangen::Man::new(page).render(&mut out).expect("render man page");
-        files.push((Path::new("man").join(format!("{name}.1")), out));
+        // The version names the page; the subcommands take no -V.
+        let page = sub.clone().name(name).version(env!("CARGO_PKG_VERSION")).disable_version_flag(true);
+        files.push((Path::new("man").join(format!("{name}.1")), man_page(page)));
     }
     files
+}
+
+/// A man page: clap_mangen's sections, with the after-help text (the exit
+/// codes) as an EXIT STATUS section rather than its "EXTRA".
+fn man_page(command: clap::Command) -> Vec<u8> {
+    let exit = command.get_after_help().map(|text| text.to_string());
+    let man = clap_mangen::Man::new(command.clone().after_help(None::<&str>));
+    let mut out = Vec::new();
+    man.render_title(&mut out).expect("render");
+    man.render_name_section(&mut out).expect("render");
+    man.render_synopsis_section(&mut out).expect("render");
+    man.render_description_section(&mut out).expect("render");
+    man.render_options_section(&mut out).expect("render");
+    if command.has_subcommands() {
+        man.render_subcommands_section(&mut out).expect("render");
+    }
+    if let Some(exit) = exit {
+        out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
+        for line in exit.lines().skip(1) {
+            let (code, meaning) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+            out.extend_from_slice(
+                format!(".TP\n\\fB{code}\\fR\n{}\n", meaning.trim().replace('-', "\\-")).as_bytes(),
+            );
+        }
+    }
+    man.render_version_section(&mut out).expect("render");
+    out
 }
 
 #[test]

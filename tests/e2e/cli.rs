@@ -113,3 +113,51 @@ fn check_reports_each_item_and_creates_nothing() {
     run.expect_code(78);
     assert!(run.stdout.starts_with("FAIL  config"), "{}", run.stdout);
 }
+
+/// Every option a man page shows is one the program lists in its --help
+/// (and so accepts), for the main page and each subcommand's.
+#[test]
+fn man_pages_match_the_help() {
+    let env = TestEnv::new("");
+    let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut pages = 0;
+    for entry in std::fs::read_dir(&man).expect("man/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_stem().and_then(|n| n.to_str()).expect("page name").to_string();
+        let sub = name.strip_prefix("pacs2cd-");
+        let help = match sub {
+            Some(sub) => env.run(&[sub, "--help"]),
+            None => env.run(&["--help"]),
+        };
+        help.expect_code(0);
+        let text = std::fs::read_to_string(&path).expect("page").replace("\\-", "-");
+        let options: Vec<String> = text
+            .split("\\fB")
+            .skip(1)
+            .filter_map(|piece| piece.split("\\fR").next())
+            .filter(|word| word.starts_with('-'))
+            .map(str::to_string)
+            .collect();
+        assert!(!options.is_empty(), "{name}: no options found");
+        for option in options {
+            assert!(
+                help.stdout
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .map(|w| w.trim_end_matches("..."))
+                    .any(|w| w == option || w.starts_with(&format!("{option}="))),
+                "{name}: the man page shows {option}, --help does not:\n{}",
+                help.stdout
+            );
+        }
+        // The version flag belongs to the program, not to its subcommands.
+        if sub.is_some() {
+            assert!(!text.contains("--version"), "{name} shows --version");
+        }
+        assert!(
+            text.contains("129") || sub == Some("check") || sub == Some("cgi"),
+            "{name}: exit codes incomplete"
+        );
+        pages += 1;
+    }
+    assert_eq!(pages, 6);
+}

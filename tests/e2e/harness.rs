@@ -158,6 +158,9 @@ pub enum Publisher {
     Refusing,
     /// Sleeps this many seconds in each store (`--sleep-during`).
     Stalling(u32),
+    /// Stores each file, then sleeps this many seconds (`--sleep-after`):
+    /// a slow robot, for catching a send in the middle.
+    Slow(u32),
     /// Accepts everything and stores nothing (`--ignore`): the benchmark's
     /// publisher, so that its disk does not blur the figures.
     #[allow(dead_code, reason = "used by the benchmark, not by the tests")]
@@ -195,6 +198,9 @@ impl Storescp {
             }
             Publisher::Stalling(seconds) => {
                 command.args(["+xa", "--sleep-during", &seconds.to_string()]);
+            }
+            Publisher::Slow(seconds) => {
+                command.args(["+xa", "--sleep-after", &seconds.to_string()]);
             }
             Publisher::Discarding => {
                 command.args(["+xa", "--ignore"]);

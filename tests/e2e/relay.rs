@@ -272,3 +272,73 @@ fn thousands_of_long_names_still_go_in_one_run() {
     assert_eq!(publisher.received_uids(), uids(&written));
     env.assert_staging_empty();
 }
+
+/// Ctrl-C at a terminal: SIGINT to the whole foreground process group, as
+/// the terminal sends it. pacs2cd (alone: its senders run in a group of
+/// their own) stops the send itself and says how many files the publisher
+/// had accepted, which must be what the publisher holds, or one less (the
+/// file in flight).
+#[test]
+fn ctrl_c_mid_send_says_what_the_publisher_holds() {
+    use std::os::unix::process::CommandExt;
+    for sender in SENDERS {
+        let publisher = Storescp::start(Publisher::Slow(1));
+        let env = TestEnv::new(&format!(
+            "audit_log = \"audit.log\"\n{}",
+            TestEnv::publisher_section(publisher.port, sender, "")
+        ));
+        let data = tempfile::tempdir().expect("data");
+        let study = Study::new("DOE^JOHN", "PID001", "ACC001", vec![Series::new("CT", CT_IMAGE, 8)]);
+        dicom_gen::write_study(data.path(), &study);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
+            .args(["--config", arg(&env.config), "--json", "relay", arg(data.path())])
+            .env("HOME", env.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            // A shell puts a job in a process group of its own; the
+            // terminal signals that group.
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while publisher.received_uids().len() < 2 {
+            if std::time::Instant::now() > deadline || child.try_wait().expect("try_wait").is_some() {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("wait");
+                panic!(
+                    "{sender}: the send never started: {}\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on the process group our own child leads.
+        assert_eq!(unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) }, 0);
+        let started = std::time::Instant::now();
+        let _ = child.try_wait();
+        let output = child.wait_with_output().expect("wait");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{sender}: took {:?} to stop",
+            started.elapsed()
+        );
+        assert_eq!(output.status.code(), Some(130), "{sender}: {}", String::from_utf8_lossy(&output.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        let reported = json["files_sent"].as_u64().expect("files_sent") as usize;
+        // Give the robot a moment for the file in flight.
+        std::thread::sleep(Duration::from_millis(1500));
+        let held = publisher.received_uids().len();
+        assert!(
+            held == reported || held == reported + 1,
+            "{sender}: reported {reported}, publisher holds {held}"
+        );
+        assert!(reported >= 1, "{sender}: {json}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("partial disc job"), "{sender}: {stderr}");
+        let audit = env.audit_lines("audit.log");
+        assert_eq!(audit.last().map(|l| l["files"].clone()), Some(serde_json::json!(reported)), "{audit:?}");
+        assert_eq!(audit.last().map(|l| l["outcome"].clone()), Some(serde_json::json!("interrupted")));
+        env.assert_staging_empty();
+    }
+}
