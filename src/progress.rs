@@ -30,13 +30,7 @@ impl Progress {
     pub fn start(mode: Mode, what: &str, total: Option<u64>) -> Progress {
         let bar = (mode == Mode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-            let template = match total {
-                Some(_) => "{msg} [{bar:30}] {pos}/{len} files ({elapsed})",
-                None => "{msg} {spinner} {pos} files ({elapsed})",
-            };
-            if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style.progress_chars("=> "));
-            }
+            bar.set_style(style(total.is_some()));
             bar.set_message(what.to_string());
             bar
         });
@@ -47,6 +41,15 @@ impl Progress {
             }
         }
         Progress { bar, mode, what: what.to_string(), total, done: 0, last_log: Instant::now() }
+    }
+
+    /// The total became known (the PACS's list arrived).
+    pub fn set_total(&mut self, total: u64) {
+        self.total = Some(total);
+        if let Some(bar) = &self.bar {
+            bar.set_style(style(true));
+            bar.set_length(total);
+        }
     }
 
     pub fn inc(&mut self) {
@@ -69,6 +72,19 @@ impl Progress {
             None => log::info!("{message}"),
         }
     }
+}
+
+/// The bar's look. The message gives way (truncated) so that the line fits
+/// any terminal, 80 columns included: a wrapped bar redraws as a scroll.
+fn style(known_total: bool) -> ProgressStyle {
+    let template = if known_total {
+        "{wide_msg} [{bar:20}] {pos}/{len} files {elapsed}"
+    } else {
+        "{wide_msg} {spinner} {pos} files {elapsed}"
+    };
+    ProgressStyle::with_template(template)
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 impl Drop for Progress {

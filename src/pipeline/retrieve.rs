@@ -85,7 +85,14 @@ pub fn run(
     // The manifest is asked for beside the transfer: it costs a few
     // C-FINDs, which the PACS answers while it sends.
     let (transferred, manifest) = std::thread::scope(|scope| {
-        let listing = scope.spawn(|| manifest::run(finder, &found.studies));
+        let listing = scope.spawn(|| {
+            let listed = manifest::run(finder, &found.studies);
+            // The PACS's own count of what is coming, for the bar.
+            if let Some(total) = listed.as_ref().ok().and_then(Manifest::expected) {
+                progress.lock().unwrap_or_else(|p| p.into_inner()).set_total(total as u64);
+            }
+            listed
+        });
         let transferred = transfer(context, root, pacs, found, &watch, &progress, deadline);
         let manifest = listing.join().unwrap_or_else(|_| Err(Failure::config("the manifest query panicked")));
         (transferred, manifest)

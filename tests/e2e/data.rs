@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::dicom_gen::{
     self, BASIC_TEXT_SR, CR_IMAGE, CT_IMAGE, MR_IMAGE, SECONDARY_CAPTURE, Series, Study, Written,
 };
-use crate::harness::Orthanc;
+use crate::harness::{Dcmqrscp, Orthanc};
 
 /// The generated data set, by accession.
 pub struct DataSet {
@@ -32,6 +32,18 @@ impl DataSet {
 /// multi-modality study (CT + Secondary Capture + a structured report).
 pub fn pacs_with_data() -> (Orthanc, DataSet) {
     let pacs = Orthanc::start();
+    let data = load_data(&|files| pacs.load(files));
+    (pacs, data)
+}
+
+/// The same data set in DCMTK's dcmqrscp, the strict PACS without counts.
+pub fn dcmqrscp_with_data() -> (Dcmqrscp, DataSet) {
+    let pacs = Dcmqrscp::start();
+    let data = load_data(&|files| pacs.load(files));
+    (pacs, data)
+}
+
+fn load_data(load: &dyn Fn(&[Written])) -> DataSet {
     let source = tempfile::tempdir().expect("source");
     let studies = [
         (
@@ -64,12 +76,21 @@ pub fn pacs_with_data() -> (Orthanc, DataSet) {
             Study::new("<script>alert(1)</script>", "PID004", "ACC006", vec![Series::new("CT", CT_IMAGE, 1)]),
         ),
         ("ACC007", Study::new("MÜLLER^JOSÉ", "PID005", "ACC007", vec![Series::new("CT", CT_IMAGE, 2)])),
+        // A Latin-1 patient id (ISO_IR 100): the image's id and the query's
+        // must read the same.
+        (
+            "ACC008",
+            Study {
+                latin1: true,
+                ..Study::new("MÜLLER^JOSÉ", "MÜ-77", "ACC008", vec![Series::new("MR", MR_IMAGE, 2)])
+            },
+        ),
     ];
     let mut by_accession = Vec::new();
     for (accession, study) in studies {
         let files = dicom_gen::write_study(&source.path().join(accession), &study);
-        pacs.load(&files);
+        load(&files);
         by_accession.push((accession, files));
     }
-    (pacs, DataSet { by_accession })
+    DataSet { by_accession }
 }

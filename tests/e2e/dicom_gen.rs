@@ -47,6 +47,8 @@ pub struct Study {
     pub accession: String,
     pub study_uid: String,
     pub series: Vec<Series>,
+    /// Names and ids in ISO_IR 100 (Latin-1) rather than UTF-8.
+    pub latin1: bool,
 }
 
 impl Study {
@@ -57,6 +59,7 @@ impl Study {
             accession: accession.into(),
             study_uid: uid(),
             series,
+            latin1: false,
         }
     }
 }
@@ -94,7 +97,19 @@ fn instance(
     sop_instance_uid: &str,
 ) -> Vec<u8> {
     let mut data = Vec::new();
-    let charset = if study.patient_name.is_ascii() { "ISO_IR 6" } else { "ISO_IR 192" };
+    let ascii = study.patient_name.is_ascii() && study.patient_id.is_ascii();
+    let charset = match (ascii, study.latin1) {
+        (true, _) => "ISO_IR 6",
+        (false, true) => "ISO_IR 100",
+        (false, false) => "ISO_IR 192",
+    };
+    let text = |value: &str| -> Vec<u8> {
+        if study.latin1 {
+            value.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect()
+        } else {
+            value.as_bytes().to_vec()
+        }
+    };
     put(&mut data, 0x0008, 0x0005, b"CS", charset.as_bytes());
     put(&mut data, 0x0008, 0x0016, b"UI", series.sop_class.as_bytes());
     put(&mut data, 0x0008, 0x0018, b"UI", sop_instance_uid.as_bytes());
@@ -105,8 +120,8 @@ fn instance(
     put(&mut data, 0x0008, 0x0050, b"SH", study.accession.as_bytes());
     put(&mut data, 0x0008, 0x0060, b"CS", series.modality.as_bytes());
     put(&mut data, 0x0008, 0x0090, b"PN", b"");
-    put(&mut data, 0x0010, 0x0010, b"PN", study.patient_name.as_bytes());
-    put(&mut data, 0x0010, 0x0020, b"LO", study.patient_id.as_bytes());
+    put(&mut data, 0x0010, 0x0010, b"PN", &text(&study.patient_name));
+    put(&mut data, 0x0010, 0x0020, b"LO", &text(&study.patient_id));
     put(&mut data, 0x0010, 0x0030, b"DA", b"19600101");
     put(&mut data, 0x0010, 0x0040, b"CS", b"O");
     put(&mut data, 0x0020, 0x000D, b"UI", study.study_uid.as_bytes());

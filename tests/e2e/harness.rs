@@ -474,19 +474,7 @@ impl Orthanc {
 
     /// Stores files into the PACS with storescu (C-STORE, one association).
     pub fn load(&self, files: &[crate::dicom_gen::Written]) {
-        let storescu = require("storescu", "dcmtk");
-        let output = Command::new(storescu)
-            .env("TCP_NODELAY", "1")
-            .args(["-aet", "LOADER", "-aec", PACS_AE, "127.0.0.1", &self.dicom_port.to_string()])
-            .args(files.iter().map(|f| &f.path))
-            .output()
-            .expect("storescu");
-        assert!(
-            output.status.success(),
-            "loading {} files into Orthanc failed:\n{}",
-            files.len(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        store_into(self.dicom_port, files);
     }
 
     /// Deletes one stored DICOM file behind Orthanc's back: the PACS still
@@ -510,12 +498,88 @@ impl Orthanc {
 
     /// The `[pacs]` configuration section for this PACS.
     pub fn config(&self, extra: &str) -> String {
-        format!(
-            "[pacs]\nhost = \"127.0.0.1\"\nport = {}\ncalled_ae = \"{PACS_AE}\"\ncalling_ae = \"{OUR_AE}\"\n\
-             move_port = {}\ntimeout_connect_secs = 5\ntimeout_acse_secs = 5\ntimeout_dimse_secs = 20\n\
-             timeout_total_secs = 120\n{extra}",
-            self.dicom_port, self.move_port
+        pacs_section(self.dicom_port, self.move_port, extra)
+    }
+}
+
+/// The `[pacs]` configuration section for a PACS on these ports.
+pub fn pacs_section(dicom_port: u16, move_port: u16, extra: &str) -> String {
+    format!(
+        "[pacs]\nhost = \"127.0.0.1\"\nport = {dicom_port}\ncalled_ae = \"{PACS_AE}\"\ncalling_ae = \"{OUR_AE}\"\n\
+         move_port = {move_port}\ntimeout_connect_secs = 5\ntimeout_acse_secs = 5\ntimeout_dimse_secs = 20\n\
+         timeout_total_secs = 120\n{extra}"
+    )
+}
+
+/// Loads files into a PACS with storescu (C-STORE, one association).
+fn store_into(port: u16, files: &[crate::dicom_gen::Written]) {
+    let storescu = require("storescu", "dcmtk");
+    let output = Command::new(storescu)
+        .env("TCP_NODELAY", "1")
+        .args(["-aet", "LOADER", "-aec", PACS_AE, "127.0.0.1", &port.to_string()])
+        .args(files.iter().map(|f| &f.path))
+        .output()
+        .expect("storescu");
+    assert!(
+        output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("E: "),
+        "loading {} files into the PACS on port {port} failed:\n{}",
+        files.len(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// DCMTK's dcmqrscp as a second, strict PACS: it gives no image counts,
+/// drops SOPClassUID from IMAGE-level answers and cannot transcode. It
+/// knows `PACS2CD` at 127.0.0.1:`move_port` as a C-MOVE destination.
+pub struct Dcmqrscp {
+    pub dicom_port: u16,
+    pub move_port: u16,
+    pub dir: TempDir,
+    _server: Server,
+}
+
+impl Dcmqrscp {
+    pub fn start() -> Dcmqrscp {
+        let program = require("dcmqrscp", "dcmtk");
+        let dir = tempfile::tempdir().expect("dcmqrscp dir");
+        let storage = dir.path().join("storage");
+        std::fs::create_dir(&storage).expect("storage");
+        let (dicom_port, move_port) = (free_port(), free_port());
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dcmqrscp/dcmqrscp.cfg"),
         )
+        .expect("dcmqrscp.cfg");
+        let config = template
+            .replace("@PORT@", &dicom_port.to_string())
+            .replace("@MOVEPORT@", &move_port.to_string())
+            .replace("@STORAGE@", &storage.display().to_string());
+        let config_path = dir.path().join("dcmqrscp.cfg");
+        std::fs::write(&config_path, config).expect("dcmqrscp config");
+        let log = dir.path().join("dcmqrscp.log");
+        let server = Server::spawn(Command::new(program).arg("-c").arg(&config_path), &log);
+        wait_for_port(dicom_port, "dcmqrscp", &log);
+        Dcmqrscp { dicom_port, move_port, dir, _server: server }
+    }
+
+    pub fn load(&self, files: &[crate::dicom_gen::Written]) {
+        store_into(self.dicom_port, files);
+    }
+
+    /// Deletes one stored file behind dcmqrscp's back: its index still
+    /// lists the image, the retrieve cannot send it.
+    pub fn lose_one_image(&self) {
+        let storage = self.dir.path().join("storage");
+        let victim = std::fs::read_dir(&storage)
+            .expect("storage")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n != "index.dat"))
+            .expect("a stored image");
+        std::fs::remove_file(victim).expect("remove stored image");
+    }
+
+    pub fn config(&self, extra: &str) -> String {
+        pacs_section(self.dicom_port, self.move_port, extra)
     }
 }
 

@@ -11,3 +11,4 @@ mod harness;
 mod print;
 mod relay;
 mod staging;
+mod whole;
