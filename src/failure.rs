@@ -110,6 +110,8 @@ pub struct RelayCounts {
     pub files_failed: usize,
     /// (file, reason) for each file that did not arrive, in send order.
     pub failures: Vec<(String, String)>,
+    /// (file, reason) for each file left out of the relay (not DICOM).
+    pub skipped: Vec<(String, String)>,
 }
 
 /// A failed job: its class, a short human sentence, and the peer involved.

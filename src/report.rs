@@ -241,6 +241,8 @@ struct FailureJson<'a> {
     files_failed: Option<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failures: Vec<FailedFile<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<FailedFile<'a>>,
 }
 
 #[derive(Serialize)]
@@ -278,6 +280,9 @@ pub fn failure_json(failure: &Failure) -> String {
         files_failed: counts.map(|c| c.files_failed),
         failures: counts
             .map(|c| c.failures.iter().map(|(file, reason)| FailedFile { file, reason }).collect())
+            .unwrap_or_default(),
+        skipped: counts
+            .map(|c| c.skipped.iter().map(|(file, reason)| FailedFile { file, reason }).collect())
             .unwrap_or_default(),
     };
     // Serializing plain strings and numbers cannot fail; keep a valid
@@ -452,8 +457,12 @@ mod tests {
 
     #[test]
     fn failure_json_shape() {
-        let counts =
-            RelayCounts { files_sent: 2, files_failed: 1, failures: vec![("IM3".into(), "refused".into())] };
+        let counts = RelayCounts {
+            files_sent: 2,
+            files_failed: 1,
+            failures: vec![("IM3".into(), "refused".into())],
+            ..RelayCounts::default()
+        };
         let failure = Failure::partial_relay("127.0.0.1:104", "1 of 3 files were not accepted", counts);
         let value: serde_json::Value = serde_json::from_str(&failure_json(&failure)).expect("json");
         assert_eq!(value["error"], "partial relay");

@@ -1,22 +1,25 @@
 //! dcmsend (the default sender): one association, `-nh` so one refused
-//! file does not stop the rest, lossless JPEG decompressed on the fly when
-//! the publisher wants uncompressed data, and a per-instance report file
-//! (`+crf`) that is the verdict. The log only tells association problems
-//! and drives the progress count; the exit code is 0 even when every file
-//! failed (DICOM-NOTES 3b).
+//! file does not stop the rest, lossless compression decompressed on the
+//! fly when the publisher wants uncompressed data, and a per-instance
+//! report file (`+crf`) that is the verdict, read with the negotiation
+//! results (`+v`) to tell a refused SOP class from a refused transfer
+//! syntax. The exit code is 0 even when every file failed (DICOM-NOTES 3b).
+//! `-v` always: a dcmsend killed by a signal (or stopped at a stalled
+//! publisher) writes no report, and then its per-file log lines are the
+//! only account of what the publisher had accepted.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::Path;
 
+use super::negotiation::{self, Answer};
+use super::refusal::{Cut, Refusal, class_name, is_lossy, syntax_name};
 use super::{
     AssociationProblem, Endpoint, FileOutcome, Problems, StatusClass, StoreLog, Timeouts, log_line, scu_args,
     words,
 };
 
 /// Arguments for sending `files` (paths as the report will name them).
-/// `-v` always: the verdict comes from the report, but a dcmsend killed by
-/// a signal writes none, and then its per-file log lines are the only
-/// account of what the publisher had accepted.
 pub fn args(
     calling: &str,
     peer: &Endpoint,
@@ -24,7 +27,7 @@ pub fn args(
     report: &Path,
     files: &[String],
 ) -> Vec<OsString> {
-    let mut options = words(["-nh", "-v", "+crf"]);
+    let mut options = words(["-nh", "-v", "+v", "+crf"]);
     options.push(report.into());
     scu_args(calling, peer, timeouts, options, files.iter().map(OsString::from).collect())
 }
@@ -44,70 +47,125 @@ pub fn is_file_done(line: &str) -> bool {
     line.starts_with("I: Received C-STORE Response")
         || line.starts_with("E: No presentation context found")
         || line.starts_with("E: Failed receiving DIMSE response")
+        || line.starts_with("E: cannot send SOP instance from file")
+}
+
+/// The line at the first DIMSE timeout: with `-nh` dcmsend would wait one
+/// timeout more for every file left, so the send is stopped here.
+pub fn is_stall(line: &str) -> bool {
+    line.starts_with("E: Failed receiving DIMSE response") && line.contains("DIMSE No data available")
+}
+
+/// One `Number :` block of the report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Entry {
+    file: String,
+    class: String,
+    class_uid: String,
+    original_syntax: String,
+    context: Option<u8>,
+    status: String,
 }
 
 /// Reads the report (`+crf`) and the log into one account.
 pub fn parse(report: &str, log: &[String]) -> StoreLog {
-    StoreLog { files: parse_report(report), problem: parse_log(log) }
+    let negotiated = negotiation::parse(log);
+    // "E: cannot send SOP instance from file: PATH: WHY"
+    let unreadable: HashMap<&str, &str> = log
+        .iter()
+        .filter_map(|line| line.strip_prefix("E: cannot send SOP instance from file: "))
+        .filter_map(|rest| rest.rsplit_once(": "))
+        .collect();
+    let files = parse_report(report)
+        .into_iter()
+        .map(|entry| {
+            let outcome = outcome(&entry, &negotiated, unreadable.get(entry.file.as_str()).copied());
+            (entry.file, outcome)
+        })
+        .collect();
+    StoreLog { files, problem: parse_log(log) }
 }
 
-/// One entry per `Number :` block of the report.
-pub fn parse_report(report: &str) -> Vec<(String, FileOutcome)> {
-    let mut files = Vec::new();
-    let mut filename: Option<String> = None;
-    let mut sop_class = String::new();
+fn parse_report(report: &str) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut entry: Option<Entry> = None;
     for line in report.lines() {
-        let Some((key, value)) = line.split_once(" : ") else {
-            continue;
-        };
+        let Some((key, value)) = line.split_once(" : ") else { continue };
         let (key, value) = (key.trim(), value.trim());
         match key {
-            "Number" => {
-                filename = None;
-                sop_class.clear();
+            "Number" => entry = Some(Entry::default()),
+            "Filename" => {
+                if let Some(entry) = &mut entry {
+                    entry.file = value.to_string();
+                }
             }
-            "Filename" => filename = Some(value.to_string()),
+            // "1.2.840.10008.5.1.4.1.1.4 = MRImageStorage": keep the name.
             "SOP Class" => {
-                // "1.2.840.10008.5.1.4.1.1.4 = MRImageStorage": keep the name.
-                sop_class = value.rsplit(" = ").next().unwrap_or(value).to_string();
+                if let Some(entry) = &mut entry {
+                    entry.class = value.rsplit(" = ").next().unwrap_or(value).to_string();
+                    entry.class_uid = value.split(" = ").next().unwrap_or(value).trim().to_string();
+                }
+            }
+            "Original Xfer" => {
+                if let Some(entry) = &mut entry {
+                    entry.original_syntax = value.split(" = ").next().unwrap_or(value).trim().to_string();
+                }
+            }
+            "Pres. Context" => {
+                if let Some(entry) = &mut entry {
+                    entry.context = value.parse().ok();
+                }
             }
             "DIMSE Status" => {
-                if let Some(name) = filename.take() {
-                    files.push((name, outcome(value, &sop_class)));
+                if let Some(mut done) = entry.take() {
+                    done.status = value.to_string();
+                    entries.push(done);
                 }
             }
             _ => {}
         }
     }
-    files
+    entries
 }
 
 /// "0x0000 (Success)", "0xa700 (Refused: OutOfResources)",
 /// "<no acceptable presentation context>", "<not sent>".
-fn outcome(status: &str, sop_class: &str) -> FileOutcome {
-    if let Some(hex) = status.strip_prefix("0x") {
+fn outcome(entry: &Entry, negotiated: &negotiation::Negotiated, unreadable: Option<&str>) -> FileOutcome {
+    if let Some(hex) = entry.status.strip_prefix("0x") {
         let (code, text) = hex.split_once(' ').unwrap_or((hex, ""));
         let text = text.trim().trim_start_matches('(').trim_end_matches(')').to_string();
         return match u16::from_str_radix(code, 16).map(StatusClass::of) {
             Ok(StatusClass::Success) => FileOutcome::Stored,
             Ok(StatusClass::Warning) => FileOutcome::StoredWithWarning(text),
-            _ => FileOutcome::Failed(format!("refused by the publisher (0x{code}: {text})")),
+            _ => FileOutcome::Failed(Refusal::Refused(format!("0x{code}: {text}"))),
         };
     }
-    match status.trim_start_matches('<').trim_end_matches('>') {
-        "no acceptable presentation context" => {
-            FileOutcome::Failed(format!("the publisher accepts no {sop_class} (no presentation context)"))
-        }
-        "not sent" => FileOutcome::Failed("not sent: the association ended first".into()),
-        other => FileOutcome::Failed(other.to_string()),
-    }
+    FileOutcome::Failed(match entry.status.trim_start_matches('<').trim_end_matches('>') {
+        "no acceptable presentation context" => match entry.context.and_then(|id| negotiated.answer(id)) {
+            Some(Answer::AbstractSyntaxNotSupported) => {
+                Refusal::SopClass { class: class_name(&entry.class_uid, &entry.class) }
+            }
+            Some(Answer::TransferSyntaxesNotSupported) => Refusal::TransferSyntax {
+                syntax: syntax_name(&entry.original_syntax),
+                lossy: is_lossy(&entry.original_syntax),
+                sender: "dcmsend",
+            },
+            _ => Refusal::NoContext { class: class_name(&entry.class_uid, &entry.class) },
+        },
+        "not sent" => match unreadable {
+            Some(why) => Refusal::Unreadable(why.to_lowercase()),
+            None => Refusal::NotAttempted(Cut::AssociationEnded),
+        },
+        other => Refusal::Refused(other.to_string()),
+    })
 }
 
 /// Association-level problems, from the `F:` and `E:` lines.
 pub fn parse_log(log: &[String]) -> Option<AssociationProblem> {
     let mut problems = Problems::new("publisher");
     for (level, text) in log.iter().filter_map(|line| log_line(line)) {
-        if level == 'F' || level == 'E' {
+        // A file it cannot read is that file's problem, not the association's.
+        if (level == 'F' || level == 'E') && !text.starts_with("cannot send SOP instance from file") {
             problems.read(level, text);
         }
     }
@@ -127,6 +185,13 @@ mod tests {
         log.files.iter().filter(|(_, o)| o.stored()).count()
     }
 
+    fn refusal<'a>(log: &'a StoreLog, file: &str) -> &'a Refusal {
+        match log.files.iter().find(|(name, _)| name.ends_with(file)) {
+            Some((_, FileOutcome::Failed(refusal))) => refusal,
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+
     #[test]
     fn all_sent() {
         let (report, log) = recorded("dcmsend_ok");
@@ -136,19 +201,45 @@ mod tests {
         assert_eq!(parsed.files[0].0, "/DATA/CT1.dcm");
         assert_eq!(parsed.problem, None);
         assert_eq!(log.iter().filter(|l| is_file_done(l)).count(), 5);
+        assert_eq!(accepted_in_log(&log), 5);
+    }
+
+    /// The corpus of unusual files to an uncompressed-only publisher: each
+    /// refusal says why, from the report and the negotiation.
+    #[test]
+    fn reasons_for_an_uncompressed_only_publisher() {
+        let (report, log) = recorded("relay_plain_dcmsend_pc");
+        let parsed = parse(&report, &log);
+        assert_eq!(parsed.problem, None);
+        // Lossless compression is decompressed and goes.
+        for file in [
+            "C03_MR_jpeg_lossless.dcm",
+            "C05_CT_jpegls_lossless.dcm",
+            "C08_MR_rle.dcm",
+            "C10_CT_big_endian.dcm",
+        ] {
+            assert!(parsed.files.iter().any(|(f, o)| f.ends_with(file) && o.stored()), "{file}");
+        }
+        assert!(matches!(
+            refusal(&parsed, "C04_SC8_jpeg_baseline.dcm"),
+            Refusal::TransferSyntax { lossy: true, .. }
+        ));
+        assert!(matches!(
+            refusal(&parsed, "C06_CT_jpegls_near.dcm"),
+            Refusal::TransferSyntax { lossy: true, .. }
+        ));
+        assert!(
+            matches!(refusal(&parsed, "C11_CT_truncated.dcm"), Refusal::Unreadable(why) if why.contains("premature end"))
+        );
     }
 
     #[test]
-    fn no_presentation_context_for_two_classes() {
-        let (report, log) = recorded("dcmsend_partial");
+    fn a_publisher_that_takes_ct_only_refuses_classes() {
+        let (report, log) = recorded("relay_ctonly_dcmsend_pc");
         let parsed = parse(&report, &log);
-        assert_eq!(stored(&parsed), 2);
-        assert_eq!(
-            parsed.files[2].1,
-            FileOutcome::Failed("the publisher accepts no MRImageStorage (no presentation context)".into())
+        assert!(
+            matches!(refusal(&parsed, "C02_MR.dcm"), Refusal::SopClass { class } if class == "MR Image Storage")
         );
-        assert_eq!(parsed.problem, None);
-        assert_eq!(log.iter().filter(|l| is_file_done(l)).count(), 5);
     }
 
     #[test]
@@ -156,20 +247,13 @@ mod tests {
         let (report, log) = recorded("dcmsend_refused");
         let parsed = parse(&report, &log);
         assert_eq!(stored(&parsed), 0);
-        assert_eq!(parsed.files.len(), 2);
-        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("OutOfResources")));
+        assert!(
+            matches!(&parsed.files[0].1, FileOutcome::Failed(Refusal::Refused(why)) if why.contains("OutOfResources"))
+        );
     }
 
     #[test]
-    fn jpeg_lossless_to_an_uncompressed_publisher() {
-        let (report, log) = recorded("dcmsend_jpeg_to_uncompressed");
-        let parsed = parse(&report, &log);
-        assert!(!parsed.files.is_empty());
-        assert_eq!(stored(&parsed), parsed.files.len());
-    }
-
-    #[test]
-    fn unreachable_and_rejected() {
+    fn unreachable_rejected_stalled() {
         let (report, log) = recorded("dcmsend_unreachable");
         assert_eq!(
             parse(&report, &log).problem,
@@ -179,15 +263,11 @@ mod tests {
         let parsed = parse(&report, &log);
         assert_eq!(parsed.problem, Some(AssociationProblem::Rejected(String::new())));
         assert!(parsed.files.is_empty());
-    }
-
-    #[test]
-    fn stalled_publisher() {
         let (report, log) = recorded("dcmsend_stalled");
         let parsed = parse(&report, &log);
         assert_eq!(parsed.problem, Some(AssociationProblem::Stalled));
         assert_eq!(stored(&parsed), 0);
-        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.starts_with("not sent")));
+        assert_eq!(log.iter().filter(|l| is_stall(l)).count(), 5);
     }
 
     #[test]
@@ -199,21 +279,8 @@ mod tests {
     }
 
     #[test]
-    fn a_dicomdir_in_the_list_is_left_out_by_dcmsend() {
-        // pacs2cd never passes one (the scan skips it); were it passed,
-        // dcmsend would leave it out of the report rather than fail it.
-        let (report, log) = recorded("dcmsend_dicomdir");
-        let parsed = parse(&report, &log);
-        assert_eq!(parsed.problem, None);
-        assert!(parsed.files.iter().all(|(name, outcome)| !name.ends_with("DICOMDIR") && outcome.stored()));
-    }
-
-    #[test]
-    fn warning_status_counts_as_stored() {
-        assert_eq!(
-            outcome("0xb000 (Warning: CoercionOfDataElements)", "CT"),
-            FileOutcome::StoredWithWarning("Warning: CoercionOfDataElements".into())
-        );
-        assert!(!outcome("0xc000 (Failed)", "CT").stored());
+    fn a_killed_dcmsend_leaves_its_log() {
+        let log = crate::dicom::recorded::lines("relay_killed_dcmsend.out");
+        assert_eq!(accepted_in_log(&log), 4);
     }
 }

@@ -8,7 +8,9 @@ pub mod echoscu;
 pub mod findscu;
 pub mod getscu;
 pub mod movescu;
+pub mod negotiation;
 pub mod part10;
+pub mod refusal;
 pub mod runner;
 pub mod storescp;
 pub mod storescu;
@@ -196,7 +198,7 @@ pub enum FileOutcome {
     Stored,
     /// Stored, with the peer's warning (e.g. coercion of data elements).
     StoredWithWarning(String),
-    Failed(String),
+    Failed(refusal::Refusal),
 }
 
 impl FileOutcome {

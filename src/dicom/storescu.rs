@@ -1,15 +1,92 @@
-//! storescu (the legacy scripts' sender): `-nh` so one refused file does
-//! not halt the rest, `-v` because without it a refused file prints
-//! nothing. A file counts as sent only when its `Sending file:` line is
-//! followed by a `Received Store Response (Success…)` or `(Warning…)`.
-//! It cannot decompress JPEG for an uncompressed-only publisher.
+//! storescu (the legacy scripts' sender). By default it proposes only
+//! uncompressed transfer syntaxes for a fixed list of SOP classes: a
+//! compressed file, or a Segmentation, could not go even to a publisher
+//! that takes everything. So each run gets a negotiation profile (`-xf`)
+//! written for its files: one presentation context per SOP class and
+//! transfer syntax they hold (the file's own syntax, and for uncompressed
+//! files the other uncompressed ones). `-nh` so one refused file does not
+//! halt the rest, `-v` because without it a refused file prints nothing,
+//! `+v` for the negotiation results. A file counts as sent only when its
+//! `Sending file:` line is followed by a `Received Store Response
+//! (Success…)` or `(Warning…)`. storescu 3.6.7 cannot decompress.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
+use std::path::Path;
 
+use super::negotiation::{self, Answer};
+use super::refusal::{Cut, Refusal, class_name, is_compressed, is_lossy, syntax_name};
 use super::{Endpoint, FileOutcome, Problems, StoreLog, Timeouts, log_line, scu_args, words};
 
-pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, files: &[String]) -> Vec<OsString> {
-    scu_args(calling, peer, timeouts, words(["-nh", "-v"]), files.iter().map(OsString::from).collect())
+/// The profile's name inside the file `profile` writes.
+pub const PROFILE: &str = "Send";
+
+/// DICOM allows 128 presentation contexts in one association.
+pub const MAX_CONTEXTS: usize = 128;
+
+pub fn args(
+    calling: &str,
+    peer: &Endpoint,
+    timeouts: &Timeouts,
+    profile: Option<&Path>,
+    files: &[String],
+) -> Vec<OsString> {
+    let mut options = words(["-nh", "-v", "+v"]);
+    if let Some(profile) = profile {
+        options.push("-xf".into());
+        options.push(profile.into());
+        options.push(PROFILE.into());
+    }
+    scu_args(calling, peer, timeouts, options, files.iter().map(OsString::from).collect())
+}
+
+/// What a file holds, as the negotiation sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Kind {
+    pub sop_class_uid: String,
+    pub transfer_syntax_uid: String,
+}
+
+/// A negotiation profile for these kinds of file (at most `MAX_CONTEXTS`),
+/// and the presentation context id each kind gets.
+pub fn profile(kinds: &[Kind]) -> (String, HashMap<Kind, u8>) {
+    const UNCOMPRESSED: [&str; 3] = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"];
+    let mut syntaxes: Vec<Vec<&str>> = Vec::new();
+    let mut contexts = String::new();
+    let mut ids = HashMap::new();
+    for (index, kind) in kinds.iter().enumerate() {
+        let own = kind.transfer_syntax_uid.as_str();
+        // A compressed image goes as it is (storescu cannot decompress);
+        // an uncompressed one in whichever uncompressed syntax is taken.
+        let mut group = vec![own];
+        if !is_compressed(own) {
+            group.extend(UNCOMPRESSED.iter().filter(|ts| **ts != own));
+        }
+        let number = match syntaxes.iter().position(|known| *known == group) {
+            Some(at) => at + 1,
+            None => {
+                syntaxes.push(group);
+                syntaxes.len()
+            }
+        };
+        contexts.push_str(&format!(
+            "PresentationContext{} = {}\\TS{number}\n",
+            index + 1,
+            kind.sop_class_uid
+        ));
+        ids.insert(kind.clone(), u8::try_from(2 * index + 1).unwrap_or(u8::MAX));
+    }
+    let mut text = String::from("[[TransferSyntaxes]]\n");
+    for (number, group) in syntaxes.iter().enumerate() {
+        text.push_str(&format!("[TS{}]\n", number + 1));
+        for (at, ts) in group.iter().enumerate() {
+            text.push_str(&format!("TransferSyntax{} = {ts}\n", at + 1));
+        }
+    }
+    text.push_str(&format!(
+        "[[PresentationContexts]]\n[Contexts]\n{contexts}[[Profiles]]\n[{PROFILE}]\nPresentationContexts = Contexts\n"
+    ));
+    (text, ids)
 }
 
 /// storescu interleaves its transfer dots with log lines ("XMIT: .",
@@ -31,14 +108,46 @@ pub fn is_file_done(line: &str) -> bool {
         || line.starts_with("E: Bad DICOM file")
 }
 
-pub fn parse(log: &[String]) -> StoreLog {
+/// The line at a DIMSE timeout: the publisher stopped answering.
+pub fn is_stall(line: &str) -> bool {
+    clean(line).contains("DIMSE No data available")
+}
+
+/// Reads the log of sending `files`; `kinds` (by path as passed) and `ids`
+/// (from `profile`) say which presentation context each file needed. A
+/// file storescu never got to is refused by the negotiation when its
+/// context was (no context at all accepted ends the association first).
+pub fn parse(
+    log: &[String],
+    files: &[String],
+    kinds: &HashMap<String, Kind>,
+    ids: &HashMap<Kind, u8>,
+) -> StoreLog {
+    let negotiated = negotiation::parse(log);
     let mut parsed = StoreLog::default();
     // Index into parsed.files of the file being sent.
     let mut current: Option<usize> = None;
     let mut problems = Problems::new("publisher");
+    let no_context = |file: &str, class: &str| -> Refusal {
+        let kind = kinds.get(file);
+        let answer = kind.and_then(|kind| ids.get(kind)).and_then(|id| negotiated.answer(*id));
+        match (answer, kind) {
+            (Some(Answer::AbstractSyntaxNotSupported), _) => {
+                Refusal::SopClass { class: class_name(class, "") }
+            }
+            (Some(Answer::TransferSyntaxesNotSupported), Some(kind)) => Refusal::TransferSyntax {
+                syntax: syntax_name(&kind.transfer_syntax_uid),
+                lossy: is_lossy(&kind.transfer_syntax_uid),
+                sender: "storescu",
+            },
+            _ => Refusal::NoContext { class: class_name(class, "") },
+        }
+    };
     for (level, text) in log.iter().filter_map(|line| log_line(clean(line))) {
         if let Some(file) = text.strip_prefix("Sending file: ") {
-            parsed.files.push((file.to_string(), FileOutcome::Failed("no answer from the publisher".into())));
+            parsed
+                .files
+                .push((file.to_string(), FileOutcome::Failed(Refusal::NotAttempted(Cut::AssociationEnded))));
             current = Some(parsed.files.len() - 1);
             continue;
         }
@@ -49,13 +158,16 @@ pub fn parse(log: &[String]) -> StoreLog {
             } else if status.starts_with("Warning") {
                 FileOutcome::StoredWithWarning(status.to_string())
             } else {
-                FileOutcome::Failed(format!("refused by the publisher ({status})"))
+                FileOutcome::Failed(Refusal::Refused(status.to_string()))
             })
         } else if let Some(class) = text.strip_prefix("No presentation context for: (") {
-            let class = class.split(')').next().unwrap_or(class);
-            Some(FileOutcome::Failed(format!("the publisher accepts no {class} (no presentation context)")))
-        } else if text.starts_with("Bad DICOM file") || text.starts_with("No SOP Class or Instance UID") {
-            Some(FileOutcome::Failed("not a readable DICOM file".into()))
+            // "(SG) 1.2.840.10008.5.1.4.1.1.66.4" or "(unknown SOP class) 2.25.42"
+            let uid = class.rsplit(' ').next().unwrap_or(class);
+            let file = current.map(|i| parsed.files[i].0.clone()).unwrap_or_default();
+            Some(FileOutcome::Failed(no_context(&file, uid)))
+        } else if let Some(rest) = text.strip_prefix("Bad DICOM file: ") {
+            let why = rest.rsplit_once(": ").map_or("not a DICOM file", |(_, why)| why).to_lowercase();
+            Some(FileOutcome::Failed(Refusal::Unreadable(why)))
         } else {
             None
         };
@@ -65,17 +177,31 @@ pub fn parse(log: &[String]) -> StoreLog {
             }
             continue;
         }
-        if text.contains("unable to convert dataset") {
+        if let Some(from) = text.split("unable to convert dataset from '").nth(1) {
+            let syntax = from.split('\'').next().unwrap_or(from).to_string();
             if let Some(index) = current {
-                parsed.files[index].1 = FileOutcome::Failed(
-                    "storescu cannot convert it to a transfer syntax the publisher accepts".into(),
-                );
+                let lossy =
+                    syntax.contains("Baseline") || syntax.contains("Lossy") || syntax.contains("2000");
+                parsed.files[index].1 =
+                    FileOutcome::Failed(Refusal::TransferSyntax { syntax, lossy, sender: "storescu" });
             }
         } else if problems.read(level, text)
             && text.contains("DIMSE No data available")
             && let Some(index) = current.take()
         {
-            parsed.files[index].1 = FileOutcome::Failed("no answer from the publisher (timeout)".into());
+            parsed.files[index].1 = FileOutcome::Failed(Refusal::NotAttempted(Cut::NoAnswer));
+        }
+    }
+    let mentioned: std::collections::HashSet<String> = parsed.files.iter().map(|(f, _)| f.clone()).collect();
+    for file in files.iter().filter(|f| !mentioned.contains(*f)) {
+        let refused = kinds
+            .get(file)
+            .and_then(|kind| ids.get(kind))
+            .and_then(|id| negotiated.answer(*id))
+            .is_some_and(|answer| *answer != Answer::Accepted);
+        if refused {
+            let class = kinds.get(file).map(|k| k.sop_class_uid.clone()).unwrap_or_default();
+            parsed.files.push((file.clone(), FileOutcome::Failed(no_context(file, &class))));
         }
     }
     parsed.problem = problems.into_problem();
@@ -93,10 +219,14 @@ mod tests {
         log.files.iter().filter(|(_, o)| o.stored()).count()
     }
 
+    fn read(name: &str) -> StoreLog {
+        parse(&recorded(name), &[], &HashMap::new(), &HashMap::new())
+    }
+
     #[test]
     fn all_sent() {
         let log = recorded("storescu_ok");
-        let parsed = parse(&log);
+        let parsed = read("storescu_ok");
         assert_eq!((parsed.files.len(), stored(&parsed)), (5, 5));
         assert_eq!(parsed.problem, None);
         assert_eq!(log.iter().filter(|l| is_file_done(l)).count(), 5);
@@ -104,56 +234,66 @@ mod tests {
 
     #[test]
     fn no_presentation_context() {
-        let log = recorded("storescu_partial");
-        let parsed = parse(&log);
+        let parsed = read("storescu_partial");
         assert_eq!((parsed.files.len(), stored(&parsed)), (5, 2));
-        assert_eq!(
-            parsed.files[4].1,
-            FileOutcome::Failed("the publisher accepts no SC (no presentation context)".into())
+        assert!(
+            matches!(&parsed.files[4].1, FileOutcome::Failed(Refusal::NoContext { .. })),
+            "{:?}",
+            parsed.files[4]
         );
-        assert_eq!(log.iter().filter(|l| is_file_done(l)).count(), 5);
     }
 
     #[test]
-    fn refused() {
-        let parsed = parse(&recorded("storescu_refused"));
-        assert_eq!((parsed.files.len(), stored(&parsed)), (2, 0));
-        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("OutOfResources")));
-    }
-
-    #[test]
-    fn unreachable_rejected_stalled() {
+    fn refused_rejected_stalled_unreadable() {
+        let refused = read("storescu_refused");
+        assert!(
+            matches!(&refused.files[0].1, FileOutcome::Failed(Refusal::Refused(why)) if why.contains("OutOfResources"))
+        );
         assert_eq!(
-            parse(&recorded("storescu_unreachable")).problem,
+            read("storescu_unreachable").problem,
             Some(AssociationProblem::Unreachable("connection refused".into()))
         );
-        assert_eq!(
-            parse(&recorded("storescu_rejected")).problem,
-            Some(AssociationProblem::Rejected("No Reason".into()))
-        );
-        let stalled = parse(&recorded("storescu_stalled"));
+        assert_eq!(read("storescu_rejected").problem, Some(AssociationProblem::Rejected("No Reason".into())));
+        let stalled = read("storescu_stalled");
         assert_eq!(stalled.problem, Some(AssociationProblem::Stalled));
         assert_eq!((stalled.files.len(), stored(&stalled)), (5, 0));
+        assert!(recorded("storescu_stalled").iter().any(|l| is_stall(l)));
+        let bad = read("storescu_nondicom");
+        assert!(
+            bad.files.iter().any(|(f, o)| f.ends_with("README.TXT")
+                && matches!(o, FileOutcome::Failed(Refusal::Unreadable(_))))
+        );
     }
 
     #[test]
     fn jpeg_it_cannot_convert() {
-        let parsed = parse(&recorded("storescu_jpeg_to_uncompressed"));
-        assert_eq!((parsed.files.len(), stored(&parsed)), (1, 0));
-        assert!(matches!(&parsed.files[0].1, FileOutcome::Failed(why) if why.contains("cannot convert")));
+        let parsed = read("storescu_jpeg_to_uncompressed");
+        assert!(matches!(
+            &parsed.files[0].1,
+            FileOutcome::Failed(Refusal::TransferSyntax { sender: "storescu", lossy: false, .. })
+        ));
     }
 
     #[test]
-    fn a_dicomdir_in_the_list() {
-        let parsed = parse(&recorded("storescu_dicomdir"));
-        assert_eq!(parsed.problem, None);
-        assert!(parsed.files.iter().filter(|(_, o)| o.stored()).count() >= 1);
-    }
-
-    #[test]
-    fn bad_dicom_input() {
-        let parsed = parse(&recorded("storescu_nondicom"));
-        assert_eq!(stored(&parsed), 3);
-        assert!(parsed.files.iter().any(|(f, o)| f.ends_with("README.TXT") && !o.stored()));
+    fn a_profile_for_the_files() {
+        let kinds = [
+            Kind {
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+                transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            },
+            Kind {
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.4".into(),
+                transfer_syntax_uid: "1.2.840.10008.1.2.4.70".into(),
+            },
+            Kind {
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.66.4".into(),
+                transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            },
+        ];
+        let (text, ids) = profile(&kinds);
+        assert_eq!(ids[&kinds[1]], 3);
+        assert!(text.contains("PresentationContext2 = 1.2.840.10008.5.1.4.1.1.4\\TS2\n"), "{text}");
+        assert!(text.contains("PresentationContext3 = 1.2.840.10008.5.1.4.1.1.66.4\\TS1\n"), "{text}");
+        assert!(text.contains("[TS2]\nTransferSyntax1 = 1.2.840.10008.1.2.4.70\n[["), "{text}");
     }
 }

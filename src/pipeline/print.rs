@@ -106,6 +106,8 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
                 name: file.path.strip_prefix(&received).unwrap_or(&file.path).to_string_lossy().into_owned(),
                 shown: format!("{} image {}", file.identity.modality, file.identity.sop_instance_uid),
                 sop_instance_uid: file.identity.sop_instance_uid.clone(),
+                sop_class_uid: file.identity.sop_class_uid.clone(),
+                transfer_syntax_uid: file.identity.transfer_syntax_uid.clone(),
             })
             .collect();
         let relayed = relay::send(context, work.path(), &received, &instances, &job.publisher)?;

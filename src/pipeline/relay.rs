@@ -1,6 +1,10 @@
 //! Relay: every DICOM instance under a folder to the CD publisher, in one
 //! run of one sender (one association), decided per file. The files sent
 //! must be all the instances found: an incomplete disc is worse than none.
+//! When it goes wrong the account is exact: how many files the publisher
+//! accepted (the robot may have started a partial disc job), and for every
+//! other file a reason from a fixed set (`dicom::refusal`). A publisher
+//! that stops answering ends the send at the first DIMSE timeout.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +13,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::Sender;
+use crate::dicom::refusal::{Cut, Refusal};
 use crate::dicom::runner::{self, Command};
+use crate::dicom::storescu::Kind;
 use crate::dicom::tools::Tool;
 use crate::dicom::{AssociationProblem, FileOutcome, StoreLog, dcmsend, echoscu, part10, storescu};
 use crate::failure::{Failure, RelayCounts};
@@ -25,6 +31,8 @@ pub struct Instance {
     /// How a technician is shown it (the relative path, or "CT image UID").
     pub shown: String,
     pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax_uid: String,
 }
 
 /// A file left out of the relay, and why.
@@ -68,14 +76,60 @@ pub fn run(context: &Context, dir: &Path, publisher: &Publisher) -> Result<(Rela
     crate::signals::check()?;
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
     let work = root.job_dir()?;
-    let mut relayed = send(context, work.path(), dir, &scan.instances, publisher)?;
+    let sent = send(context, work.path(), dir, &scan.instances, publisher).map_err(|mut failure| {
+        // The failure's account lists the skipped files too, as success does.
+        if let Some(counts) = &mut failure.relay {
+            counts.skipped = scan.skipped.iter().map(|s| (s.file.clone(), s.reason.to_string())).collect();
+        }
+        failure
+    });
+    let mut relayed = sent?;
     relayed.files_skipped = scan.skipped.len();
     relayed.seconds = started.elapsed().as_secs_f64();
     Ok((relayed, scan.skipped))
 }
 
+/// A C-ECHO to the publisher with the titles of the send: a robot that is
+/// off or does not know us fails the job in seconds, before the retrieve.
+pub fn echo(context: &Context, publisher: &Publisher) -> Result<(), Failure> {
+    let program = context.toolbox.path(Tool::Echoscu)?;
+    let timeouts = &publisher.timeouts;
+    let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
+    command.args(echoscu::args(publisher.calling_ae.as_str(), &publisher.endpoint, timeouts));
+    let output = runner::run(&command, &mut |_| {})?;
+    let destination = publisher.endpoint.address();
+    let peer = publisher.display();
+    match echoscu::parse(&output.lines) {
+        Ok(()) => Ok(()),
+        Err(AssociationProblem::Unreachable(why)) => Err(Failure::publisher_unreachable(&destination, &why)),
+        Err(AssociationProblem::Stalled) => {
+            Err(Failure::publisher_unreachable(&destination, "no answer within the timeouts"))
+        }
+        Err(AssociationProblem::Rejected(reason)) => {
+            Err(rejected(publisher, &reason, RelayCounts::default()))
+        }
+        Err(AssociationProblem::Aborted(why)) => Err(Failure::relay_failed(
+            &destination,
+            &format!("the {peer} ended the association ({why}); nothing was sent"),
+            RelayCounts::default(),
+        )),
+    }
+}
+
+fn rejected(publisher: &Publisher, reason: &str, counts: RelayCounts) -> Failure {
+    let reason = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
+    Failure::relay_failed(
+        &publisher.endpoint.address(),
+        &format!(
+            "association rejected by the {}{reason}: check its AE title and its list of known callers; nothing was sent",
+            publisher.display()
+        ),
+        counts,
+    )
+}
+
 /// Sends `instances` (paths relative to `dir`) in one sender run; its
-/// report and short names go to the job's folder `work`.
+/// report, profile and short names go to the job's folder `work`.
 pub fn send(
     context: &Context,
     work: &Path,
@@ -98,18 +152,58 @@ pub fn send(
     if files.iter().map(|f| f.len() + 1).sum::<usize>() > ARGV_BUDGET {
         (run_dir, files) = short_names(dir, instances, work)?;
     }
-    let (tool, args) = match publisher.sender {
-        Sender::Dcmsend => {
-            (Tool::Dcmsend, dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files))
+    // storescu: a negotiation profile that proposes what these files need.
+    let mut kinds: Vec<Kind> = Vec::new();
+    let mut kind_of: HashMap<String, Kind> = HashMap::new();
+    for (file, instance) in files.iter().zip(instances) {
+        let kind = Kind {
+            sop_class_uid: instance.sop_class_uid.clone(),
+            transfer_syntax_uid: instance.transfer_syntax_uid.clone(),
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind.clone());
         }
-        Sender::Storescu => (Tool::Storescu, storescu::args(calling, &publisher.endpoint, timeouts, &files)),
+        kind_of.insert(file.clone(), kind);
+    }
+    let (tool, args, ids) = match publisher.sender {
+        Sender::Dcmsend => (
+            Tool::Dcmsend,
+            dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files),
+            HashMap::new(),
+        ),
+        Sender::Storescu => {
+            let (profile, ids) = if kinds.len() <= storescu::MAX_CONTEXTS {
+                let (text, ids) = storescu::profile(&kinds);
+                let path = work.join("storescu-profile.cfg");
+                std::fs::write(&path, text).map_err(|err| {
+                    Failure::relay_failed_locally(&format!("cannot write {}: {err}", path.display()))
+                })?;
+                (Some(path), ids)
+            } else {
+                log::warn!(
+                    "{} kinds of image are more than one association can propose: storescu proposes its defaults",
+                    kinds.len()
+                );
+                (None, HashMap::new())
+            };
+            (
+                Tool::Storescu,
+                storescu::args(calling, &publisher.endpoint, timeouts, profile.as_deref(), &files),
+                ids,
+            )
+        }
     };
     let program = context.toolbox.path(tool)?;
     let mut command = Command::new(&program, timeouts.total);
     command.args(args);
     command.dir = Some(run_dir);
-    // A signal must not lose what the publisher already accepted.
+    // A signal must not lose what the publisher already accepted, and a
+    // publisher that stops answering ends the send at once.
     command.keep_on_signal = true;
+    command.stop_at = Some(match publisher.sender {
+        Sender::Dcmsend => dcmsend::is_stall,
+        Sender::Storescu => storescu::is_stall,
+    });
     let what = format!("sending to the {}", publisher.display());
     let mut progress = Progress::start(context.progress, &what, Some(instances.len() as u64));
     let file_done: fn(&str) -> bool = match publisher.sender {
@@ -122,27 +216,46 @@ pub fn send(
         }
     })?;
     drop(progress);
-    if let Some(signal) = output.interrupted {
-        return Err(interrupted(signal, publisher, &files, instances, &output.lines));
-    }
-    let mut log = match publisher.sender {
-        Sender::Dcmsend => {
+    // What ended the send early, if anything, and the account of it.
+    let cut = match (output.interrupted, output.stopped_at_line, output.timed_out) {
+        (Some(_), _, _) => Some(Cut::Interrupted),
+        (None, true, _) | (None, false, true) => Some(Cut::Stalled),
+        _ => None,
+    };
+    let log = match (publisher.sender, cut) {
+        // A dcmsend stopped early wrote no report: its log's responses
+        // are the account, in the order the files were given.
+        (Sender::Dcmsend, Some(cut)) => in_order(&files, dcmsend::accepted_in_log(&output.lines), cut),
+        (Sender::Dcmsend, None) => {
             // No report is written when the association never formed.
             let report = std::fs::read_to_string(&report_path).unwrap_or_default();
             dcmsend::parse(&report, &output.lines)
         }
-        Sender::Storescu => storescu::parse(&output.lines),
+        (Sender::Storescu, _) => {
+            let mut log = storescu::parse(&output.lines, &files, &kind_of, &ids);
+            if let Some(cut) = cut {
+                mark_rest(&mut log, &files, cut);
+            }
+            log
+        }
     };
-    if output.timed_out {
-        log.problem.get_or_insert(AssociationProblem::Stalled);
+    if let Some(signal) = output.interrupted {
+        return Err(interrupted(signal, publisher, &files, instances, log));
     }
     let stall = if output.timed_out {
         "did not finish within its time limit (cd_publisher.timeout_total_secs, or cgi.timeout_secs for a CGI request)"
             .to_string()
     } else {
-        format!("stopped answering (no response within {} s)", timeouts.dimse.as_secs())
+        format!(
+            "stopped answering (no response within {} s, cd_publisher.timeout_dimse_secs)",
+            timeouts.dimse.as_secs()
+        )
     };
-    let warnings = verdict(&publisher.endpoint.to_string(), &destination, &files, instances, log, &stall)?;
+    let mut log = log;
+    if cut == Some(Cut::Stalled) {
+        log.problem.get_or_insert(AssociationProblem::Stalled);
+    }
+    let warnings = verdict(publisher, &files, instances, log, &stall)?;
     Ok(Relayed {
         destination,
         files_sent: instances.len(),
@@ -154,71 +267,52 @@ pub fn send(
     })
 }
 
-/// A C-ECHO to the publisher with the titles of the send: a robot that is
-/// off or does not know us fails the job in seconds, before the retrieve.
-pub fn echo(context: &Context, publisher: &Publisher) -> Result<(), Failure> {
-    let program = context.toolbox.path(Tool::Echoscu)?;
-    let timeouts = &publisher.timeouts;
-    let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
-    command.args(echoscu::args(publisher.calling_ae.as_str(), &publisher.endpoint, timeouts));
-    let output = runner::run(&command, &mut |_| {})?;
-    let destination = publisher.endpoint.address();
-    let peer = publisher.display();
-    match echoscu::parse(&output.lines) {
-        Ok(()) => Ok(()),
-        Err(AssociationProblem::Unreachable(why)) => Err(Failure::publisher_unreachable(&destination, &why)),
-        Err(AssociationProblem::Stalled) => {
-            Err(Failure::publisher_unreachable(&destination, "no answer within the timeouts"))
-        }
-        Err(AssociationProblem::Rejected(reason)) => {
-            let reason = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
-            Err(Failure::relay_failed(
-                &destination,
-                &format!(
-                    "association rejected by the {peer}{reason}: check its AE title and its list of known callers; nothing was sent"
-                ),
-                RelayCounts::default(),
-            ))
-        }
-        Err(AssociationProblem::Aborted(why)) => Err(Failure::relay_failed(
-            &destination,
-            &format!("the {peer} ended the association ({why}); nothing was sent"),
-            RelayCounts::default(),
-        )),
+/// An account from a count of accepted files, in the order given: the
+/// next file was in flight, the rest not tried.
+fn in_order(files: &[String], accepted: usize, cut: Cut) -> StoreLog {
+    let in_flight = match cut {
+        Cut::Stalled => Refusal::NotAttempted(Cut::NoAnswer),
+        other => Refusal::NotAttempted(other),
+    };
+    let files = files
+        .iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let outcome = match index.cmp(&accepted) {
+                std::cmp::Ordering::Less => FileOutcome::Stored,
+                std::cmp::Ordering::Equal => FileOutcome::Failed(in_flight.clone()),
+                std::cmp::Ordering::Greater => FileOutcome::Failed(Refusal::NotAttempted(cut)),
+            };
+            (file.clone(), outcome)
+        })
+        .collect();
+    StoreLog { files, problem: None }
+}
+
+/// Files the sender never mentioned were cut off by `cut`.
+fn mark_rest(log: &mut StoreLog, files: &[String], cut: Cut) {
+    let mentioned: std::collections::HashSet<String> = log.files.iter().map(|(f, _)| f.clone()).collect();
+    for file in files.iter().filter(|f| !mentioned.contains(*f)) {
+        log.files.push((file.clone(), FileOutcome::Failed(Refusal::NotAttempted(cut))));
     }
 }
 
 /// Stopped by a signal mid-send: what the publisher had accepted by then,
 /// counted from the sender's own per-file responses (a killed dcmsend
-/// writes no report).
+/// writes no report), with a warning about the robot.
 fn interrupted(
     signal: i32,
     publisher: &Publisher,
     files: &[String],
     instances: &[Instance],
-    lines: &[String],
+    log: StoreLog,
 ) -> Failure {
-    let accepted = match publisher.sender {
-        Sender::Dcmsend => dcmsend::accepted_in_log(lines),
-        Sender::Storescu => storescu::parse(lines)
-            .files
-            .iter()
-            .filter(|(_, outcome)| !matches!(outcome, FileOutcome::Failed(_)))
-            .count(),
-    };
-    let accepted = accepted.min(files.len());
-    let counts = RelayCounts {
-        files_sent: accepted,
-        files_failed: files.len() - accepted,
-        failures: instances[accepted..]
-            .iter()
-            .map(|i| (i.shown.clone(), "not sent: the job was interrupted".to_string()))
-            .collect(),
-    };
+    let counts = account(files, instances, &log).0;
     let detail = format!(
-        "{} while sending: the {} had accepted {accepted} of {} files; it may have started a partial disc job, check it",
+        "{} while sending: the {} had accepted {} of {} files; it may have started a partial disc job, check it",
         Failure::interrupted(signal).detail,
         publisher.display(),
+        counts.files_sent,
         files.len()
     );
     Failure::interrupted_sending(signal, &publisher.endpoint.address(), detail, counts)
@@ -247,16 +341,9 @@ fn short_names(dir: &Path, instances: &[Instance], work: &Path) -> Result<(PathB
     Ok((links, names))
 }
 
-/// Decides the relay from the sender's account: every instance stored, or
-/// a failure from the SPEC table with counts. Returns the warnings.
-fn verdict(
-    peer: &str,
-    destination: &str,
-    files: &[String],
-    instances: &[Instance],
-    log: StoreLog,
-    stall: &str,
-) -> Result<Vec<(String, String)>, Failure> {
+/// The per-file account: counts and reasons, and the warnings of files
+/// stored with one.
+fn account(files: &[String], instances: &[Instance], log: &StoreLog) -> (RelayCounts, Vec<(String, String)>) {
     let mut counts = RelayCounts::default();
     let mut warnings = Vec::new();
     // The last word on a file wins (a sender may retry on a new association).
@@ -269,55 +356,74 @@ fn verdict(
                 counts.files_sent += 1;
                 warnings.push((instance.shown.clone(), warning.clone()));
             }
-            Some(FileOutcome::Failed(reason)) => {
+            Some(FileOutcome::Failed(refusal)) => {
                 counts.files_failed += 1;
-                counts.failures.push((instance.shown.clone(), reason.clone()));
+                counts.failures.push((instance.shown.clone(), refusal.to_string()));
             }
             None => {
                 counts.files_failed += 1;
-                counts.failures.push((instance.shown.clone(), "not sent".into()));
+                counts
+                    .failures
+                    .push((instance.shown.clone(), Refusal::NotAttempted(Cut::AssociationEnded).to_string()));
             }
         }
     }
+    (counts, warnings)
+}
+
+/// Decides the relay from the sender's account: every instance stored, or
+/// a failure from the SPEC table with counts. Nothing accepted is "DICOM
+/// relay failed" (76); some accepted, "partial relay" (75). Returns the
+/// warnings.
+fn verdict(
+    publisher: &Publisher,
+    files: &[String],
+    instances: &[Instance],
+    log: StoreLog,
+    stall: &str,
+) -> Result<Vec<(String, String)>, Failure> {
+    let (counts, warnings) = account(files, instances, &log);
     if counts.files_failed == 0 {
         return Ok(warnings);
     }
+    let destination = publisher.endpoint.address();
+    let peer = publisher.display();
     let total = files.len();
+    let sent = counts.files_sent;
+    let nothing = sent == 0;
     match log.problem {
-        Some(AssociationProblem::Unreachable(why)) if counts.files_sent == 0 => {
-            Err(Failure::publisher_unreachable(destination, &why))
+        Some(AssociationProblem::Unreachable(why)) if nothing => {
+            Err(Failure::publisher_unreachable(&destination, &why))
         }
-        Some(AssociationProblem::Rejected(reason)) if counts.files_sent == 0 => {
-            let reason = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
-            Err(Failure::relay_failed(
-                destination,
-                &format!(
-                    "association rejected by the CD Publisher {peer}{reason}: check its AE title and its list of known callers"
-                ),
-                counts,
-            ))
-        }
-        Some(AssociationProblem::Stalled) if counts.files_sent == 0 => Err(Failure::relay_failed(
-            destination,
-            &format!("the CD Publisher {peer} {stall}; nothing was sent"),
+        Some(AssociationProblem::Rejected(reason)) if nothing => Err(rejected(publisher, &reason, counts)),
+        Some(AssociationProblem::Stalled) if nothing => Err(Failure::relay_failed(
+            &destination,
+            &format!("the {peer} {stall}; nothing was accepted"),
             counts,
         )),
-        Some(AssociationProblem::Stalled) => {
-            let detail =
-                format!("the CD Publisher {peer} {stall} after {} of {total} files", counts.files_sent);
-            Err(Failure::partial_relay(destination, &detail, counts))
-        }
-        Some(AssociationProblem::Aborted(why)) if counts.files_sent == 0 => Err(Failure::relay_failed(
-            destination,
-            &format!("association with the CD Publisher {peer} failed: {why}"),
+        Some(AssociationProblem::Stalled) => Err(Failure::partial_relay(
+            &destination,
+            &format!(
+                "the {peer} {stall} after accepting {sent} of {total} files; it may have started a partial disc job, check it"
+            ),
+            counts,
+        )),
+        Some(AssociationProblem::Aborted(why)) if nothing => Err(Failure::relay_failed(
+            &destination,
+            &format!("the association with the {peer} failed ({why}); nothing was accepted"),
+            counts,
+        )),
+        _ if nothing => Err(Failure::relay_failed(
+            &destination,
+            &format!("the {peer} accepted none of the {total} files"),
             counts,
         )),
         _ => {
             let detail = format!(
-                "{} of {total} files were not accepted by the CD Publisher {peer}",
+                "{} of {total} files were not accepted by the {peer}; it may have started a partial disc job, check it",
                 counts.files_failed
             );
-            Err(Failure::partial_relay(destination, &detail, counts))
+            Err(Failure::partial_relay(&destination, &detail, counts))
         }
     }
 }
@@ -364,6 +470,8 @@ pub fn scan(dir: &Path) -> Result<Scan, Failure> {
                 shown: name.clone(),
                 name,
                 sop_instance_uid: meta.sop_instance_uid,
+                sop_class_uid: meta.sop_class_uid,
+                transfer_syntax_uid: meta.transfer_syntax_uid,
             }),
             None => scan.skipped.push(Skipped { file: name, reason: "not a DICOM file" }),
         }
@@ -374,6 +482,7 @@ pub fn scan(dir: &Path) -> Result<Scan, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dicom::{AeTitle, Endpoint, Timeouts};
     use crate::failure::Class;
 
     fn instances(n: usize) -> (Vec<String>, Vec<Instance>) {
@@ -382,6 +491,8 @@ mod tests {
                 name: format!("IM{i}"),
                 shown: format!("IM{i}"),
                 sop_instance_uid: format!("2.25.{i}"),
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+                transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
             })
             .collect();
         (instances.iter().map(|i| format!("./{}", i.name)).collect(), instances)
@@ -394,9 +505,19 @@ mod tests {
         }
     }
 
+    fn publisher() -> Publisher {
+        Publisher {
+            name: "CD publisher".into(),
+            endpoint: Endpoint::parse("CDPUB@127.0.0.1:104").expect("endpoint"),
+            calling_ae: AeTitle::parse("CDRECORD").expect("ae"),
+            sender: Sender::Dcmsend,
+            timeouts: Timeouts::from_secs([1, 1, 1, 1]),
+        }
+    }
+
     fn decide(n: usize, log: StoreLog) -> Result<Vec<(String, String)>, Failure> {
         let (files, instances) = instances(n);
-        verdict("CDPUB@127.0.0.1:104", "127.0.0.1:104", &files, &instances, log, "stopped answering")
+        verdict(&publisher(), &files, &instances, log, "stopped answering")
     }
 
     #[test]
@@ -407,12 +528,16 @@ mod tests {
     }
 
     #[test]
-    fn a_file_without_a_word_is_not_sent() {
+    fn some_accepted_is_partial_none_is_failed() {
         let err = decide(3, log(&[FileOutcome::Stored, FileOutcome::Stored], None)).expect_err("partial");
         assert_eq!(err.class, Class::PartialRelay);
         let counts = err.relay.expect("counts");
         assert_eq!((counts.files_sent, counts.files_failed), (2, 1));
         assert_eq!(counts.failures[0].0, "IM2");
+        let refused = FileOutcome::Failed(Refusal::SopClass { class: "CTImageStorage".into() });
+        let err = decide(2, log(&[refused.clone(), refused], None)).expect_err("none");
+        assert_eq!(err.class, Class::RelayFailed);
+        assert!(err.detail.contains("accepted none"), "{}", err.detail);
     }
 
     #[test]
@@ -422,16 +547,23 @@ mod tests {
         assert_eq!(err.class, Class::PublisherUnreachable);
         assert_eq!(err.detail, "CD Publisher unreachable at 127.0.0.1:104: connection refused");
         assert_eq!(err.destination.as_deref(), Some("127.0.0.1:104"));
-
         let err =
             decide(2, log(&[], Some(AssociationProblem::Rejected(String::new())))).expect_err("rejected");
         assert_eq!(err.class, Class::RelayFailed);
         assert!(err.detail.starts_with("association rejected"), "{}", err.detail);
-
         let stalled = log(&[FileOutcome::Stored], Some(AssociationProblem::Stalled));
         assert_eq!(decide(2, stalled).expect_err("stalled").class, Class::PartialRelay);
         let stalled = log(&[], Some(AssociationProblem::Stalled));
         assert_eq!(decide(2, stalled).expect_err("stalled").class, Class::RelayFailed);
+    }
+
+    #[test]
+    fn a_stopped_dcmsend_is_accounted_in_order() {
+        let (files, _) = instances(4);
+        let log = in_order(&files, 2, Cut::Stalled);
+        assert_eq!(log.files[1].1, FileOutcome::Stored);
+        assert_eq!(log.files[2].1, FileOutcome::Failed(Refusal::NotAttempted(Cut::NoAnswer)));
+        assert_eq!(log.files[3].1, FileOutcome::Failed(Refusal::NotAttempted(Cut::Stalled)));
     }
 
     #[test]

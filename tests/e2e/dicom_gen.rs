@@ -31,11 +31,13 @@ pub struct Series {
     pub count: usize,
     pub rows: u16,
     pub columns: u16,
+    /// 8-bit pixels (what lossy JPEG baseline can encode), else 16.
+    pub eight_bit: bool,
 }
 
 impl Series {
     pub fn new(modality: &'static str, sop_class: &'static str, count: usize) -> Series {
-        Series { modality, sop_class, count, rows: 16, columns: 16 }
+        Series { modality, sop_class, count, rows: 16, columns: 16, eight_bit: false }
     }
 }
 
@@ -147,16 +149,22 @@ fn instance(
     put(&mut data, 0x0028, 0x0004, b"CS", b"MONOCHROME2");
     put(&mut data, 0x0028, 0x0010, b"US", &series.rows.to_le_bytes());
     put(&mut data, 0x0028, 0x0011, b"US", &series.columns.to_le_bytes());
-    put(&mut data, 0x0028, 0x0100, b"US", &16u16.to_le_bytes());
-    put(&mut data, 0x0028, 0x0101, b"US", &12u16.to_le_bytes());
-    put(&mut data, 0x0028, 0x0102, b"US", &11u16.to_le_bytes());
+    let (allocated, stored): (u16, u16) = if series.eight_bit { (8, 8) } else { (16, 12) };
+    put(&mut data, 0x0028, 0x0100, b"US", &allocated.to_le_bytes());
+    put(&mut data, 0x0028, 0x0101, b"US", &stored.to_le_bytes());
+    put(&mut data, 0x0028, 0x0102, b"US", &(stored - 1).to_le_bytes());
     put(&mut data, 0x0028, 0x0103, b"US", &0u16.to_le_bytes());
     let pixels = series.rows as usize * series.columns as usize;
     let mut pixel_data = Vec::with_capacity(pixels * 2);
     for i in 0..pixels {
-        pixel_data.extend_from_slice(&(((i + number * 7) % 4096) as u16).to_le_bytes());
+        let value = (i + number * 7) % (1 << stored);
+        if series.eight_bit {
+            pixel_data.push(value as u8);
+        } else {
+            pixel_data.extend_from_slice(&(value as u16).to_le_bytes());
+        }
     }
-    put(&mut data, 0x7FE0, 0x0010, b"OW", &pixel_data);
+    put(&mut data, 0x7FE0, 0x0010, if series.eight_bit { b"OB" } else { b"OW" }, &pixel_data);
     part10(series.sop_class, sop_instance_uid, &data)
 }
 

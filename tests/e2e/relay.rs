@@ -1,6 +1,6 @@
 //! `pacs2cd relay` against a real storescp, with both senders.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -129,7 +129,7 @@ fn publisher_refusing_a_sop_class_gives_partial_relay_with_counts() {
         assert_eq!(json["files_sent"], 3, "{sender}");
         assert_eq!(json["files_failed"], 3, "{sender}");
         assert_eq!(json["failures"].as_array().map(Vec::len), Some(3));
-        assert!(run.stderr.contains("accepts no"), "{}", run.stderr);
+        assert!(run.stderr.contains("does not take MR Image Storage"), "{}", run.stderr);
         let ct: Vec<Written> =
             written.into_iter().filter(|w| w.path.to_string_lossy().contains("CT1_")).collect();
         assert_eq!(publisher.received_uids(), uids(&ct), "{sender}");
@@ -154,12 +154,15 @@ fn jpeg_lossless_reaches_an_uncompressed_only_publisher_with_dcmsend() {
     env.run(&["--json", "relay", arg(data.path())]).expect_code(0);
     assert_eq!(publisher.received_uids(), uids(&written));
 
-    // storescu cannot convert it: every file fails, and says why.
+    // storescu cannot decompress it: nothing is accepted (76), and each
+    // file says why and what to do.
     let publisher = Storescp::start(Publisher::UncompressedOnly);
     let env = TestEnv::publisher(publisher.port, "storescu", "");
     let run = env.run(&["--json", "relay", arg(data.path())]);
-    run.expect_code(75);
+    run.expect_code(76);
     assert_eq!(run.json()["files_failed"], 4);
+    let reason = run.json()["failures"][0]["reason"].as_str().unwrap_or("").to_string();
+    assert!(reason.contains("JPEG Lossless") && reason.contains("sender = \"dcmsend\""), "{reason}");
     assert!(publisher.received_uids().is_empty());
 }
 
@@ -339,6 +342,118 @@ fn ctrl_c_mid_send_says_what_the_publisher_holds() {
         let audit = env.audit_lines("audit.log");
         assert_eq!(audit.last().map(|l| l["files"].clone()), Some(serde_json::json!(reported)), "{audit:?}");
         assert_eq!(audit.last().map(|l| l["outcome"].clone()), Some(serde_json::json!("interrupted")));
+        env.assert_staging_empty();
+    }
+}
+
+/// Real-world kinds of file: classes storescu's default list lacks, lossless
+/// and lossy compression, deflate, big endian, a damaged file. Each file that
+/// does not arrive says why, in the words of the fixed set.
+fn corpus(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    const SEGMENTATION: &str = "1.2.840.10008.5.1.4.1.1.66.4";
+    let plain = tempfile::tempdir().expect("plain");
+    let one = |name: &str, modality: &'static str, class: &'static str, eight_bit: bool| {
+        let study = Study::new(
+            "DOE^JOHN",
+            "PID001",
+            "ACC900",
+            vec![Series { eight_bit, rows: 32, columns: 32, ..Series::new(modality, class, 1) }],
+        );
+        let written = dicom_gen::write_study(&plain.path().join(name), &study);
+        written[0].path.clone()
+    };
+    let convert = |tool: &str, args: &[&str], from: &Path, to: &Path| {
+        let status = Command::new(require(tool, "dcmtk")).args(args).arg(from).arg(to).status().expect(tool);
+        assert!(status.success(), "{tool} {args:?} failed");
+    };
+    let mut files = Vec::new();
+    let mut add = |name: &'static str, source: PathBuf, tool: Option<(&str, &[&str])>| {
+        let target = dir.join(name);
+        match tool {
+            Some((tool, args)) => convert(tool, args, &source, &target),
+            None => {
+                std::fs::copy(&source, &target).expect("copy");
+            }
+        }
+        files.push((name, target));
+    };
+    add("C01_CT.dcm", one("c01", "CT", CT_IMAGE, false), None);
+    add("C02_MR_jpeg_lossless.dcm", one("c02", "MR", MR_IMAGE, false), Some(("dcmcjpeg", &["+e1"])));
+    add("C03_SC_jpeg_baseline.dcm", one("c03", "OT", SECONDARY_CAPTURE, true), Some(("dcmcjpeg", &["+eb"])));
+    add("C04_CT_jpegls_lossless.dcm", one("c04", "CT", CT_IMAGE, false), Some(("dcmcjpls", &["+el"])));
+    add("C05_CT_jpegls_near.dcm", one("c05", "CT", CT_IMAGE, false), Some(("dcmcjpls", &["+en"])));
+    add("C06_MR_rle.dcm", one("c06", "MR", MR_IMAGE, false), Some(("dcmcrle", &[])));
+    add("C07_CT_deflated.dcm", one("c07", "CT", CT_IMAGE, false), Some(("dcmconv", &["+td"])));
+    add("C08_CT_big_endian.dcm", one("c08", "CT", CT_IMAGE, false), Some(("dcmconv", &["+tb"])));
+    add("C09_SEG.dcm", one("c09", "SEG", SEGMENTATION, true), None);
+    let damaged = one("c10", "CT", CT_IMAGE, false);
+    let bytes = std::fs::read(&damaged).expect("read");
+    std::fs::write(&damaged, &bytes[..bytes.len() - 600]).expect("truncate");
+    add("C10_CT_truncated.dcm", damaged, None);
+    files
+}
+
+#[test]
+fn every_file_that_does_not_arrive_says_why() {
+    let data = tempfile::tempdir().expect("data");
+    let files = corpus(data.path());
+    // (publisher, sender) -> the reason each file fails with (substring);
+    // files not listed arrive.
+    type Failing = &'static [(&'static str, &'static str)];
+    let cases: [(Publisher, &str, Failing); 4] = [
+        (Publisher::AcceptAll, "dcmsend", &[("C10", "cannot be read")]),
+        (Publisher::AcceptAll, "storescu", &[("C10", "cannot be read")]),
+        (
+            Publisher::UncompressedOnly,
+            "dcmsend",
+            &[
+                ("C03", "lossy image cannot be converted"),
+                ("C05", "lossy image cannot be converted"),
+                ("C10", "cannot be read"),
+            ],
+        ),
+        (
+            Publisher::UncompressedOnly,
+            "storescu",
+            &[
+                ("C02", "storescu cannot decompress"),
+                ("C03", "lossy image cannot be converted"),
+                ("C04", "storescu cannot decompress"),
+                ("C05", "lossy image cannot be converted"),
+                ("C06", "storescu cannot decompress"),
+                ("C10", "cannot be read"),
+            ],
+        ),
+    ];
+    for (behaviour, sender, failing) in cases {
+        let publisher = Storescp::start(behaviour);
+        let env = TestEnv::publisher(publisher.port, sender, "");
+        let run = env.run(&["--json", "relay", arg(data.path())]);
+        run.expect_code(75);
+        let json = run.json();
+        let failures: Vec<(String, String)> = json["failures"]
+            .as_array()
+            .expect("failures")
+            .iter()
+            .map(|f| {
+                (f["file"].as_str().unwrap_or("").to_string(), f["reason"].as_str().unwrap_or("").to_string())
+            })
+            .collect();
+        let case = format!("{behaviour:?} {sender}");
+        assert_eq!(failures.len(), failing.len(), "{case}: {failures:#?}");
+        for (prefix, reason) in failing {
+            let (file, why) = failures
+                .iter()
+                .find(|(file, _)| file.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{case}: {prefix} not failed: {failures:#?}"));
+            assert!(why.contains(reason), "{case}: {file}: {why}");
+        }
+        assert_eq!(json["files_sent"].as_u64(), Some((files.len() - failing.len()) as u64), "{case}");
+        assert_eq!(
+            publisher.received_uids().len(),
+            files.len() - failing.len(),
+            "{case}: the publisher holds what was reported"
+        );
         env.assert_staging_empty();
     }
 }
