@@ -9,6 +9,7 @@ mod disc;
 mod fetch;
 mod harness;
 mod print;
+mod receiver;
 mod relay;
 mod staging;
 mod whole;
