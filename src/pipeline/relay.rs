@@ -234,6 +234,12 @@ pub fn send(
         (Sender::Storescu, _) => {
             let mut log = storescu::parse(&output.lines, &files, &kind_of, &ids);
             if let Some(cut) = cut {
+                // A file begun as storescu was stopped was cut off too.
+                for (_, outcome) in &mut log.files {
+                    if *outcome == FileOutcome::Failed(Refusal::NotAttempted(Cut::AssociationEnded)) {
+                        *outcome = FileOutcome::Failed(Refusal::NotAttempted(cut));
+                    }
+                }
                 mark_rest(&mut log, &files, cut);
             }
             log

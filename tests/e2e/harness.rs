@@ -905,3 +905,118 @@ impl Nginx {
         self.request("GET", target, &[])
     }
 }
+
+/// The Python of the virtualenv with pynetdicom (made by `scripts/deps`,
+/// outside PATH: pynetdicom's scripts would shadow DCMTK's).
+fn pynetdicom_python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/deps (.ci/run does)", python.display());
+    python
+}
+
+/// Waits until a fake server wrote its ready file, or panics with its log.
+fn wait_for_ready(ready: &Path, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what} did not start within 20 s; its log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A PACS that misbehaves on purpose (tests/support/fake_pacs.py, on
+/// pynetdicom): `behaviour` as its README lists them. It serves the files
+/// given and knows `PACS2CD` at 127.0.0.1:`move_port`.
+pub struct FakePacs {
+    pub dicom_port: u16,
+    pub move_port: u16,
+    pub dir: TempDir,
+    _server: Server,
+}
+
+impl FakePacs {
+    pub fn start(behaviour: &str, files: &[crate::dicom_gen::Written], extra: &[&str]) -> FakePacs {
+        let python = pynetdicom_python();
+        let dir = tempfile::tempdir().expect("fake PACS dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("data");
+        for (index, file) in files.iter().enumerate() {
+            std::fs::copy(&file.path, data.join(format!("{index:05}.dcm"))).expect("copy into the fake PACS");
+        }
+        let (dicom_port, move_port) = (free_port(), free_port());
+        let ready = dir.path().join("ready");
+        let log = dir.path().join("fake_pacs.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_pacs.py");
+        let server = Server::spawn(
+            Command::new(python)
+                .arg(script)
+                .args(["--port", &dicom_port.to_string(), "--ae", PACS_AE, "--behaviour", behaviour])
+                .arg("--dir")
+                .arg(&data)
+                .arg("--peer")
+                .arg(format!("{OUR_AE}=127.0.0.1:{move_port}"))
+                .arg("--ready-file")
+                .arg(&ready)
+                .args(extra),
+            &log,
+        );
+        wait_for_ready(&ready, "fake_pacs.py", &log);
+        FakePacs { dicom_port, move_port, dir, _server: server }
+    }
+
+    pub fn config(&self, extra: &str) -> String {
+        pacs_section(self.dicom_port, self.move_port, extra)
+    }
+
+    /// What it logged (one line per request).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("fake_pacs.log")).unwrap_or_default()
+    }
+}
+
+/// A CD publisher that stops answering after `stall_after` files
+/// (tests/support/fake_publisher.py).
+pub struct FakePublisher {
+    pub port: u16,
+    pub received: TempDir,
+    _server: Server,
+}
+
+impl FakePublisher {
+    pub fn start(stall_after: usize) -> FakePublisher {
+        let python = pynetdicom_python();
+        let received = tempfile::tempdir().expect("received dir");
+        let store = received.path().join("store");
+        std::fs::create_dir(&store).expect("store");
+        let port = free_port();
+        let ready = received.path().join("ready");
+        let log = received.path().join("fake_publisher.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_publisher.py");
+        let server = Server::spawn(
+            Command::new(python)
+                .arg(script)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--ae",
+                    PUBLISHER_AE,
+                    "--stall-after",
+                    &stall_after.to_string(),
+                ])
+                .arg("--dir")
+                .arg(&store)
+                .arg("--ready-file")
+                .arg(&ready),
+            &log,
+        );
+        wait_for_ready(&ready, "fake_publisher.py", &log);
+        FakePublisher { port, received, _server: server }
+    }
+
+    /// SOP Instance UIDs of what it stored, sorted.
+    pub fn received_uids(&self) -> Vec<String> {
+        crate::dicom_gen::sop_instance_uids(&self.received.path().join("store"))
+    }
+}

@@ -8,6 +8,7 @@ mod dicom_gen;
 mod disc;
 mod fetch;
 mod harness;
+mod misbehaving;
 mod print;
 mod receiver;
 mod relay;
