@@ -20,7 +20,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dicom_gen::{CR_IMAGE, CT_IMAGE, MR_IMAGE, Series, Study};
-use harness::{OUR_AE, Orthanc, PACS_AE, PUBLISHER_AE, Publisher, Storescp, TestEnv};
+use harness::{Dcmqrscp, OUR_AE, Orthanc, PACS_AE, PUBLISHER_AE, Publisher, Storescp, TestEnv};
+
+/// The legacy script's modality loop (config.rs's default `pacs.modalities`).
+const LEGACY_MODALITIES: [&str; 14] =
+    ["CR", "CT", "MR", "US", "XA", "DX", "MG", "NM", "PT", "RF", "OT", "SC", "ES", "DR"];
 
 /// One measured run of a program.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,18 +38,35 @@ struct Sample {
 
 /// Runs a command to the end; panics (the bench cannot go on) on failure.
 fn run(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Sample {
-    run_capturing(program, args, env).0
+    run_capturing(program, args, env, None).0
+}
+
+/// `run` in the folder `dir`.
+fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Sample {
+    run_capturing(program, args, &[], Some(dir)).0
 }
 
 /// `run`, also returning what the program wrote on stderr.
-fn run_capturing(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Sample, String) {
+fn run_capturing(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    dir: Option<&Path>,
+) -> (Sample, String) {
     let started = Instant::now();
-    let child = Command::new(program)
+    // stderr to a file, not a pipe: a chatty tool (dcmmkdir) would fill a
+    // pipe that is read only at the end, and block.
+    let log = tempfile::tempfile().expect("stderr file");
+    let mut command = Command::new(program);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let child = command
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log.try_clone().expect("stderr file"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
     let pid = child.id() as libc::pid_t;
@@ -73,16 +94,15 @@ fn run_capturing(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Sample
     let wall = started.elapsed();
     let cpu = own_cpu(pid);
     let output = child.wait_with_output().expect("reap");
-    if !output.status.success() {
-        panic!(
-            "{} {:?} failed ({:?}):\n{}",
-            program.display(),
-            args,
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+    let mut stderr = String::new();
+    {
+        use std::io::{Read, Seek};
+        let mut log = log;
+        let _ = log.rewind().and_then(|()| log.read_to_string(&mut stderr));
     }
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        panic!("{} {:?} failed ({:?}):\n{stderr}", program.display(), args, output.status.code());
+    }
     (Sample { wall, cpu, rss_kb: (peak > 0).then_some(peak) }, stderr)
 }
 
@@ -172,6 +192,14 @@ impl Table {
     }
 }
 
+/// A PACS of the bench: where it listens, and its `[pacs]` section.
+struct BenchPacs {
+    name: &'static str,
+    dicom_port: u16,
+    move_port: u16,
+    config: String,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let reps: usize = args
@@ -183,13 +211,21 @@ fn main() {
     let legacy_reps = reps.clamp(1, 2);
     let pacs2cd = PathBuf::from(env!("CARGO_BIN_EXE_pacs2cd"));
     let tool = |name: &str| harness::require(name, "dcmtk");
-    let (dcmsend, storescu, getscu, movescu, findscu) =
-        (tool("dcmsend"), tool("storescu"), tool("getscu"), tool("movescu"), tool("findscu"));
+    let (dcmsend, storescu, getscu, movescu, findscu, dcmmkdir) = (
+        tool("dcmsend"),
+        tool("storescu"),
+        tool("getscu"),
+        tool("movescu"),
+        tool("findscu"),
+        tool("dcmmkdir"),
+    );
     let nodelay = [("TCP_NODELAY", "1")];
 
-    // The servers: the publisher discards what it receives (same for all runs).
+    // The servers: the publisher discards what it receives (same for all
+    // runs); the data set in Orthanc and in DCMTK's dcmqrscp.
     let publisher = Storescp::start(Publisher::Discarding);
-    let pacs = Orthanc::start_knowing(&[(PUBLISHER_AE, publisher.port)]);
+    let orthanc = Orthanc::start_knowing(&[(PUBLISHER_AE, publisher.port)]);
+    let dcmqrscp = Dcmqrscp::start();
     let data = tempfile::tempdir().expect("data");
     let ct = Study::new(
         "BENCH^CT",
@@ -217,32 +253,45 @@ fn main() {
     for study in [&ct, &mr, &cr] {
         let files = dicom_gen::write_study(&data.path().join(&study.accession), study);
         bytes += files.iter().filter_map(|f| f.path.metadata().ok()).map(|m| m.len()).sum::<u64>();
-        pacs.load(&files);
+        orthanc.load(&files);
+        dcmqrscp.load(&files);
     }
     let ct_dir = data.path().join("BENCH.CT");
     eprintln!(
-        "bench: generated and loaded 422 files ({:.0} MB) in {:.1} s",
+        "bench: generated and loaded 422 files ({:.0} MB) into Orthanc and dcmqrscp in {:.1} s",
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
+    let pacses = [
+        BenchPacs {
+            name: "Orthanc",
+            dicom_port: orthanc.dicom_port,
+            move_port: orthanc.move_port,
+            config: orthanc.config(""),
+        },
+        BenchPacs {
+            name: "dcmqrscp",
+            dicom_port: dcmqrscp.dicom_port,
+            move_port: dcmqrscp.move_port,
+            config: dcmqrscp.config(""),
+        },
+    ];
 
     let publisher_port = publisher.port.to_string();
-    let pacs_port = pacs.dicom_port.to_string();
-    let move_port = pacs.move_port.to_string();
-    let config = |extra: &str| {
+    let config = |pacs: &BenchPacs, extra: &str| {
         TestEnv::new(&format!(
-            "{}{}",
-            pacs.config(&format!("{extra}\n")),
+            "{}{extra}\n{}",
+            pacs.config,
             TestEnv::publisher_section(publisher.port, "dcmsend", "")
         ))
     };
-    let env_move = config("retrieve = \"move\"");
-    let env_get = config("retrieve = \"get\"");
-    let env_legacy = config("retrieve = \"move\"\nstrategy = \"legacy-modalities\"");
+    let env_move = config(&pacses[0], "retrieve = \"move\"");
+    let env_get = config(&pacses[0], "retrieve = \"get\"");
+    let env_legacy = config(&pacses[0], "retrieve = \"move\"\nstrategy = \"legacy-modalities\"");
     let out = tempfile::tempdir().expect("out");
     let out_dir = out.path().join("o");
     let out_arg = out_dir.to_string_lossy().into_owned();
-    let mut clear = || {
+    let clear = || {
         let _ = std::fs::remove_dir_all(&out_dir);
         std::fs::create_dir_all(&out_dir).expect("out dir");
     };
@@ -252,22 +301,39 @@ fn main() {
     };
     let ct_arg = ct_dir.to_string_lossy().into_owned();
     let mut table = Table { rows: Vec::new() };
-    let study_key = format!("StudyInstanceUID={}", ct.study_uid);
+    let ct_key = format!("StudyInstanceUID={}", ct.study_uid);
+    let all_key = format!("StudyInstanceUID={}\\{}\\{}", ct.study_uid, mr.study_uid, cr.study_uid);
     let accessions = "BENCH.CT,BENCH.MR,BENCH.CR";
     // The raw retrieves, by a StudyInstanceUID key, into the scratch folder.
-    let raw_get = |key: &str| {
+    let raw_get = |pacs: &BenchPacs, key: &str| {
+        let port = pacs.dicom_port.to_string();
         let args =
             ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "+xs", "-od", &out_arg, "-k", "QueryRetrieveLevel=STUDY"];
-        run(&getscu, &[&args[..], &["-k", key, "127.0.0.1", &pacs_port]].concat(), &nodelay)
+        run(&getscu, &[&args[..], &["-k", key, "127.0.0.1", &port]].concat(), &nodelay)
     };
-    let raw_move = |key: &str| {
-        let args =
-            ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "-aem", OUR_AE, "+P", &move_port, "+xa", "-od", &out_arg];
+    let raw_find = |pacs: &BenchPacs, accession: &str| {
+        let port = pacs.dicom_port.to_string();
+        let key = format!("AccessionNumber={accession}");
+        let keys =
+            ["-k", "QueryRetrieveLevel=STUDY", "-k", &key, "-k", "StudyInstanceUID", "-k", "PatientID"];
         run(
-            &movescu,
-            &[&args[..], &["-k", "QueryRetrieveLevel=STUDY", "-k", key, "127.0.0.1", &pacs_port]].concat(),
+            &findscu,
+            &[&["-S", "-aet", OUR_AE, "-aec", PACS_AE][..], &keys, &["127.0.0.1", &port]].concat(),
             &nodelay,
         )
+    };
+    let send_out = || {
+        run(
+            &dcmsend,
+            &["-aet", "CDRECORD", "-aec", PUBLISHER_AE, "+sd", "+r", "127.0.0.1", &publisher_port, &out_arg],
+            &nodelay,
+        )
+    };
+    // The same work by hand, timed as one: run each step in sequence.
+    let sequence = |steps: &mut dyn FnMut()| {
+        let started = Instant::now();
+        steps();
+        Sample { wall: started.elapsed(), ..Sample::default() }
     };
     // `--only fetch,print` runs only those sections.
     let only: Option<Vec<String>> = args
@@ -280,329 +346,282 @@ fn main() {
     // 1. relay of the CT folder vs the raw senders.
     if wanted("relay") {
         let mut relay = || pacs2cd_run(&env_move, &["relay", &ct_arg]);
-        let mut raw_dcmsend = || {
-            run(
-                &dcmsend,
-                &[
-                    "-aet",
-                    "CDRECORD",
-                    "-aec",
-                    PUBLISHER_AE,
-                    "+sd",
-                    "+r",
-                    "127.0.0.1",
-                    &publisher_port,
-                    &ct_arg,
-                ],
-                &nodelay,
-            )
+        let raw = |program: &Path| {
+            let args = [
+                "-aet",
+                "CDRECORD",
+                "-aec",
+                PUBLISHER_AE,
+                "+sd",
+                "+r",
+                "127.0.0.1",
+                &publisher_port,
+                &ct_arg,
+            ];
+            run(program, &args, &nodelay)
         };
-        let mut raw_storescu = || {
-            run(
-                &storescu,
-                &[
-                    "-aet",
-                    "CDRECORD",
-                    "-aec",
-                    PUBLISHER_AE,
-                    "+sd",
-                    "+r",
-                    "127.0.0.1",
-                    &publisher_port,
-                    &ct_arg,
-                ],
-                &nodelay,
-            )
-        };
-        let relay_samples = interleave(
+        let mut raw_dcmsend = || raw(&dcmsend);
+        let mut raw_storescu = || raw(&storescu);
+        let samples = interleave(
             reps,
             &mut [("relay", &mut relay), ("dcmsend", &mut raw_dcmsend), ("storescu", &mut raw_storescu)],
             &mut || {},
         );
-        table.compare(
-            "relay CT (300 files)",
-            &["pacs2cd relay", "dcmsend +sd +r"],
-            &relay_samples[..2],
-            "<= 1.05",
-        );
+        table.compare("relay CT (300 files)", &["pacs2cd relay", "dcmsend +sd +r"], &samples[..2], "<= 1.05");
         table.compare(
             "relay CT (300 files)",
             &["pacs2cd relay", "storescu +sd +r"],
-            &[relay_samples[0].clone(), relay_samples[2].clone()],
+            &[samples[0].clone(), samples[2].clone()],
             "<= 1.05",
         );
     }
-    // 2. fetch of the CT study vs one raw getscu / movescu.
+    // 2. fetch of the CT (retrieve, prove, lay out, DICOMDIR) vs the floor
+    // doing the same work: getscu, the files renamed into media file IDs,
+    // dcmmkdir.
     if wanted("fetch") {
-        let mut fetch_get = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
-        let mut raw_get_ct = || raw_get(&study_key);
-        let mut fetch_move = || pacs2cd_run(&env_move, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
-        let mut raw_move_ct = || raw_move(&study_key);
-        let fetch_samples = interleave(
-            reps,
-            &mut [
-                ("fetch get", &mut fetch_get),
-                ("getscu", &mut raw_get_ct),
-                ("fetch move", &mut fetch_move),
-                ("movescu", &mut raw_move_ct),
-            ],
-            &mut clear,
+        let pacs = &pacses[0];
+        let mut fetch = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
+        let mut floor = || {
+            sequence(&mut || {
+                raw_get(pacs, &ct_key);
+                let series = out_dir.join("DICOM/ST000001/SE000001");
+                std::fs::create_dir_all(&series).expect("layout");
+                let mut received: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+                    .expect("received")
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect();
+                received.sort();
+                for (n, file) in received.iter().enumerate() {
+                    std::fs::rename(file, series.join(format!("IM{:06}", n + 1))).expect("rename");
+                }
+                // As pacs2cd runs it: in the disc folder, file IDs relative.
+                let args = [
+                    "-nb", "+r", "-Pgp", "+I", "-Nxc", "-Nec", "-Nrc", "+F", "BENCH_CT", "+D", "DICOMDIR",
+                    "DICOM",
+                ];
+                run_in(&out_dir, &dcmmkdir, &args);
+            })
+        };
+        let samples = interleave(reps, &mut [("fetch", &mut fetch), ("floor", &mut floor)], &mut || clear());
+        table.compare(
+            "fetch CT (Orthanc)",
+            &["pacs2cd fetch (C-GET)", "getscu + layout + dcmmkdir"],
+            &samples,
+            "<= 1.10",
         );
-        table.compare("fetch CT", &["pacs2cd fetch (C-GET)", "getscu"], &fetch_samples[..2], "<= 1.10");
-        table.compare("fetch CT", &["pacs2cd fetch (C-MOVE)", "movescu +P"], &fetch_samples[2..], "<= 1.10");
     }
-    // 3. print of the 3 accessions vs the same work by hand, both ways.
+    // 3. print of the 3 accessions, by C-GET and by C-MOVE, against the
+    // C-GET floor (the finds, one getscu, one dcmsend), on both PACSs.
     if wanted("print") {
-        let uids = format!("StudyInstanceUID={}\\{}\\{}", ct.study_uid, mr.study_uid, cr.study_uid);
-        let find = |accession: &str| {
-            let key = format!("AccessionNumber={accession}");
-            run(
-                &findscu,
-                &[
-                    "-S",
-                    "-aet",
-                    OUR_AE,
-                    "-aec",
-                    PACS_AE,
-                    "-k",
-                    "QueryRetrieveLevel=STUDY",
-                    "-k",
-                    &key,
-                    "-k",
-                    "StudyInstanceUID",
-                    "-k",
-                    "PatientID",
-                    "-k",
-                    "NumberOfStudyRelatedInstances",
-                    "127.0.0.1",
-                    &pacs_port,
-                ],
-                &nodelay,
-            )
+        for pacs in &pacses {
+            let env_get = config(pacs, "retrieve = \"get\"");
+            let env_move = config(pacs, "retrieve = \"move\"");
+            let mut print_get = || pacs2cd_run(&env_get, &["print", accessions]);
+            let mut print_move = || pacs2cd_run(&env_move, &["print", accessions]);
+            let mut floor = || {
+                sequence(&mut || {
+                    for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
+                        raw_find(pacs, a);
+                    }
+                    raw_get(pacs, &all_key);
+                    send_out();
+                })
+            };
+            let samples = interleave(
+                reps,
+                &mut [("print get", &mut print_get), ("print move", &mut print_move), ("floor", &mut floor)],
+                &mut || clear(),
+            );
+            let group = format!("print 3 accessions ({})", pacs.name);
+            let floor_name = "findscu x3 + getscu + dcmsend";
+            table.compare(
+                &group,
+                &["pacs2cd print (C-GET)", floor_name],
+                &[samples[0].clone(), samples[2].clone()],
+                "<= 1.15",
+            );
+            table.compare(
+                &group,
+                &["pacs2cd print (C-MOVE)", floor_name],
+                &[samples[1].clone(), samples[2].clone()],
+                "<= 1.15",
+            );
+        }
+    }
+    // 4. print of the CT against the safe floor: getscu, then dcmsend.
+    if wanted("safe") {
+        let pacs = &pacses[0];
+        let mut print_ct = || pacs2cd_run(&env_get, &["print", "BENCH.CT"]);
+        let mut floor = || {
+            sequence(&mut || {
+                raw_get(pacs, &ct_key);
+                send_out();
+            })
         };
-        let send_out = || {
-            run(
-                &dcmsend,
-                &[
-                    "-aet",
-                    "CDRECORD",
-                    "-aec",
-                    PUBLISHER_AE,
-                    "+sd",
-                    "+r",
-                    "127.0.0.1",
-                    &publisher_port,
-                    &out_arg,
-                ],
-                &nodelay,
-            )
-        };
-        let mut print_get = || pacs2cd_run(&env_get, &["print", accessions]);
-        // The same work by hand: the finds, one retrieve, one send.
-        let by_hand = |retrieve: &dyn Fn(&str) -> Sample| {
-            let started = Instant::now();
-            for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
-                find(a);
-            }
-            retrieve(&uids);
-            send_out();
-            Sample { wall: started.elapsed(), ..Sample::default() }
-        };
-        let mut raw_print_get = || by_hand(&raw_get);
-        let mut print_move = || pacs2cd_run(&env_move, &["print", accessions]);
-        let mut raw_print_move = || by_hand(&raw_move);
-        let print_samples = interleave(
-            reps,
-            &mut [
-                ("print get", &mut print_get),
-                ("raw get", &mut raw_print_get),
-                ("print move", &mut print_move),
-                ("raw move", &mut raw_print_move),
-            ],
-            &mut clear,
-        );
+        let samples =
+            interleave(reps, &mut [("print", &mut print_ct), ("floor", &mut floor)], &mut || clear());
         table.compare(
-            "print 3 accessions",
-            &["pacs2cd print (C-GET)", "findscu x3 + getscu + dcmsend"],
-            &print_samples[..2],
-            "<= 1.15",
-        );
-        table.compare(
-            "print 3 accessions",
-            &["pacs2cd print (C-MOVE)", "findscu x3 + movescu + dcmsend"],
-            &print_samples[2..],
-            "<= 1.15",
+            "print CT (Orthanc)",
+            &["pacs2cd print (C-GET)", "getscu, then dcmsend"],
+            &samples,
+            "<= 1.10",
         );
     }
-    // 4. the legacy loop vs the default strategy (both C-MOVE).
+    // 5. the legacy loop: 14 modalities x 3 accessions. Before: one movescu
+    // with its own storage SCP per request (what the receiver replaced);
+    // after: pacs2cd's legacy strategy with its one storescp receiver;
+    // and the study strategy.
     if wanted("strategy") {
-        let mut print_legacy = || pacs2cd_run(&env_legacy, &["print", accessions]);
-        let mut print_default = || pacs2cd_run(&env_move, &["print", accessions]);
-        let legacy_samples = interleave(
+        let pacs = &pacses[0];
+        let port = pacs.dicom_port.to_string();
+        let move_port = pacs.move_port.to_string();
+        let mut before = || {
+            sequence(&mut || {
+                for modality in LEGACY_MODALITIES {
+                    for accession in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
+                        let keys = [
+                            "-k",
+                            "QueryRetrieveLevel=STUDY",
+                            "-k",
+                            &format!("AccessionNumber={accession}"),
+                            "-k",
+                            &format!("ModalitiesInStudy={modality}"),
+                        ]
+                        .map(|k| k.to_string());
+                        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                        let args = [
+                            "-S", "-aet", OUR_AE, "-aec", PACS_AE, "-aem", OUR_AE, "+P", &move_port, "+xa",
+                            "-od", &out_arg,
+                        ];
+                        run(&movescu, &[&args[..], &keys, &["127.0.0.1", &port]].concat(), &nodelay);
+                    }
+                }
+            })
+        };
+        let mut legacy = || pacs2cd_run(&env_legacy, &["print", accessions]);
+        let mut default = || pacs2cd_run(&env_move, &["print", accessions]);
+        let samples = interleave(
             legacy_reps,
-            &mut [("legacy", &mut print_legacy), ("default", &mut print_default)],
-            &mut || {},
+            &mut [("before", &mut before), ("legacy", &mut legacy), ("default", &mut default)],
+            &mut || clear(),
         );
         table.compare(
-            "strategy (3 accessions)",
-            &["legacy-modalities (14 x 3 C-MOVE)", "study (1 C-MOVE)"],
-            &legacy_samples,
-            ">= 20 x",
+            "legacy loop (14 x 3, Orthanc)",
+            &[
+                "movescu +P x 42 (retrieve only)",
+                "pacs2cd legacy-modalities (C-MOVE)",
+                "pacs2cd study (C-MOVE)",
+            ],
+            &samples,
+            "before / after",
         );
     }
-    // 5. print of the CT vs the PACS moving it straight to the publisher.
+    // 6. print of the CT vs the PACS moving it straight to the publisher.
     if wanted("hop") {
+        let port = pacses[0].dicom_port.to_string();
         let mut print_ct = || pacs2cd_run(&env_get, &["print", "BENCH.CT"]);
         let mut one_hop = || {
-            run(
-                &movescu,
-                &[
-                    "-S",
-                    "-aet",
-                    OUR_AE,
-                    "-aec",
-                    PACS_AE,
-                    "-aem",
-                    PUBLISHER_AE,
-                    "-k",
-                    "QueryRetrieveLevel=STUDY",
-                    "-k",
-                    &study_key,
-                    "127.0.0.1",
-                    &pacs_port,
-                ],
-                &nodelay,
-            )
+            let args = [
+                "-S",
+                "-aet",
+                OUR_AE,
+                "-aec",
+                PACS_AE,
+                "-aem",
+                PUBLISHER_AE,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+            ];
+            run(&movescu, &[&args[..], &[ct_key.as_str(), "127.0.0.1", &port]].concat(), &nodelay)
         };
-        let hop_samples =
+        let samples =
             interleave(reps, &mut [("print", &mut print_ct), ("one hop", &mut one_hop)], &mut || {});
         table.compare(
             "print CT vs one hop",
             &["pacs2cd print CT (C-GET)", "movescu -aem publisher"],
-            &hop_samples,
+            &samples,
             "(two hops)",
         );
+    }
+    // A timeline of one print of the CT (which tools ran when), for
+    // finding where the time goes: `--only trace`.
+    if only.as_ref().is_some_and(|list| list.iter().any(|s| s == "trace")) {
+        let trace = out.path().join("trace.txt");
+        let dcmqrscp_get = config(&pacses[1], "retrieve = \"get\"");
+        let dcmqrscp_move = config(&pacses[1], "retrieve = \"move\"");
+        for (name, env) in [
+            ("get Orthanc", &env_get),
+            ("move Orthanc", &env_move),
+            ("get dcmqrscp", &dcmqrscp_get),
+            ("move dcmqrscp", &dcmqrscp_move),
+        ] {
+            let config_arg = env.config.to_string_lossy().into_owned();
+            let strace = harness::require("strace", "strace");
+            let trace_arg = trace.to_string_lossy().into_owned();
+            run(
+                &strace,
+                &[
+                    "-f",
+                    "--seccomp-bpf",
+                    "-ttt",
+                    "-e",
+                    "trace=execve,exit_group",
+                    "-o",
+                    &trace_arg,
+                    pacs2cd.to_str().expect("utf-8"),
+                    "--config",
+                    &config_arg,
+                    "-q",
+                    "print",
+                    if name.starts_with("get") { "BENCH.CT" } else { accessions },
+                ],
+                &[],
+            );
+            let text = std::fs::read_to_string(&trace).unwrap_or_default();
+            let mut start = None;
+            println!("--- print {accessions}: {name}");
+            for line in text.lines() {
+                let mut fields = line.split_whitespace();
+                let (Some(pid), Some(time)) = (fields.next(), fields.next()) else { continue };
+                let Ok(time) = time.parse::<f64>() else { continue };
+                let start = *start.get_or_insert(time);
+                let rest: String = fields.collect::<Vec<_>>().join(" ");
+                if rest.starts_with("execve(") || rest.starts_with("exit_group") {
+                    let shown: String = rest.chars().take(110).collect();
+                    println!("{:>8.3} {pid:>7} {shown}", time - start);
+                }
+            }
+        }
     }
     // 7. the disc image of the CT: pacs2cd's ISO step (fetch --iso minus
     // fetch, same folder) against genisoimage and xorriso on that folder.
     if wanted("iso") {
-        let genisoimage = harness::require("genisoimage", "genisoimage");
-        let xorriso = harness::require("xorriso", "xorriso");
-        let disc = out.path().join("disc");
-        let disc_arg = disc.to_string_lossy().into_owned();
-        let image = out.path().join("ct.iso");
-        let image_arg = image.to_string_lossy().into_owned();
-        // pacs2cd's ISO step as it logs it: "built FILE (N MB) in S s".
-        let config = env_get.config.to_string_lossy().into_owned();
-        let mut with_iso = || {
-            let args = [
-                "--config",
-                &config,
-                "--no-progress",
-                "fetch",
-                "BENCH.CT",
-                "-o",
-                &disc_arg,
-                "--force",
-                "--iso",
-                &image_arg,
-            ];
-            let (_, stderr) = run_capturing(&pacs2cd, &args, &[]);
-            let seconds = stderr
-                .lines()
-                .filter(|line| line.contains("built "))
-                .find_map(|line| line.rsplit(" in ").next()?.trim_end_matches(" s").parse::<f64>().ok())
-                .unwrap_or_else(|| panic!("no ISO build time in:\n{stderr}"));
-            Sample { wall: Duration::from_secs_f64(seconds), ..Sample::default() }
-        };
-        let mut raw_genisoimage = || {
-            run(
-                &genisoimage,
-                &[
-                    "-quiet",
-                    "-input-charset",
-                    "utf-8",
-                    "-J",
-                    "-R",
-                    "-V",
-                    "BENCH_CT",
-                    "-o",
-                    &image_arg,
-                    &disc_arg,
-                ],
-                &[],
-            )
-        };
-        let mut raw_xorriso = || {
-            run(
-                &xorriso,
-                &[
-                    "-as",
-                    "mkisofs",
-                    "-quiet",
-                    "-input-charset",
-                    "utf-8",
-                    "-J",
-                    "-R",
-                    "-V",
-                    "BENCH_CT",
-                    "-o",
-                    &image_arg,
-                    &disc_arg,
-                ],
-                &[],
-            )
-        };
-        // The folder must exist for the raw tools: lay it out once.
-        with_iso();
-        let mut reset = || {
-            let _ = std::fs::remove_file(&image);
-        };
-        let samples = interleave(
-            reps,
-            &mut [
-                ("with", &mut with_iso),
-                ("genisoimage", &mut raw_genisoimage),
-                ("xorriso", &mut raw_xorriso),
-            ],
-            &mut reset,
-        );
-        table.compare(
-            "ISO of the CT (157 MB)",
-            &["pacs2cd --iso (genisoimage)", "genisoimage -J -R"],
-            &samples[..2],
-            "(same tool)",
-        );
-        table.compare(
-            "ISO of the CT (157 MB)",
-            &["pacs2cd --iso (genisoimage)", "xorriso -as mkisofs"],
-            &[samples[0].clone(), samples[2].clone()],
-            "",
-        );
+        iso_section(&pacs2cd, &env_get, out.path(), reps, &mut table);
     }
-
-    // 6. pacs2cd's own CPU and memory.
+    // 8. pacs2cd's own CPU and memory.
     let mut own = Vec::new();
     if wanted("own") {
-        let print_ct_sample = {
-            let mut s: Vec<Sample> =
-                (0..reps).map(|_| pacs2cd_run(&env_get, &["print", "BENCH.CT"])).collect();
-            s.sort_by_key(|s| s.wall);
-            s[s.len() / 2]
+        let median = |samples: &mut Vec<Sample>| {
+            samples.sort_by_key(|s| s.wall);
+            samples[samples.len() / 2]
         };
-        own.push(("print CT, 300 files (C-GET)", print_ct_sample));
+        let mut print_ct: Vec<Sample> =
+            (0..reps).map(|_| pacs2cd_run(&env_get, &["print", "BENCH.CT"])).collect();
+        own.push(("print CT, 300 files (C-GET)", median(&mut print_ct)));
+        let mut move_ct: Vec<Sample> =
+            (0..reps).map(|_| pacs2cd_run(&env_move, &["print", "BENCH.CT"])).collect();
+        own.push(("print CT, 300 files (C-MOVE)", median(&mut move_ct)));
         let small = tempfile::tempdir().expect("small");
         let many =
             Study::new("BENCH^SMALL", "BENCH02", "BENCH.SMALL", vec![Series::new("CT", CT_IMAGE, 3000)]);
         dicom_gen::write_study(small.path(), &many);
         let small_arg = small.path().to_string_lossy().into_owned();
-        let relay_small = {
-            let mut s: Vec<Sample> =
-                (0..reps).map(|_| pacs2cd_run(&env_move, &["relay", &small_arg])).collect();
-            s.sort_by_key(|s| s.wall);
-            s[s.len() / 2]
-        };
-        own.push(("relay, 3,000 small files", relay_small));
+        let mut relay_small: Vec<Sample> =
+            (0..reps).map(|_| pacs2cd_run(&env_move, &["relay", &small_arg])).collect();
+        own.push(("relay, 3,000 small files", median(&mut relay_small)));
     }
     println!();
     println!(
@@ -628,6 +647,65 @@ fn main() {
             sample.rss_kb.unwrap_or(0) as f64 / 1024.0
         );
     }
+}
+
+/// The ISO step of pacs2cd (as it logs it) against genisoimage and xorriso.
+fn iso_section(pacs2cd: &Path, env: &TestEnv, out: &Path, reps: usize, table: &mut Table) {
+    let genisoimage = harness::require("genisoimage", "genisoimage");
+    let xorriso = harness::require("xorriso", "xorriso");
+    let disc = out.join("disc");
+    let disc_arg = disc.to_string_lossy().into_owned();
+    let image = out.join("ct.iso");
+    let image_arg = image.to_string_lossy().into_owned();
+    // pacs2cd's ISO step as it logs it: "built FILE (N MB) in S s".
+    let config = env.config.to_string_lossy().into_owned();
+    let mut with_iso = || {
+        let args = [
+            "--config",
+            &config,
+            "--no-progress",
+            "fetch",
+            "BENCH.CT",
+            "-o",
+            &disc_arg,
+            "--force",
+            "--iso",
+            &image_arg,
+        ];
+        let (_, stderr) = run_capturing(pacs2cd, &args, &[], None);
+        let seconds = stderr
+            .lines()
+            .filter(|line| line.contains("built "))
+            .find_map(|line| line.rsplit(" in ").next()?.trim_end_matches(" s").parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no ISO build time in:\n{stderr}"));
+        Sample { wall: Duration::from_secs_f64(seconds), ..Sample::default() }
+    };
+    let iso_args =
+        ["-quiet", "-input-charset", "utf-8", "-J", "-R", "-V", "BENCH_CT", "-o", &image_arg, &disc_arg];
+    let mut raw_genisoimage = || run(&genisoimage, &iso_args, &[]);
+    let mut raw_xorriso = || run(&xorriso, &[&["-as", "mkisofs"][..], &iso_args].concat(), &[]);
+    // The folder must exist for the raw tools: lay it out once.
+    with_iso();
+    let mut reset = || {
+        let _ = std::fs::remove_file(&image);
+    };
+    let samples = interleave(
+        reps,
+        &mut [("with", &mut with_iso), ("genisoimage", &mut raw_genisoimage), ("xorriso", &mut raw_xorriso)],
+        &mut reset,
+    );
+    table.compare(
+        "ISO of the CT (157 MB)",
+        &["pacs2cd --iso (genisoimage)", "genisoimage -J -R"],
+        &samples[..2],
+        "(same tool)",
+    );
+    table.compare(
+        "ISO of the CT (157 MB)",
+        &["pacs2cd --iso (genisoimage)", "xorriso -as mkisofs"],
+        &[samples[0].clone(), samples[2].clone()],
+        "",
+    );
 }
 
 fn dcmtk_version(dcmsend: &Path) -> String {

@@ -139,13 +139,22 @@ fn find_pacs(context: &Context) -> Result<CheckItem, Failure> {
         .map_err(|err| Failure::config(format!("cannot make a temporary folder: {err}")))?;
     let timeouts = pacs.timeouts;
     let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
-    let query = Query::studies("PACS2CD-CHECK");
-    command.args(findscu::args(pacs.calling_ae.as_str(), &pacs.endpoint, &timeouts, &query, scratch.path()));
+    let query = [Query::studies("PACS2CD-CHECK")];
+    let files = findscu::write_queries(&query, scratch.path())
+        .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
+    command.args(findscu::args(
+        pacs.calling_ae.as_str(),
+        &pacs.endpoint,
+        &timeouts,
+        &query,
+        &files,
+        scratch.path(),
+    ));
     command.dir = Some(scratch.path().to_path_buf());
     let output = runner::run(&command, &mut |_| {})?;
     let peer = &pacs.endpoint;
     let calling = &pacs.calling_ae;
-    let why = match findscu::ending(&output.lines) {
+    let why = match findscu::ending(&output.lines, 1) {
         Ending::Complete => {
             return Ok(CheckItem::ok(ITEM, format!("{peer} answered a study query from AE {calling}")));
         }

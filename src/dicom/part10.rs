@@ -138,15 +138,10 @@ impl DataSet {
         self.raw(tag).map(|value| decode(value, &charset)).unwrap_or_default()
     }
 
-    /// An IS/US count, when present and readable.
-    pub fn number(&self, tag: u32) -> Option<usize> {
-        let text = self.ascii(tag);
-        text.trim().parse().ok()
-    }
-
-    /// A multi-valued CS (`CT\SR`).
-    pub fn codes(&self, tag: u32) -> Vec<String> {
-        self.ascii(tag).split('\\').map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).collect()
+    /// Every element, decoded as text (the C-FIND answers' form).
+    pub fn decoded(&self) -> Vec<(u32, String)> {
+        let charset = self.ascii(tag::SPECIFIC_CHARACTER_SET);
+        self.elements.iter().map(|(tag, value)| (*tag, decode(value, &charset))).collect()
     }
 }
 
@@ -168,6 +163,45 @@ pub fn decode(value: &[u8], charset: &str) -> String {
 
 fn latin1(value: &[u8]) -> String {
     value.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Writes a small Part 10 file (explicit VR little endian) holding
+/// `elements` (tag, VR, value; sorted by tag): a query file for findscu.
+pub fn write_query(path: &Path, elements: &[(u32, &[u8; 2], &str)]) -> io::Result<()> {
+    fn put(out: &mut Vec<u8>, tag: u32, vr: &[u8; 2], value: &[u8]) {
+        let mut value = value.to_vec();
+        if value.len() % 2 == 1 {
+            value.push(if vr == b"UI" { 0 } else { b' ' });
+        }
+        out.extend_from_slice(&((tag >> 16) as u16).to_le_bytes());
+        out.extend_from_slice(&(tag as u16).to_le_bytes());
+        out.extend_from_slice(vr);
+        if long_vr(vr) {
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        }
+        out.extend_from_slice(&value);
+    }
+    // Study Root Query/Retrieve - FIND, as the meta header's class.
+    const FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+    let mut meta = Vec::new();
+    put(&mut meta, 0x0002_0001, b"OB", &[0, 1]);
+    put(&mut meta, 0x0002_0002, b"UI", FIND.as_bytes());
+    put(&mut meta, 0x0002_0003, b"UI", b"2.25.1");
+    put(&mut meta, 0x0002_0010, b"UI", b"1.2.840.10008.1.2.1");
+    put(&mut meta, 0x0002_0012, b"UI", b"2.25.329800735698586629295641978511506172918");
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    put(&mut out, 0x0002_0000, b"UL", &(meta.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meta);
+    let mut sorted = elements.to_vec();
+    sorted.sort_by_key(|(tag, _, _)| *tag);
+    for (tag, vr, value) in sorted {
+        put(&mut out, tag, vr, value.as_bytes());
+    }
+    std::fs::write(path, out)
 }
 
 /// Whose image a file is and where it belongs.
@@ -498,6 +532,20 @@ mod tests {
         assert_eq!(decode(b"DOE^\r\nJOHN", "ISO_IR 100"), "DOE^JOHN");
         assert_eq!(decode(b"\\ISO 2022 IR 100", ""), "\\ISO 2022 IR 100");
         assert_eq!(decode(b"M\xdcLLER", "\\ISO 2022 IR 100"), "MÜLLER");
+    }
+
+    #[test]
+    fn a_written_query_reads_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("q.dcm");
+        write_query(
+            &path,
+            &[(tag::STUDY_INSTANCE_UID, b"UI", "1.2.3"), (tag::ACCESSION_NUMBER, b"SH", "A1")],
+        )
+        .expect("write");
+        let data = read(&path, true).expect("read").expect("data set");
+        assert_eq!(data.ascii(tag::STUDY_INSTANCE_UID), "1.2.3");
+        assert_eq!(data.ascii(tag::ACCESSION_NUMBER), "A1");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Watch {
     incoming: PathBuf,
     state: Arc<State>,
     stop: Arc<AtomicBool>,
+    /// Wakes the watching thread at once when the retrieve ends (it would
+    /// otherwise sleep out its poll, adding that to every job).
+    wake: Arc<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -79,8 +82,16 @@ impl Watch {
             std::fs::create_dir_all(dir)
                 .map_err(|err| Failure::config(format!("cannot create {}: {err}", dir.display())))?;
         }
-        let inotify = Inotify::watch(&incoming)
-            .map_err(|err| Failure::config(format!("cannot watch {}: {err}", incoming.display())))?;
+        let cannot_watch =
+            |err: std::io::Error| Failure::config(format!("cannot watch {}: {err}", incoming.display()));
+        let inotify = Inotify::watch(&incoming).map_err(cannot_watch)?;
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(cannot_watch(std::io::Error::last_os_error()));
+        }
+        // SAFETY: raw is a fresh descriptor that nothing else owns.
+        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
         let state = Arc::new(State {
             received,
             arrivals: Mutex::new(Vec::new()),
@@ -88,14 +99,14 @@ impl Watch {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (state, stop, incoming) = (state.clone(), stop.clone(), incoming.clone());
+            let (state, stop, incoming, wake) = (state.clone(), stop.clone(), incoming.clone(), wake.clone());
             std::thread::Builder::new()
                 .name("arrivals".into())
                 .spawn(move || {
                     loop {
                         // Read what is there; after `stop`, once more, then end.
                         let stopping = stop.load(Ordering::Acquire);
-                        match inotify.names(Duration::from_millis(50)) {
+                        match inotify.names(&wake, Duration::from_millis(500)) {
                             Ok(names) => {
                                 for name in names {
                                     state.take(&incoming, &name);
@@ -116,7 +127,7 @@ impl Watch {
                 })
                 .map_err(|err| Failure::config(format!("cannot start watching: {err}")))?
         };
-        Ok(Watch { incoming, state, stop, thread: Some(thread) })
+        Ok(Watch { incoming, state, stop, wake, thread: Some(thread) })
     }
 
     /// The folder the retrieving tool writes into.
@@ -149,6 +160,11 @@ impl Watch {
 
     fn stop_thread(&mut self) {
         self.stop.store(true, Ordering::Release);
+        let one: u64 = 1;
+        // SAFETY: an 8-byte write from a valid u64 to our eventfd.
+        unsafe {
+            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -233,12 +249,16 @@ impl Inotify {
         Ok(Inotify { fd })
     }
 
-    /// The names of the events pending, waiting up to `wait` for the first.
-    fn names(&self, wait: Duration) -> std::io::Result<Vec<OsString>> {
-        let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, wait.as_millis() as libc::c_int) };
-        if ready <= 0 {
+    /// The names of the events pending, waiting up to `wait` for the first
+    /// (or for `wake` to be written).
+    fn names(&self, wake: &OwnedFd, wait: Duration) -> std::io::Result<Vec<OsString>> {
+        let mut polls = [
+            libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfds.
+        let ready = unsafe { libc::poll(polls.as_mut_ptr(), 2, wait.as_millis() as libc::c_int) };
+        if ready <= 0 || polls[0].revents == 0 {
             return Ok(Vec::new());
         }
         let mut names = Vec::new();

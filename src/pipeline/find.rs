@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::dicom::AssociationProblem;
-use crate::dicom::findscu::{self, Ending, Query};
-use crate::dicom::part10::DataSet;
+use crate::dicom::findscu::{self, Ending, Query, Response};
 use crate::dicom::runner::{self, Command};
 use crate::dicom::tools::Tool;
 use crate::failure::Failure;
@@ -16,7 +15,7 @@ use crate::pipeline::Deadline;
 /// What the PACS answered.
 pub enum Answer {
     /// The final response said Success; these are the matches.
-    Found(Vec<DataSet>),
+    Found(Vec<Response>),
     /// The PACS refused the query (its status): a level or key it does
     /// not support. Not "no match".
     Refused(String),
@@ -40,24 +39,35 @@ impl<'a> Finder<'a> {
         self.pacs
     }
 
-    pub fn find(&self, query: &Query) -> Result<Answer, Failure> {
+    /// Runs `queries` (of one level, asking for the same keys) in one
+    /// findscu run and association; the answer is all their responses.
+    pub fn find(&self, queries: &[Query]) -> Result<Answer, Failure> {
+        let Some(first) = queries.first() else { return Ok(Answer::Found(Vec::new())) };
         let program = self.context.toolbox.path(Tool::Findscu)?;
         let out = self.work.join(format!("find-{:04}", self.next.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir_all(&out)
-            .map_err(|err| Failure::config(format!("cannot create {}: {err}", out.display())))?;
+        let cannot = |err: std::io::Error| Failure::config(format!("cannot write {}: {err}", out.display()));
+        std::fs::create_dir_all(&out).map_err(cannot)?;
+        let files = findscu::write_queries(queries, &out).map_err(cannot)?;
         let pacs = self.pacs;
         let remaining =
             self.deadline.remaining().map_err(|_| pacs_failure(pacs, &AssociationProblem::Stalled))?;
         let mut command = Command::new(&program, remaining);
-        command.args(findscu::args(pacs.calling_ae.as_str(), &pacs.endpoint, &pacs.timeouts, query, &out));
+        command.args(findscu::args(
+            pacs.calling_ae.as_str(),
+            &pacs.endpoint,
+            &pacs.timeouts,
+            queries,
+            &files,
+            &out,
+        ));
         command.dir = Some(out.clone());
         let output = runner::run(&command, &mut |_| {})?;
         if output.timed_out {
             return Err(pacs_failure(pacs, &AssociationProblem::Stalled));
         }
-        let answer = match findscu::ending(&output.lines) {
+        let answer = match findscu::ending(&output.lines, queries.len()) {
             Ending::Complete => {
-                let responses = findscu::responses(&out).map_err(|err| {
+                let responses = findscu::responses(first, &out).map_err(|err| {
                     Failure::pacs_unreachable(&format!(
                         "the PACS {} sent an answer this tool cannot read: {err}",
                         pacs.endpoint

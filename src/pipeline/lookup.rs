@@ -7,8 +7,8 @@
 
 use crate::accession::Accession;
 use crate::config::PatientSource;
-use crate::dicom::findscu::Query;
-use crate::dicom::part10::{DataSet, tag};
+use crate::dicom::findscu::{Query, Response};
+use crate::dicom::part10::tag;
 use crate::failure::Failure;
 use crate::job::Context;
 use crate::patients::Patient;
@@ -28,12 +28,12 @@ pub struct FoundStudy {
 }
 
 impl FoundStudy {
-    fn from_response(data: &DataSet) -> FoundStudy {
+    fn from_response(data: &Response) -> FoundStudy {
         FoundStudy {
-            accession: data.text(tag::ACCESSION_NUMBER),
-            study_instance_uid: data.ascii(tag::STUDY_INSTANCE_UID),
-            patient_name: data.text(tag::PATIENT_NAME),
-            patient_id: data.text(tag::PATIENT_ID),
+            accession: data.get(tag::ACCESSION_NUMBER).to_string(),
+            study_instance_uid: data.get(tag::STUDY_INSTANCE_UID).to_string(),
+            patient_name: data.get(tag::PATIENT_NAME).to_string(),
+            patient_id: data.get(tag::PATIENT_ID).to_string(),
             modalities: data.codes(tag::MODALITIES_IN_STUDY),
             instances: data.number(tag::NUMBER_OF_STUDY_RELATED_INSTANCES),
         }
@@ -78,9 +78,18 @@ pub fn run(
             crate::signals::check()?;
         }
     }
+    // One C-FIND run for every accession: one association, one process.
+    let mut answered = find(finder, accessions)?;
     let mut studies: Vec<FoundStudy> = Vec::new();
     for accession in accessions {
-        let mut found = find(finder, accession)?;
+        let mut found: Vec<FoundStudy> = Vec::new();
+        answered.retain(|study| {
+            let mine = study.accession == accession.as_str();
+            if mine {
+                found.push(study.clone());
+            }
+            !mine
+        });
         // A study that two accessions share is one study.
         found.retain(|study| !studies.iter().any(|s| s.study_instance_uid == study.study_instance_uid));
         let listed = found.len();
@@ -105,6 +114,15 @@ pub fn run(
             });
         }
         studies.extend(found);
+    }
+    // A PACS that matches loosely (case, fuzzy) must not widen the request:
+    // only the exact accessions count.
+    for study in &answered {
+        log::warn!(
+            "the PACS answered with study {} of accession {}, which was not asked for: ignored",
+            study.study_instance_uid,
+            crate::sanitize::quoted(&study.accession)
+        );
     }
     // Whose images these are: what the images say (the PACS's PatientID)
     // and, with the API, what the HIS says. They must name one patient.
@@ -161,14 +179,15 @@ pub fn run(
     Ok(Found { patients, studies })
 }
 
-/// The studies of one accession, by C-FIND, merged by StudyInstanceUID.
-fn find(finder: &Finder, accession: &Accession) -> Result<Vec<FoundStudy>, Failure> {
+/// The studies of the accessions, by C-FIND, merged by StudyInstanceUID.
+fn find(finder: &Finder, accessions: &[Accession]) -> Result<Vec<FoundStudy>, Failure> {
     let pacs = finder.pacs();
-    let responses = match finder.find(&Query::studies(accession.as_str()))? {
+    let queries: Vec<Query> = accessions.iter().map(|a| Query::studies(a.as_str())).collect();
+    let responses = match finder.find(&queries)? {
         Answer::Found(responses) => responses,
         Answer::Refused(status) => {
             return Err(Failure::pacs_unreachable(&format!(
-                "the PACS {} refused the study query for accession {accession} ({status})",
+                "the PACS {} refused the study query ({status})",
                 pacs.endpoint
             )));
         }
@@ -179,28 +198,20 @@ fn find(finder: &Finder, accession: &Accession) -> Result<Vec<FoundStudy>, Failu
         if study.study_instance_uid.is_empty() {
             continue;
         }
-        // A PACS that matches loosely (case, fuzzy) must not widen the
-        // request: only the exact accession counts.
-        if study.accession != accession.as_str() {
-            log::warn!(
-                "the PACS answered accession {accession} with study {} of accession {}: ignored",
-                study.study_instance_uid,
-                crate::sanitize::quoted(&study.accession)
-            );
-            continue;
-        }
         match studies.iter_mut().find(|s| s.study_instance_uid == study.study_instance_uid) {
             None => studies.push(study),
             Some(known) if known.patient_id != study.patient_id => {
                 return Err(Failure::mixed_patients(&format!(
-                    "the PACS {} names two patients ({} and {}) for study {} of accession {accession}; nothing was sent",
+                    "the PACS {} names two patients ({} and {}) for study {} of accession {}; nothing was sent",
                     pacs.endpoint,
                     crate::sanitize::quoted(&known.patient_id),
                     crate::sanitize::quoted(&study.patient_id),
-                    study.study_instance_uid
+                    study.study_instance_uid,
+                    study.accession
                 ))
                 .naming_patients(format!(
-                    "the PACS names two patients for one study of accession {accession}; nothing was sent"
+                    "the PACS names two patients for one study of accession {}; nothing was sent",
+                    study.accession
                 )));
             }
             Some(known) => {
@@ -215,6 +226,6 @@ fn find(finder: &Finder, accession: &Accession) -> Result<Vec<FoundStudy>, Failu
             }
         }
     }
-    log::debug!("accession {accession}: {} studies", studies.len());
+    log::debug!("{} accessions: {} studies", accessions.len(), studies.len());
     Ok(studies)
 }

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::dicom::findscu::Query;
+use crate::dicom::findscu::{Query, Response};
 use crate::dicom::part10::tag;
 use crate::failure::Failure;
 use crate::pipeline::find::{Answer, Finder};
@@ -118,79 +118,133 @@ impl Manifest {
     }
 }
 
-/// Asks the PACS for the series and instances of every study.
+/// Asks the PACS for the series and instances of every study: one C-FIND
+/// run for the series of all studies, one for the images of all series.
 pub fn run(finder: &Finder, studies: &[FoundStudy]) -> Result<Manifest, Failure> {
+    let uids: Vec<&str> = studies.iter().map(|s| s.study_instance_uid.as_str()).collect();
+    let queries: Vec<Query> = uids.iter().map(|uid| Query::series(uid)).collect();
+    let series_of = match grouped(finder, &queries, tag::STUDY_INSTANCE_UID, &uids)? {
+        Some(groups) => groups,
+        None => {
+            log::info!("the PACS refused the series query: checking the studies' image counts");
+            return Ok(Manifest { studies: studies.iter().map(by_count).collect() });
+        }
+    };
+    let mut listed: Vec<Vec<Series>> = Vec::new();
+    for responses in series_of {
+        let mut series: Vec<Series> = Vec::new();
+        for response in responses {
+            let uid = response.get(tag::SERIES_INSTANCE_UID).to_string();
+            if uid.is_empty() || series.iter().any(|s| s.uid == uid) {
+                continue;
+            }
+            series.push(Series {
+                uid,
+                modality: response.get(tag::MODALITY).to_string(),
+                number: response.get(tag::SERIES_NUMBER).to_string(),
+                instances: None,
+                count: response.number(tag::NUMBER_OF_SERIES_RELATED_INSTANCES),
+            });
+        }
+        listed.push(series);
+    }
+    crate::signals::check()?;
+    let wanted: Vec<(&str, &str)> = studies
+        .iter()
+        .zip(&listed)
+        .flat_map(|(study, series)| {
+            series.iter().map(move |s| (study.study_instance_uid.as_str(), s.uid.as_str()))
+        })
+        .collect();
+    let queries: Vec<Query> = wanted.iter().map(|(study, series)| Query::instances(study, series)).collect();
+    let series_uids: Vec<&str> = wanted.iter().map(|(_, series)| *series).collect();
+    let images = grouped(finder, &queries, tag::SERIES_INSTANCE_UID, &series_uids)?;
+    let mut images = images.map(|groups| groups.into_iter());
     let mut manifest = Manifest::default();
-    for study in studies {
-        crate::signals::check()?;
-        manifest.studies.push(study_manifest(finder, study)?);
+    for (study, mut series) in studies.iter().zip(listed) {
+        if series.is_empty() {
+            // No series listed: only the study's count can speak.
+            manifest.studies.push(by_count(study));
+            continue;
+        }
+        let mut all_listed = true;
+        for entry in &mut series {
+            match images.as_mut().and_then(Iterator::next) {
+                Some(responses) => {
+                    let instances: BTreeSet<String> = responses
+                        .iter()
+                        .map(|r| r.get(tag::SOP_INSTANCE_UID).to_string())
+                        .filter(|u| !u.is_empty())
+                        .collect();
+                    // An empty answer for a series the PACS just listed
+                    // proves nothing: its count stands in.
+                    if instances.is_empty() {
+                        all_listed = false;
+                    } else {
+                        entry.instances = Some(instances);
+                    }
+                }
+                None => all_listed = false,
+            }
+        }
+        manifest.studies.push(from_series(study, series, all_listed));
+    }
+    if images.is_none() {
+        log::info!("the PACS refused the image query: checking the series' image counts");
     }
     Ok(manifest)
 }
 
-fn study_manifest(finder: &Finder, study: &FoundStudy) -> Result<Study, Failure> {
-    let uid = &study.study_instance_uid;
-    let by_count = |series: Vec<Series>| {
-        let proof = if study.instances.is_some() { Proof::StudyCount } else { Proof::Unproven };
-        Study { uid: uid.clone(), series, proof, expected: study.instances }
-    };
-    let responses = match finder.find(&Query::series(uid))? {
+/// Runs `queries` in one C-FIND and sorts the responses by the value of
+/// `key` into one group per `wanted` value (in that order). `None`: the
+/// PACS refused the query. A PACS that leaves `key` out of its answers
+/// is asked once per query instead.
+fn grouped(
+    finder: &Finder,
+    queries: &[Query],
+    key: u32,
+    wanted: &[&str],
+) -> Result<Option<Vec<Vec<Response>>>, Failure> {
+    let responses = match finder.find(queries)? {
         Answer::Found(responses) => responses,
-        Answer::Refused(status) => {
-            log::info!(
-                "the PACS refused the series query for study {uid} ({status}): checking the study's image count"
-            );
-            return Ok(by_count(Vec::new()));
-        }
+        Answer::Refused(_) => return Ok(None),
     };
-    let mut series: Vec<Series> = Vec::new();
+    if queries.len() > 1 && responses.iter().any(|r| r.get(key).is_empty()) {
+        let mut groups = Vec::with_capacity(queries.len());
+        for query in queries {
+            match finder.find(std::slice::from_ref(query))? {
+                Answer::Found(responses) => groups.push(responses),
+                Answer::Refused(_) => return Ok(None),
+            }
+        }
+        return Ok(Some(groups));
+    }
+    let mut groups: Vec<Vec<Response>> = vec![Vec::new(); wanted.len()];
     for response in responses {
-        let uid = response.ascii(tag::SERIES_INSTANCE_UID);
-        if uid.is_empty() || series.iter().any(|s| s.uid == uid) {
-            continue;
-        }
-        series.push(Series {
-            uid,
-            modality: response.ascii(tag::MODALITY),
-            number: response.ascii(tag::SERIES_NUMBER),
-            instances: None,
-            count: response.number(tag::NUMBER_OF_SERIES_RELATED_INSTANCES),
-        });
-    }
-    if series.is_empty() {
-        // No series listed: only the study's count can speak.
-        return Ok(by_count(series));
-    }
-    let mut listed = true;
-    for entry in &mut series {
-        crate::signals::check()?;
-        match finder.find(&Query::instances(uid, &entry.uid))? {
-            Answer::Found(responses) => {
-                let instances: BTreeSet<String> = responses
-                    .iter()
-                    .map(|r| r.ascii(tag::SOP_INSTANCE_UID))
-                    .filter(|u| !u.is_empty())
-                    .collect();
-                // An empty answer for a series the PACS just listed proves
-                // nothing: fall back to its count.
-                if instances.is_empty() {
-                    listed = false;
-                } else {
-                    entry.instances = Some(instances);
-                }
-            }
-            Answer::Refused(status) => {
-                log::info!(
-                    "the PACS refused the image query for {} of study {uid} ({status}): checking counts",
-                    entry.label()
-                );
-                listed = false;
-            }
+        let value = response.get(key);
+        // One query: its answers are its own, whatever they say.
+        let at = if wanted.len() == 1 { Some(0) } else { wanted.iter().position(|w| *w == value) };
+        match at {
+            Some(at) => groups[at].push(response),
+            None => log::warn!("the PACS answered for {value}, which was not asked for: ignored"),
         }
     }
-    if listed {
+    Ok(Some(groups))
+}
+
+/// A study proven by its NumberOfStudyRelatedInstances, if it has one.
+fn by_count(study: &FoundStudy) -> Study {
+    let proof = if study.instances.is_some() { Proof::StudyCount } else { Proof::Unproven };
+    Study { uid: study.study_instance_uid.clone(), series: Vec::new(), proof, expected: study.instances }
+}
+
+/// A study from its series: by the list when every series was listed, by
+/// the series' counts when they all have one, else by the study's count.
+fn from_series(study: &FoundStudy, mut series: Vec<Series>, all_listed: bool) -> Study {
+    let uid = study.study_instance_uid.clone();
+    if all_listed {
         let expected = series.iter().map(|s| s.instances.as_ref().map_or(0, BTreeSet::len)).sum();
-        return Ok(Study { uid: uid.clone(), series, proof: Proof::InstanceList, expected: Some(expected) });
+        return Study { uid, series, proof: Proof::InstanceList, expected: Some(expected) };
     }
     // Some series not listed: each must then be counted, else the study.
     for entry in &mut series {
@@ -199,11 +253,8 @@ fn study_manifest(finder: &Finder, study: &FoundStudy) -> Result<Study, Failure>
         }
         entry.instances = None;
     }
-    let counts: Option<usize> = series.iter().map(|s| s.count).sum();
-    match counts {
-        Some(expected) => {
-            Ok(Study { uid: uid.clone(), series, proof: Proof::SeriesCounts, expected: Some(expected) })
-        }
-        None => Ok(by_count(series)),
+    match series.iter().map(|s| s.count).sum::<Option<usize>>() {
+        Some(expected) => Study { uid, series, proof: Proof::SeriesCounts, expected: Some(expected) },
+        None => Study { series, ..by_count(study) },
     }
 }

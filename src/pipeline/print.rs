@@ -73,7 +73,16 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
     let work = root.job_dir()?;
     let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
-    let found = lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients)?;
+    // The publisher's C-ECHO goes beside the lookup: a robot that is off
+    // fails the job in seconds, and a robot that is on costs nothing.
+    let (found, echoed) = std::thread::scope(|scope| {
+        let echo = (!job.dry_run).then(|| scope.spawn(|| relay::echo(context, &job.publisher)));
+        let found = lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients);
+        let echoed =
+            echo.map(|echo| echo.join().unwrap_or_else(|_| Err(Failure::config("the C-ECHO panicked"))));
+        (found, echoed)
+    });
+    let found = found?;
     let accessions: Vec<String> = job.accessions.iter().map(|a| a.to_string()).collect();
     let destination = job.publisher.endpoint.address();
     let patients = found.patients.clone();
@@ -94,7 +103,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         }));
     }
     let sent = (|| {
-        relay::echo(context, &job.publisher)?;
+        echoed.transpose()?;
         let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
         let retrieved = retrieve::run(context, &root, &finder, &found, work.path(), allow, &deadline)?;
         crate::signals::check()?;

@@ -70,14 +70,19 @@ impl Server {
         use std::os::unix::process::CommandExt;
         let out = std::fs::File::create(log).expect("server log");
         let err = out.try_clone().expect("server log");
-        let child = command
-            .env("TCP_NODELAY", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        command.env("TCP_NODELAY", "1").stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        // A test (or the benchmark) killed midway must not leave its servers
+        // running: the kernel ends them with the thread that started them.
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         Server { child }
     }
 
