@@ -191,14 +191,22 @@ pub fn fetch_job(config: &Config, accessions: &[String], options: FetchOptions) 
 /// before them), then the PACS and the publisher.
 pub fn print_job(config: &Config, accessions: &[String], options: PrintOptions) -> Result<PrintJob, Failure> {
     let accessions = accession::parse_list(accessions, config.cgi.max_accessions)?;
+    // A fresh installation has neither host: name both keys at once.
+    if config.pacs.host.is_none() && config.cd_publisher.host.is_none() && options.to.is_none() {
+        return Err(Failure::config(
+            "no PACS and no CD publisher configured: set pacs.host and cd_publisher.host in the configuration",
+        ));
+    }
+    let pacs = pacs(config)?;
+    let publisher = publisher(config, options.to)?;
     Ok(PrintJob {
         accessions,
         dry_run: options.dry_run,
         allow_mixed_patients: options.allow_mixed_patients,
         allow_partial: options.allow_partial,
         allow_unproven: options.allow_unproven || config.pacs.allow_unproven,
-        pacs: pacs(config)?,
-        publisher: publisher(config, options.to)?,
+        pacs,
+        publisher,
     })
 }
 

@@ -396,7 +396,8 @@ pub fn group_id(name: &str) -> Option<u32> {
     }
 }
 
-fn group_name(gid: u32) -> String {
+/// The name of group `gid`, or the number.
+pub fn group_name(gid: u32) -> String {
     let mut buffer = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: as in group_id.
     unsafe {

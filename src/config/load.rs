@@ -81,16 +81,29 @@ fn explicit(path: &Path, named_by: &str) -> Result<Option<PathBuf>, Failure> {
     }
 }
 
+/// The group a refused configuration is readable by (the package makes
+/// it root:pacs2cd 0640): what a technician needs to join.
+fn reader_group(path: &Path, err: &std::io::Error) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if err.kind() != std::io::ErrorKind::PermissionDenied {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    (meta.mode() & 0o044 == 0o040 && meta.gid() != 0).then(|| crate::staging::group_name(meta.gid()))
+}
+
 /// Finds and loads the configuration.
 pub fn load(discovery: &Discovery) -> Result<(Config, Origin), Failure> {
     match discovery.locate()? {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|err| {
-                Failure::config(format!(
-                    "cannot read configuration file {}: {}",
-                    path.display(),
-                    err.to_string().to_lowercase()
-                ))
+                let reason = match reader_group(&path, &err) {
+                    Some(group) => format!(
+                        "only group {group} may read it: add this account to the group, then log in again"
+                    ),
+                    None => err.to_string().to_lowercase(),
+                };
+                Failure::config(format!("cannot read configuration file {}: {reason}", path.display()))
             })?;
             let config = parse(&text, &path)?;
             Ok((config, Origin::File(path)))

@@ -369,10 +369,7 @@ mod tests {
             ),
             "{joined}"
         );
-        assert!(
-            joined.contains("query-0001.dcm") && joined.ends_with("query-0002.dcm"),
-            "{joined}"
-        );
+        assert!(joined.contains("query-0001.dcm") && joined.ends_with("query-0002.dcm"), "{joined}");
         let written = part10::read(&files[1], true).expect("read").expect("query");
         assert_eq!(written.ascii(tag::SERIES_INSTANCE_UID), "1.2.4");
         let study = args("ME", &peer, &timeouts, &[Query::studies("A1")], &[], Path::new("/w/q2"));

@@ -700,13 +700,15 @@ pub struct Nginx {
     fcgiwrap: Server,
 }
 
-/// The location block of the README (and of the Debian package's nginx
-/// snippet), with this test's paths: `packaging/nginx-pacs2cd.conf` is the
-/// one source of it.
-pub fn nginx_location(program: &Path, config: &Path, socket: &Path, extra: &str) -> String {
-    let snippet =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/nginx-pacs2cd.conf"))
-            .expect("packaging/nginx-pacs2cd.conf");
+/// The nginx snippet of the README and of the Debian package: the one
+/// source of the location block.
+pub fn repo_snippet() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/nginx-pacs2cd.conf")
+}
+
+/// The location block of `snippet` with this test's paths.
+pub fn nginx_location(snippet: &Path, program: &Path, config: &Path, socket: &Path, extra: &str) -> String {
+    let snippet = std::fs::read_to_string(snippet).unwrap_or_else(|e| panic!("{}: {e}", snippet.display()));
     let block: String =
         snippet.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
     block
@@ -804,11 +806,12 @@ impl Nginx {
     /// cannot write (fcgiwrap runs it there), the README's location block.
     /// `vars` become extra `fastcgi_param`s (e.g. the token).
     pub fn start(config: &Path, vars: &[(&str, &str)]) -> Nginx {
-        Nginx::start_with(&binary(), config, vars)
+        Nginx::start_with(&repo_snippet(), &binary(), config, vars)
     }
 
-    /// The same with another pacs2cd binary (the installed package's).
-    pub fn start_with(program: &Path, config: &Path, vars: &[(&str, &str)]) -> Nginx {
+    /// The same with another snippet and pacs2cd binary (the installed
+    /// package's).
+    pub fn start_with(snippet: &Path, program: &Path, config: &Path, vars: &[(&str, &str)]) -> Nginx {
         require_deployment();
         let nginx = require("nginx", "nginx-light");
         let fcgiwrap = require("fcgiwrap", "fcgiwrap");
@@ -844,7 +847,7 @@ impl Nginx {
         let port = free_port();
         let tmp = dir.path().display().to_string();
         let extra: String = vars.iter().map(|(k, v)| format!("    fastcgi_param {k} \"{v}\";\n")).collect();
-        let location = nginx_location(program, config, &socket, &extra);
+        let location = nginx_location(snippet, program, config, &socket, &extra);
         let conf = format!(
             "daemon off;\nmaster_process on;\nworker_processes 1;\nuser {WEB_USER};\npid {tmp}/nginx.pid;\n\
              error_log {tmp}/error.log info;\nevents {{ worker_connections 64; }}\n\

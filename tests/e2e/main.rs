@@ -9,6 +9,7 @@ mod disc;
 mod fetch;
 mod harness;
 mod misbehaving;
+mod package;
 mod print;
 mod receiver;
 mod relay;

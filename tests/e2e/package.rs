@@ -1,0 +1,202 @@
+//! The Debian package as an admin meets it: `scripts/package` builds it
+//! (.ci/run does), this test installs it, checks what postinst set up,
+//! drives the legacy URL through nginx + fcgiwrap as www-data with the
+//! installed snippet and /usr/bin/pacs2cd (and a test configuration of its
+//! own: never the installed one an admin edits), then removes and purges
+//! it. It refuses to run where pacs2cd is already installed: purging would
+//! take a site's configuration and audit log.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::data::pacs_with_data;
+use crate::harness::{Nginx, Publisher, Storescp, TestEnv, gid_of, require};
+
+const PACKAGE: &str = "pacs2cd";
+const GROUP: &str = "pacs2cd";
+const TOKEN: (&str, &str) = ("PACS2CD_CGI_TOKEN", "t0ken-for-the-his");
+const AUTH: (&str, &str) = ("Authorization", "Bearer t0ken-for-the-his");
+
+/// dpkg's status of the package ("" when it never was installed).
+fn status() -> String {
+    let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", PACKAGE]).output().expect("dpkg-query");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn apt(args: &[&str]) {
+    let out = Command::new("apt-get")
+        .args(["-y", "-q", "--no-install-recommends"])
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .expect("apt-get");
+    assert!(
+        out.status.success(),
+        "apt-get {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The package scripts/package built for this version.
+fn built_package() -> PathBuf {
+    let arch = Command::new("dpkg").arg("--print-architecture").output().expect("dpkg");
+    let arch = String::from_utf8_lossy(&arch.stdout).trim().to_string();
+    let deb = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/debian")
+        .join(format!("{PACKAGE}_{}-1_{arch}.deb", env!("CARGO_PKG_VERSION")));
+    assert!(deb.is_file(), "{} is missing: run scripts/package first (.ci/run does)", deb.display());
+    deb
+}
+
+/// Purges the package when the test ends, passed or not.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if !status().is_empty() && !status().starts_with("unknown") {
+            let _ = Command::new("apt-get")
+                .args(["-y", "-q", "purge", PACKAGE])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .output();
+        }
+    }
+}
+
+/// Owner, group and permission bits (with setgid and sticky) of `path`.
+fn stat(path: &str) -> (u32, u32, u32) {
+    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+}
+
+fn run(program: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
+    crate::harness::require_deployment();
+    let logrotate = require("logrotate", "logrotate");
+    let tmpfiles = require("systemd-tmpfiles", "systemd");
+    let deb = built_package();
+    let before = status();
+    assert!(
+        before.is_empty() || before.starts_with("unknown") || before.ends_with("not-installed"),
+        "pacs2cd is installed here ({before}); this test installs and purges it: purge it first"
+    );
+    let installed = Installed;
+    apt(&["install", deb.to_str().expect("UTF-8 path")]);
+    assert_eq!(status(), "install ok installed");
+
+    // What the package holds, at Debian's paths.
+    for file in [
+        "/usr/bin/pacs2cd",
+        "/usr/share/man/man1/pacs2cd.1.gz",
+        "/usr/share/man/man1/pacs2cd-print.1.gz",
+        "/usr/share/bash-completion/completions/pacs2cd",
+        "/usr/share/zsh/vendor-completions/_pacs2cd",
+        "/usr/share/fish/vendor_completions.d/pacs2cd.fish",
+        "/usr/lib/tmpfiles.d/pacs2cd.conf",
+        "/etc/logrotate.d/pacs2cd",
+        "/etc/nginx/snippets/pacs2cd.conf",
+        "/usr/share/doc/pacs2cd/examples/config.example.toml",
+    ] {
+        assert!(Path::new(file).is_file(), "{file} not installed");
+    }
+    let conffiles =
+        Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", PACKAGE]).output().expect("dpkg");
+    let conffiles = String::from_utf8_lossy(&conffiles.stdout).to_string();
+    for conffile in
+        ["/etc/pacs2cd/config.toml", "/etc/nginx/snippets/pacs2cd.conf", "/etc/logrotate.d/pacs2cd"]
+    {
+        assert!(conffiles.contains(conffile), "{conffile} is not a conffile: {conffiles}");
+    }
+
+    // The multi-user model, made by postinst.
+    let group = gid_of(GROUP);
+    assert_eq!(stat("/etc/pacs2cd/config.toml"), (0, group, 0o640), "config: the group's only");
+    assert_eq!(stat("/var/lib/pacs2cd/staging"), (0, group, 0o3770), "shared staging root");
+    assert_eq!(stat("/var/lib/pacs2cd/staging/retrieve.lock"), (0, 0, 0o644), "the lock is root's");
+    assert_eq!(stat("/var/log/pacs2cd"), (0, group, 0o2770), "audit folder");
+    assert_eq!(stat("/var/log/pacs2cd/audit.log"), (0, group, 0o660), "audit log");
+
+    // The site values are unset: check and every job answer 78 naming them.
+    let (code, out) = run("/usr/bin/pacs2cd", &["check"]);
+    assert_eq!(code, 78, "{out}");
+    assert!(out.contains("set pacs.host") && out.contains("set cd_publisher.host"), "{out}");
+    let (code, out) = run("/usr/bin/pacs2cd", &["print", "ACC001"]);
+    assert_eq!(code, 78, "{out}");
+    assert!(out.contains("pacs.host and cd_publisher.host"), "{out}");
+
+    // The tmpfiles rule: a job folder left a day ago goes, the lock stays.
+    let stale = Path::new("/var/lib/pacs2cd/staging/pacs2cd-job-left");
+    std::fs::create_dir(stale).expect("stale job folder");
+    std::fs::write(stale.join("image.dcm"), b"x").expect("stale file");
+    let (code, out) = run("touch", &["-d", "2 days ago", "/var/lib/pacs2cd/staging/retrieve.lock"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run("touch", &["-d", "2 days ago", stale.join("image.dcm").to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run("touch", &["-d", "2 days ago", stale.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        run(tmpfiles.to_str().expect("path"), &["--create", "--clean", "/usr/lib/tmpfiles.d/pacs2cd.conf"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!stale.exists(), "the stale job folder outlived the age rule");
+    assert_eq!(
+        stat("/var/lib/pacs2cd/staging/retrieve.lock"),
+        (0, 0, 0o644),
+        "the lock outlives the age rule"
+    );
+    assert_eq!(stat("/var/lib/pacs2cd/staging"), (0, group, 0o3770));
+
+    // logrotate rotates the audit log in its group-writable folder.
+    std::fs::write("/var/log/pacs2cd/audit.log", "{\"event\":\"started\"}\n").expect("audit line");
+    let state = tempfile::NamedTempFile::new().expect("state file");
+    let (code, out) = run(
+        logrotate.to_str().expect("path"),
+        &["--force", "--state", state.path().to_str().expect("path"), "/etc/logrotate.d/pacs2cd"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(Path::new("/var/log/pacs2cd/audit.log.1").is_file(), "{out}");
+    assert_eq!(stat("/var/log/pacs2cd/audit.log"), (0, group, 0o660), "the new audit log");
+
+    // The HIS's legacy URL through the installed snippet and binary.
+    let (pacs, data) = pacs_with_data();
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::hospital(&format!(
+        "{}{}[cgi]\ntoken_env = \"PACS2CD_CGI_TOKEN\"\n",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let nginx = Nginx::start_with(
+        Path::new("/etc/nginx/snippets/pacs2cd.conf"),
+        Path::new("/usr/bin/pacs2cd"),
+        &env.config,
+        &[TOKEN],
+    );
+    let response =
+        nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001%2CACC002", &[AUTH]);
+    assert_eq!(response.status, 200, "{response:?}\n{}", nginx.error_log());
+    assert_eq!(response.json()["files_sent"], 8, "{}", response.body);
+    let received: std::collections::BTreeSet<String> = publisher.received_uids().into_iter().collect();
+    assert_eq!(received, data.uids(&["ACC001", "ACC002"]));
+    env.assert_staging_empty();
+    drop(nginx);
+
+    // remove keeps the configuration and the audit log; purge takes them.
+    apt(&["remove", PACKAGE]);
+    assert_eq!(status(), "deinstall ok config-files");
+    assert!(!Path::new("/usr/bin/pacs2cd").exists(), "the binary outlived remove");
+    assert_eq!(stat("/etc/pacs2cd/config.toml"), (0, group, 0o640), "remove keeps the configuration");
+    assert!(Path::new("/var/log/pacs2cd/audit.log.1").is_file(), "remove keeps the audit log");
+    apt(&["purge", PACKAGE]);
+    for gone in ["/etc/pacs2cd", "/var/log/pacs2cd", "/var/lib/pacs2cd", "/etc/nginx/snippets/pacs2cd.conf"] {
+        assert!(!Path::new(gone).exists(), "{gone} outlived purge");
+    }
+    let (_, overrides) = run("dpkg-statoverride", &["--list", "/etc/pacs2cd/config.toml"]);
+    assert!(overrides.trim().is_empty(), "statoverride outlived purge: {overrides}");
+    drop(installed);
+}
