@@ -23,7 +23,8 @@ impl Accession {
         }
         if let Some(bad) = value.chars().find(|&c| !(' '..='~').contains(&c) || matches!(c, '*' | '?' | '\\'))
         {
-            return Err(format!("{} holds {:?}, which an accession number may not", shown(value), bad));
+            let bad = crate::sanitize::for_terminal(&bad.to_string());
+            return Err(format!("{} holds '{bad}', which an accession number may not", shown(value)));
         }
         Ok(Accession(value.to_string()))
     }
@@ -39,10 +40,11 @@ impl fmt::Display for Accession {
     }
 }
 
-/// A value as it may be shown in a message: escaped, and cut when long.
+/// A value as it may be shown in a message: as typed, control characters
+/// visible (`^G`), cut when long.
 fn shown(value: &str) -> String {
     let cut: String = value.chars().take(40).collect();
-    format!("{:?}{}", cut, if cut.len() < value.len() { "..." } else { "" })
+    format!("{}{}", crate::sanitize::quoted(&cut), if cut.len() < value.len() { "..." } else { "" })
 }
 
 /// Reads accession numbers given as repeated values and/or comma-separated
@@ -100,6 +102,13 @@ mod tests {
         assert_eq!(list(&["OK", "*"]), Err(Class::InvalidAccession));
         assert_eq!(list(&["ABCDEFGHIJKLMNOP"]), Ok(vec!["ABCDEFGHIJKLMNOP".into()]));
         assert_eq!(list(&["MR 2024 001"]), Ok(vec!["MR 2024 001".into()]));
+    }
+
+    #[test]
+    fn messages_quote_what_was_typed() {
+        let detail = |value: &str| parse_list(&[value], 20).err().map(|f| f.detail).unwrap_or_default();
+        assert!(detail("A\\B").contains("\"A\\B\" holds '\\'"), "{}", detail("A\\B"));
+        assert!(detail("AB\u{7}").contains("\"AB^G\" holds '^G'"), "{}", detail("AB\u{7}"));
     }
 
     #[test]

@@ -127,8 +127,9 @@ pub struct Failure {
     pub relay: Option<Box<RelayCounts>>,
     /// The patients whose images were involved, once known (audit log).
     pub patients: Vec<Patient>,
-    /// The detail for a web answer when `detail` names a patient: web
-    /// answers never do (the audit log has the whole detail).
+    /// The detail for a web answer when `detail` is not for the web: it
+    /// names a patient (the audit log has the whole detail) or advises a
+    /// command-line flag.
     pub public_detail: Option<String>,
 }
 
@@ -153,7 +154,13 @@ impl Failure {
     }
 
     /// Marks the detail as naming a patient; `public` is said instead on the web.
-    pub fn naming_patients(mut self, public: impl Into<String>) -> Failure {
+    pub fn naming_patients(self, public: impl Into<String>) -> Failure {
+        self.for_the_web(public)
+    }
+
+    /// What the web says instead of `detail` (which names a patient, or
+    /// advises a command-line flag the HIS user has no use for).
+    pub fn for_the_web(mut self, public: impl Into<String>) -> Failure {
         self.public_detail = Some(public.into());
         self
     }

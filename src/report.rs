@@ -208,7 +208,7 @@ fn patients_phrase(patients: &[Patient]) -> String {
 }
 
 /// How the disc was proven whole, in words.
-fn proof_words(proof: &str) -> &'static str {
+pub fn proof_words(proof: &str) -> &'static str {
     match proof {
         "instance-list" => Proof::InstanceList.describe(),
         "series-counts" => Proof::SeriesCounts.describe(),
@@ -291,169 +291,10 @@ pub fn failure_json(failure: &Failure) -> String {
         .unwrap_or_else(|_| format!("{{\"error\":\"{}\"}}", failure.class.error_str()))
 }
 
-/// Escapes text for HTML content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// What a technician should do next, per row of the error table.
-fn advice(class: Class) -> &'static str {
-    match class {
-        Class::MissingAccession | Class::InvalidAccession => {
-            "Check the accession numbers in the request. Nothing was sent."
-        }
-        Class::AccessionNotFound => {
-            "The PACS or the HIS does not know this accession number. Nothing was sent."
-        }
-        Class::MixedPatients => {
-            "The accession numbers belong to different patients: request one patient per disc. Nothing was sent."
-        }
-        Class::PatientApiUnavailable => {
-            "The patient service of the HIS did not answer. Try again later; nothing was sent."
-        }
-        Class::PacsUnreachable => "The PACS did not answer. Try again later or call IT; nothing was sent.",
-        Class::NoDicomData => "The PACS holds no images for this accession yet. Nothing was sent.",
-        Class::FetchIncomplete => {
-            "Not all images came from the PACS, so nothing was sent: an incomplete disc is worse than none. Call IT."
-        }
-        Class::PublisherUnreachable => {
-            "The CD publisher could not be reached: check that it is switched on and connected, then try again."
-        }
-        Class::RelayFailed => "The CD publisher refused the images. Call IT.",
-        Class::PartialRelay => {
-            "The CD publisher did not accept every image: do not hand out this disc. Call IT."
-        }
-        Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
-        Class::Configuration => "pacs2cd is not set up correctly. Call IT.",
-        Class::Interrupted(_) => "The job was stopped before it finished. Try again.",
-        Class::Unauthorized => "This request was not authorised. Call IT.",
-        Class::MethodNotAllowed | Class::UnknownUrl => "This address is not one pacs2cd serves. Call IT.",
-    }
-}
-
-/// A small self-contained, printable page for the HIS button's window.
-/// Everything from outside (names, accessions, details) is escaped.
-pub fn html(result: &Result<Report, Failure>) -> String {
-    let (title, class, body) = match result {
-        Ok(Report::Print(printed)) => {
-            let mut body = format!(
-                "<p><strong>{} images</strong> of {} were sent to the {}. The publisher burns and labels the \
-                 disc.</p>\n<p class=\"detail\">{}.</p>\n",
-                printed.files_sent,
-                patients_html(&printed.patients),
-                escape_html(&printed.publisher),
-                escape_html(proof_words(printed.proof))
-            );
-            body.push_str(&studies_table(&printed.studies));
-            ("Sent to the CD publisher", "ok", body)
-        }
-        Ok(Report::Plan(plan)) => {
-            let mut body = format!(
-                "<p>Would send the images of {}. Nothing was sent.</p>\n",
-                patients_html(&plan.patients)
-            );
-            body.push_str(&studies_table(&plan.studies));
-            ("Dry run", "ok", body)
-        }
-        Ok(_) => ("Done", "ok", String::new()),
-        Err(failure) => {
-            let mut body = format!(
-                "<p>{}</p>\n<p class=\"detail\">{}: {}</p>\n",
-                escape_html(advice(failure.class)),
-                escape_html(failure.class.error_str()),
-                escape_html(&failure.detail)
-            );
-            if let Some(counts) = &failure.relay {
-                body.push_str(&format!(
-                    "<p>Accepted by the publisher: {}; not accepted: {}.</p>\n",
-                    counts.files_sent, counts.files_failed
-                ));
-            }
-            ("Not sent", "fail", body)
-        }
-    };
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pacs2cd: {title}</title>\n\
-         <style>body{{font:16px/1.4 sans-serif;margin:2em;max-width:44em}}h1.ok{{color:#060}}h1.fail{{color:#a00}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #888;padding:.2em .6em;text-align:left}}\
-         .detail{{color:#444;font-size:90%}}</style>\n</head>\n<body>\n<h1 class=\"{class}\">{title}</h1>\n{body}\
-         </body>\n</html>\n"
-    )
-}
-
-/// "<strong>DOE, JOHN</strong> (patient ID PID001)", each patient of a job.
-fn patients_html(patients: &[Patient]) -> String {
-    let all: Vec<String> = patients
-        .iter()
-        .map(|p| {
-            format!(
-                "<strong>{}</strong> (patient ID {})",
-                escape_html(&for_people(&p.name)),
-                escape_html(&p.id)
-            )
-        })
-        .collect();
-    all.join(" and ")
-}
-
-fn studies_table(studies: &[StudySummary]) -> String {
-    let mut table = String::from("<table>\n<tr><th>Accession</th><th>Modalities</th><th>Images</th></tr>\n");
-    for study in studies {
-        table.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            escape_html(&study.accession),
-            escape_html(&study.modalities.join(", ")),
-            study.files
-        ));
-    }
-    table.push_str("</table>\n");
-    table
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::failure::RelayCounts;
-
-    #[test]
-    fn html_escapes_what_comes_from_outside() {
-        let printed = Printed {
-            accessions_sent: vec!["A1".into()],
-            patient_name: "<script>alert(1)</script>".into(),
-            destination: "127.0.0.1:104".into(),
-            files_sent: 3,
-            patient_id: "P&1".into(),
-            patients: vec![Patient {
-                name: "<script>alert(1)</script>".into(),
-                id: "P&1".into(),
-                accessions: vec!["A1".into()],
-            }],
-            publisher: "CD publisher".into(),
-            proof: "instance-list",
-            called_ae: "CDPUB".into(),
-            sender: "dcmsend",
-            studies: vec![],
-            seconds: 1.0,
-            warnings: vec![],
-        };
-        let page = html(&Ok(Report::Print(printed)));
-        assert!(!page.contains("<script>"), "{page}");
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && page.contains("P&amp;1"));
-        let page = html(&Err(Failure::config("bad \"quote\" <b>")));
-        assert!(page.contains("&quot;quote&quot; &lt;b&gt;") && page.contains("Not sent"));
-    }
 
     #[test]
     fn failure_json_shape() {

@@ -41,6 +41,8 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
+use crate::sanitize::quoted;
+
 /// An application entity title: 1-16 characters of the DICOM default
 /// repertoire, no backslash (the multi-value separator), not all spaces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,10 +55,13 @@ impl AeTitle {
             return Err("an AE title cannot be empty".into());
         }
         if trimmed.len() > 16 {
-            return Err(format!("AE title {trimmed:?} is longer than 16 characters"));
+            return Err(format!("AE title {} is longer than 16 characters", quoted(trimmed)));
         }
         if trimmed.chars().any(|c| !c.is_ascii() || c.is_ascii_control() || c == '\\') {
-            return Err(format!("AE title {trimmed:?} may hold only printable ASCII without backslash"));
+            return Err(format!(
+                "AE title {} may hold only printable ASCII without backslash",
+                quoted(trimmed)
+            ));
         }
         Ok(AeTitle(trimmed.to_string()))
     }
@@ -92,7 +97,7 @@ impl Endpoint {
 
     /// Parses `AE@HOST:PORT` (an IPv6 host goes in brackets).
     pub fn parse(value: &str) -> Result<Endpoint, String> {
-        let shape = || format!("{value:?} is not of the form AE@HOST:PORT");
+        let shape = || format!("{} is not of the form AE@HOST:PORT", quoted(value));
         let (ae, address) = value.split_once('@').ok_or_else(shape)?;
         let (host, port) = address.rsplit_once(':').ok_or_else(shape)?;
         let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
@@ -103,8 +108,11 @@ impl Endpoint {
         {
             return Err(shape());
         }
-        let port: u16 =
-            port.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("{port:?} is not a port number"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{} is not a port number (1-65535)", quoted(port)))?;
         Ok(Endpoint { ae: AeTitle::parse(ae)?, host: host.to_string(), port })
     }
 }

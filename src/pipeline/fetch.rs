@@ -183,10 +183,9 @@ fn build_image(
 ) -> Result<u64, Failure> {
     let content = disc::folder_bytes(folder);
     if content > iso::DVD_BYTES && !job.force {
-        return Err(Failure::config(format!(
-            "the disc would hold {:.2} GB, more than a DVD (4.7 GB): split the accessions, or use --force",
-            content as f64 / 1e9
-        )));
+        let size = format!("the disc would hold {:.2} GB, more than a DVD (4.7 GB)", content as f64 / 1e9);
+        return Err(Failure::config(format!("{size}: split the accessions, or use --force"))
+            .for_the_web(format!("{size}: request fewer accession numbers per disc")));
     }
     let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
     let started = Instant::now();

@@ -20,7 +20,7 @@ use crate::dicom::tools::Tool;
 use crate::dicom::{AssociationProblem, FileOutcome, StoreLog, dcmsend, echoscu, part10, storescu};
 use crate::failure::{Failure, RelayCounts};
 use crate::job::{Context, Publisher};
-use crate::progress::Progress;
+use crate::progress::{Progress, Stage};
 use crate::staging;
 
 /// A storage instance to send.
@@ -205,7 +205,8 @@ pub fn send(
         Sender::Storescu => storescu::is_stall,
     });
     let what = format!("sending to the {}", publisher.display());
-    let mut progress = Progress::start(context.progress, &what, Some(instances.len() as u64));
+    let mut progress =
+        Progress::start(context.progress.clone(), Stage::Send, &what, Some(instances.len() as u64));
     let file_done: fn(&str) -> bool = match publisher.sender {
         Sender::Dcmsend => dcmsend::is_file_done,
         Sender::Storescu => storescu::is_file_done,

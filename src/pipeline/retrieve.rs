@@ -29,7 +29,7 @@ use crate::pipeline::arrivals::{self, Watch};
 use crate::pipeline::find::{Finder, pacs_failure};
 use crate::pipeline::lookup::Found;
 use crate::pipeline::manifest::{self, Manifest, Proof};
-use crate::progress::Progress;
+use crate::progress::{Progress, Stage};
 use crate::staging::Root;
 
 /// A file received and identified.
@@ -78,7 +78,8 @@ pub fn run(
     };
     let what = format!("retrieving from the PACS {} ({verb})", pacs.endpoint);
     let total: Option<u64> = found.studies.iter().map(|s| s.instances.map(|n| n as u64)).sum();
-    let progress = Arc::new(Mutex::new(Progress::start(context.progress, &what, total)));
+    let progress =
+        Arc::new(Mutex::new(Progress::start(context.progress.clone(), Stage::Retrieve, &what, total)));
     let counting = progress.clone();
     let watch =
         Watch::start(work, Box::new(move |_| counting.lock().unwrap_or_else(|p| p.into_inner()).inc()))?;
@@ -345,7 +346,8 @@ pub fn verify(
         if !allow.unproven {
             return Err(Failure::fetch_incomplete(&format!(
                 "{why} (accept that with --allow-unproven or pacs.allow_unproven = true)"
-            )));
+            ))
+            .for_the_web(why));
         }
         warnings.push(format!("{why} (accepted with --allow-unproven)"));
     }

@@ -912,6 +912,201 @@ impl Nginx {
     pub fn get(&self, target: &str) -> HttpResponse {
         self.request("GET", target, &[])
     }
+
+    /// A GET read as it arrives: each piece with the time since the
+    /// request went out.
+    pub fn stream(&self, target: &str, headers: &[(&str, &str)]) -> Vec<(Duration, Vec<u8>)> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect nginx");
+        stream.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+        let mut request = format!("GET {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        let sent = Instant::now();
+        stream.write_all(request.as_bytes()).expect("send request");
+        let mut pieces = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buffer).expect("read response") {
+                0 => return pieces,
+                n => pieces.push((sent.elapsed(), buffer[..n].to_vec())),
+            }
+        }
+    }
+}
+
+/// Headless Chromium driven through chromedriver (W3C WebDriver over
+/// loopback HTTP), with the flags that keep it off the network; its
+/// screenshots go to `screenshots()`, outside the repository.
+pub struct Browser {
+    base: String,
+    session: String,
+    profile: TempDir,
+    _driver: Server,
+}
+
+/// Where the browser tests leave their screenshots:
+/// `$PACS2CD_TEST_ARTIFACTS`, else `pacs2cd-test-artifacts` in the temp folder.
+pub fn screenshots() -> PathBuf {
+    let dir = std::env::var_os("PACS2CD_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("pacs2cd-test-artifacts"));
+    std::fs::create_dir_all(&dir).expect("artifacts folder");
+    dir
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        let chromium = require("chromium", "chromium");
+        let driver = require("chromedriver", "chromium-driver");
+        let profile = tempfile::tempdir().expect("browser profile");
+        let port = free_port();
+        let server = Server::spawn(
+            Command::new(driver).arg(format!("--port={port}")).arg("--allowed-ips=127.0.0.1"),
+            &profile.path().join("chromedriver.log"),
+        );
+        wait_for_port(port, "chromedriver", &profile.path().join("chromedriver.log"));
+        let base = format!("http://127.0.0.1:{port}");
+        let user_data = profile.path().join("profile");
+        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            // Navigation returns at once: the page is looked at while it loads.
+            "pageLoadStrategy": "none",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=900,700", format!("--user-data-dir={}", user_data.display())],
+            },
+        }}});
+        let answer = call(&base, "POST", "/session", Some(capabilities));
+        let session = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}"));
+        Browser { base, session: session.to_string(), profile, _driver: server }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        call(&self.base, method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    pub fn open(&self, url: &str) {
+        self.call("POST", "/url", Some(serde_json::json!({"url": url})));
+    }
+
+    /// The result of a script run in the page.
+    pub fn script(&self, script: &str) -> serde_json::Value {
+        self.call("POST", "/execute/sync", Some(serde_json::json!({"script": script, "args": []})))["value"]
+            .clone()
+    }
+
+    /// The page's text as a reader sees it (hidden elements left out).
+    pub fn visible_text(&self) -> String {
+        self.script("return document.body ? document.body.innerText : '';").as_str().unwrap_or("").to_string()
+    }
+
+    /// Waits (up to `wait`) until the visible text holds `wanted`.
+    pub fn wait_for_text(&self, wanted: &str, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        loop {
+            let text = self.visible_text();
+            if text.contains(wanted) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{wanted:?} never appeared; the page shows:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A PNG of the window, saved as `name` in `screenshots()`.
+    pub fn screenshot(&self, name: &str) -> PathBuf {
+        let answer = self.call("GET", "/screenshot", None);
+        let png = decode_base64(answer["value"].as_str().expect("screenshot data"));
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        let path = screenshots().join(name);
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    /// The pids of Chromium processes of this browser's profile.
+    fn chromium_pids(&self) -> Vec<u32> {
+        let needle = self.profile.path().to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+            if String::from_utf8_lossy(&cmdline).contains(&needle) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let pids = self.chromium_pids();
+        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        // Whatever chromedriver left (Chromium's helpers may leave its group).
+        for pid in still_running(&pids, Duration::from_secs(5)) {
+            // SAFETY: kill(2) on a pid this test's browser started.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// One WebDriver call; an error answer panics with its message.
+fn call(base: &str, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let response = match (method, body) {
+        ("POST", body) => agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.unwrap_or_else(|| serde_json::json!({})).to_string()),
+        ("DELETE", _) => agent.delete(&url).call(),
+        _ => agent.get(&url).call(),
+    };
+    let mut response = response.unwrap_or_else(|e| panic!("chromedriver {method} {path}: {e}"));
+    let status = response.status().as_u16();
+    let text =
+        response.body_mut().with_config().limit(64 << 20).read_to_string().expect("chromedriver answer");
+    let value: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("chromedriver answer not JSON ({e}): {text}"));
+    assert_eq!(status, 200, "chromedriver {method} {path}: {value}");
+    value
+}
+
+/// Standard base64 (WebDriver's screenshots).
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let digits: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut word = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            word |= value(c) << (18 - 6 * i);
+        }
+        let bytes = word.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
 }
 
 /// The Python of the virtualenv with pynetdicom (made by `scripts/deps`,

@@ -123,6 +123,7 @@ BEHAVIOURS = {
     "stall": "a retrieve stops after K instances (--deliver, default 1) and answers "
     "nothing more for 120 s, then aborts",
     "abort": "a retrieve sends K instances (--deliver, default 1), then aborts the association",
+    "slow": "a retrieve waits --pause SECONDS (default 0.1) before each instance; otherwise normal",
     "lose-one": "the last instance of a retrieve cannot be read: that sub-operation fails, "
     "final Warning 0xB000",
     "refuse-image": "IMAGE-level C-FIND refused (0xA900); STUDY and SERIES normal",
@@ -378,11 +379,12 @@ class FakePacs:
     the chosen behaviour, and the stop signal that wakes stalled handlers."""
 
     def __init__(self, archive: Archive, behaviour: str, peers: dict[str, tuple[str, int]],
-                 deliver: int | None, no_match: str, refuse_status: int) -> None:
+                 deliver: int | None, no_match: str, refuse_status: int, pause: float = 0.1) -> None:
         self.archive = archive
         self.behaviour = behaviour
         self.peers = peers
         self.deliver = deliver
+        self.pause = pause
         self.no_match = no_match
         self.refuse_status = refuse_status
         self.stop = threading.Event()
@@ -572,6 +574,10 @@ class FakePacs:
                 return
             if event.is_cancelled:
                 yield (CANCEL, None)
+                return
+            if self.behaviour == "slow" and self.stop.wait(self.pause):
+                log(f"{operation} interrupted: shutting down")
+                abort(event.assoc)
                 return
             yield (PENDING, item())
         if plan.stop_after is not None:
@@ -784,6 +790,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--peer", action="append", type=parse_peer, default=[],
                         help="C-MOVE destination AE=HOST:PORT (repeatable)")
     parser.add_argument("--deliver", type=int, help="K for short, repeats, stall, abort")
+    parser.add_argument("--pause", type=float, default=0.1, help="seconds before each instance (slow)")
     parser.add_argument("--no-match", choices=("failure", "success"), default="failure",
                         help="final status of a retrieve matching nothing: failure = 0xC000 "
                         "with counts 0 like Orthanc (default), success = 0x0000 with counts 0")
@@ -866,7 +873,8 @@ def main(argv: list[str]) -> int:
     studies = len({i.study_uid for i in archive.instances})
     log(f"fake_pacs: {len(archive.instances)} instances in {studies} studies from {args.dir}; "
         f"behaviour {args.behaviour}")
-    pacs = FakePacs(archive, args.behaviour, dict(args.peer), args.deliver, args.no_match, args.refuse_status)
+    pacs = FakePacs(archive, args.behaviour, dict(args.peer), args.deliver, args.no_match, args.refuse_status,
+                    args.pause)
     handlers = [
         (evt.EVT_CONN_OPEN, pacs.nodelay),
         (evt.EVT_C_ECHO, pacs.handle_echo),

@@ -1,0 +1,430 @@
+//! The pages the HIS user sees in the window the "Print ISO" button opens:
+//! the verdict of a job in a technician's words (no command-line flags),
+//! and the live page that shows a print's progress while it runs.
+//!
+//! The live page needs no JavaScript: each update is a new element with a
+//! style rule that hides the one before (`:last-child` would not do: Blink
+//! matches it only once the parent is parsed whole), and the verdict hides
+//! them all. Two buffers stand
+//! between us and the browser: nginx's (`fastcgi_buffering off` in the
+//! snippet, and `X-Accel-Buffering: no` here) and the 8 KiB buffer of
+//! fcgiwrap's FastCGI library, which only a full buffer flushes (fcgiwrap
+//! issue #36; measured: a line a second reached the browser only at the
+//! program's exit). So every update is followed by 8 KiB of padding in an
+//! HTML comment, and updates are throttled: at most two a second, and only
+//! when the percentage moved.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::failure::{Class, Failure};
+use crate::patients::{Patient, for_people};
+use crate::pipeline::StudySummary;
+use crate::progress::{Listener, Stage};
+use crate::report::{Report, proof_words};
+
+/// More than fcgiwrap's 8 KiB buffer: what precedes it is pushed out.
+const PADDING: usize = 8 * 1024 + 64;
+/// The least time between two count updates of one stage.
+const UPDATE_EVERY: Duration = Duration::from_millis(500);
+
+const STYLE: &str = "body{font:16px/1.4 sans-serif;margin:2em;max-width:44em}h1.ok{color:#060}h1.fail{color:#a00}\
+    table{border-collapse:collapse}td,th{border:1px solid #888;padding:.2em .6em;text-align:left}\
+    .detail{color:#444;font-size:90%}progress{width:100%;height:1.2em}";
+
+/// The whole page at once: the verdict (every answer but a live print).
+pub fn whole(result: &Result<Report, Failure>) -> String {
+    let verdict = Verdict::of(result);
+    format!("{}{}</body>\n</html>\n", start(verdict.title), verdict.html())
+}
+
+fn start(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width\">\n<title>pacs2cd: {title}</title>\n\
+         <style>{STYLE}</style>\n</head>\n<body>\n"
+    )
+}
+
+/// The title, look and words of a job's result.
+struct Verdict<'a> {
+    title: &'static str,
+    class: &'static str,
+    status: u16,
+    error: &'static str,
+    result: &'a Result<Report, Failure>,
+}
+
+impl<'a> Verdict<'a> {
+    fn of(result: &'a Result<Report, Failure>) -> Verdict<'a> {
+        let (title, class, status, error) = match result {
+            Ok(Report::Print(_)) => ("Sent to the CD publisher", "ok", 200, ""),
+            Ok(Report::Plan(_)) => ("Dry run", "ok", 200, ""),
+            Ok(_) => ("Done", "ok", 200, ""),
+            Err(failure) => ("Not sent", "fail", failure.class.http_status(), failure.class.error_str()),
+        };
+        Verdict { title, class, status, error, result }
+    }
+
+    /// The verdict's block; its data attributes carry the error table's
+    /// status and words, which a streamed page cannot put in its status line.
+    fn html(&self) -> String {
+        let body = match self.result {
+            Ok(Report::Print(printed)) => {
+                let mut body = format!(
+                    "<p><strong>{} images</strong> of {} were sent to the {}. The publisher burns and \
+                     labels the disc.</p>\n<p class=\"detail\">{}. Publisher address {}.</p>\n",
+                    printed.files_sent,
+                    patients_html(&printed.patients),
+                    escape_html(&printed.publisher),
+                    escape_html(&sentence(proof_words(printed.proof))),
+                    escape_html(&printed.destination)
+                );
+                body.push_str(&studies_table(&printed.studies));
+                body
+            }
+            Ok(Report::Plan(plan)) => {
+                let mut body = format!(
+                    "<p>Would send the images of {}. Nothing was sent.</p>\n",
+                    patients_html(&plan.patients)
+                );
+                body.push_str(&studies_table(&plan.studies));
+                body
+            }
+            Ok(_) => String::new(),
+            Err(failure) => {
+                let mut body = format!(
+                    "<p>{}</p>\n<p class=\"detail\">{}: {}</p>\n",
+                    escape_html(advice(failure.class)),
+                    escape_html(failure.class.error_str()),
+                    escape_html(&failure.detail)
+                );
+                if let Some(counts) = &failure.relay {
+                    body.push_str(&format!(
+                        "<p>Accepted by the publisher: {}; not accepted: {}.</p>\n",
+                        counts.files_sent, counts.files_failed
+                    ));
+                }
+                body
+            }
+        };
+        format!(
+            "<div id=\"verdict\" data-status=\"{}\" data-error=\"{}\">\n<h1 class=\"{}\">{}</h1>\n{body}</div>\n",
+            self.status,
+            escape_html(self.error),
+            self.class,
+            self.title
+        )
+    }
+}
+
+/// `text` with a capital first letter.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// What the HIS user should do next, per row of the error table: words for
+/// someone at a ward or a front desk, never a command-line flag.
+fn advice(class: Class) -> &'static str {
+    match class {
+        Class::MissingAccession | Class::InvalidAccession => {
+            "Check the accession numbers in the request. Nothing was sent."
+        }
+        Class::AccessionNotFound => {
+            "The PACS or the HIS does not know this accession number. Nothing was sent."
+        }
+        Class::MixedPatients => {
+            "The accession numbers belong to different patients: request one patient per disc. Nothing was sent."
+        }
+        Class::PatientApiUnavailable => {
+            "The patient service of the HIS did not answer. Try again later; nothing was sent."
+        }
+        Class::PacsUnreachable => "The PACS did not answer. Try again later or call IT; nothing was sent.",
+        Class::NoDicomData => "The PACS holds no images for this accession yet. Nothing was sent.",
+        Class::FetchIncomplete => {
+            "Not all images came from the PACS, so nothing was sent: an incomplete disc is worse than none. \
+             Try again in a few minutes; if it happens again, call IT."
+        }
+        Class::PublisherUnreachable => {
+            "The CD publisher could not be reached: check that it is switched on and connected, then try again."
+        }
+        Class::RelayFailed => "The CD publisher refused the images. Call IT.",
+        Class::PartialRelay => {
+            "The CD publisher did not accept every image: do not hand out this disc. Call IT."
+        }
+        Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
+        Class::Configuration => "pacs2cd is not set up correctly. Call IT.",
+        Class::Interrupted(_) => "The job was stopped before it finished. Try again.",
+        Class::Unauthorized => "This request was not authorised. Call IT.",
+        Class::MethodNotAllowed | Class::UnknownUrl => "This address is not one pacs2cd serves. Call IT.",
+    }
+}
+
+/// "<strong>DOE, JOHN</strong> (patient ID PID001)", each patient of a job.
+fn patients_html(patients: &[Patient]) -> String {
+    let all: Vec<String> = patients
+        .iter()
+        .map(|p| {
+            format!(
+                "<strong>{}</strong> (patient ID {})",
+                escape_html(&for_people(&p.name)),
+                escape_html(&p.id)
+            )
+        })
+        .collect();
+    all.join(" and ")
+}
+
+fn studies_table(studies: &[StudySummary]) -> String {
+    let mut table = String::from("<table>\n<tr><th>Accession</th><th>Modalities</th><th>Images</th></tr>\n");
+    for study in studies {
+        table.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape_html(&study.accession),
+            escape_html(&study.modalities.join(", ")),
+            study.files
+        ));
+    }
+    table.push_str("</table>\n");
+    table
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A print's page, written while the job runs: begun once the request is
+/// checked (so refusals keep their HTTP status), fed by the job's progress,
+/// ended by the verdict.
+pub struct LivePage {
+    state: Mutex<State>,
+}
+
+struct State {
+    out: Box<dyn Write + Send>,
+    begun: bool,
+    /// The browser went away: the job goes on (the disc is still wanted,
+    /// and the audit log records it), the page stops.
+    gone: bool,
+    publisher: String,
+    /// The last update shown: its stage, when, and its percentage (or
+    /// count, when the total is unknown).
+    last: Option<(Stage, Instant, u64)>,
+    /// Updates written so far (their ids are u0, u1...).
+    updates: u32,
+}
+
+impl LivePage {
+    pub fn new(out: Box<dyn Write + Send>) -> LivePage {
+        LivePage {
+            state: Mutex::new(State {
+                out,
+                begun: false,
+                gone: false,
+                publisher: String::new(),
+                last: None,
+                updates: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn begun(&self) -> bool {
+        self.lock().begun
+    }
+
+    /// The headers (`Status: 200`: the verdict is not known yet) and the
+    /// top of the page, at once.
+    pub fn begin(&self, accessions: &[String], publisher: &str) {
+        let mut state = self.lock();
+        state.begun = true;
+        state.publisher = publisher.to_string();
+        let headers = "Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                       Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Accel-Buffering: no\r\n\r\n";
+        let accessions: Vec<String> = accessions.iter().map(|a| escape_html(a)).collect();
+        let top = format!(
+            "{headers}{}<div id=\"live\">\n<h1>Preparing the disc</h1>\n<p>Accession numbers: {}.</p>\n\
+             <div id=\"u0\"><p>Looking up the studies in the PACS…</p></div>\n",
+            start("preparing the disc"),
+            accessions.join(", ")
+        );
+        state.send(&top);
+    }
+
+    /// The verdict, below the updates it hides.
+    pub fn finish(&self, result: &Result<Report, Failure>) {
+        let verdict = Verdict::of(result);
+        let end =
+            format!("</div>\n<style>#live{{display:none}}</style>\n{}</body>\n</html>\n", verdict.html());
+        let mut state = self.lock();
+        if !state.gone {
+            // The end needs no padding: the program's exit flushes it.
+            let written = state.out.write_all(end.as_bytes()).and_then(|()| state.out.flush());
+            if let Err(err) = written {
+                log::warn!("the browser went away before the verdict: {err}");
+            }
+        }
+    }
+}
+
+impl State {
+    fn send(&mut self, chunk: &str) {
+        if self.gone {
+            return;
+        }
+        let padding = format!("<!--{}-->\n", " ".repeat(PADDING));
+        let written = self
+            .out
+            .write_all(chunk.as_bytes())
+            .and_then(|()| self.out.write_all(padding.as_bytes()))
+            .and_then(|()| self.out.flush());
+        if let Err(err) = written {
+            log::warn!("the browser went away; the job goes on: {err}");
+            self.gone = true;
+        }
+    }
+}
+
+impl Listener for LivePage {
+    fn update(&self, stage: Stage, done: u64, total: Option<u64>) {
+        let mut state = self.lock();
+        if !state.begun || state.gone {
+            return;
+        }
+        let measure = match total {
+            Some(total) if total > 0 => done.min(total) * 100 / total,
+            _ => done,
+        };
+        let now = Instant::now();
+        if let Some((last_stage, at, last_measure)) = state.last
+            && last_stage == stage
+            && (now.duration_since(at) < UPDATE_EVERY || last_measure == measure)
+        {
+            return;
+        }
+        state.last = Some((stage, now, measure));
+        let what = match stage {
+            Stage::Retrieve => "Retrieving the images from the PACS".to_string(),
+            Stage::Send => format!("Sending the images to the {}", escape_html(&state.publisher)),
+        };
+        let bar = match total {
+            Some(total) => {
+                format!(
+                    "<p>{what}: {done} of {total}</p><progress value=\"{done}\" max=\"{total}\">{measure}%</progress>"
+                )
+            }
+            None => format!("<p>{what}: {done} so far</p><progress></progress>"),
+        };
+        let (before, id) = (state.updates, state.updates + 1);
+        state.updates = id;
+        state.send(&format!("<style>#u{before}{{display:none}}</style>\n<div id=\"u{id}\">{bar}</div>\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::pipeline::print::Printed;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
+        }
+    }
+
+    fn printed(name: &str) -> Printed {
+        Printed {
+            accessions_sent: vec!["A1".into()],
+            patient_name: name.into(),
+            destination: "127.0.0.1:104".into(),
+            files_sent: 3,
+            patient_id: "P&1".into(),
+            patients: vec![Patient { name: name.into(), id: "P&1".into(), accessions: vec!["A1".into()] }],
+            publisher: "Rimage 2000i".into(),
+            proof: "instance-list",
+            called_ae: "CDPUB".into(),
+            sender: "dcmsend",
+            studies: vec![],
+            seconds: 1.0,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn pages_escape_what_comes_from_outside() {
+        let page = whole(&Ok(Report::Print(printed("<script>alert(1)</script>"))));
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && page.contains("P&amp;1"));
+        assert!(
+            page.contains("sent to the Rimage 2000i") && page.contains("Publisher address 127.0.0.1:104")
+        );
+        let page = whole(&Err(Failure::config("bad \"quote\" <b>")));
+        assert!(page.contains("&quot;quote&quot; &lt;b&gt;") && page.contains("Not sent"));
+        assert!(page.contains("data-status=\"500\" data-error=\"configuration error\""), "{page}");
+    }
+
+    #[test]
+    fn names_for_people_on_the_page() {
+        let page = whole(&Ok(Report::Print(printed("DOE^JOHN^^DR"))));
+        assert!(page.contains("<strong>DOE, JOHN</strong>"), "{page}");
+    }
+
+    #[test]
+    fn the_live_page_pads_throttles_and_ends_with_the_verdict() {
+        let out = Shared::default();
+        let page = LivePage::new(Box::new(out.clone()));
+        // Counts before the page begins (a refused request) write nothing.
+        page.update(Stage::Retrieve, 1, Some(10));
+        assert!(out.text().is_empty());
+        page.begin(&["A<1>".into()], "CD publisher");
+        let top = out.text();
+        assert!(top.starts_with("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"), "{top}");
+        assert!(top.contains("A&lt;1&gt;") && top.len() > PADDING, "padded past fcgiwrap's buffer");
+        for done in 0..=100 {
+            page.update(Stage::Retrieve, done, Some(100));
+        }
+        let updates = out.text().matches("Retrieving the images").count();
+        assert_eq!(updates, 1, "a burst within half a second is one update");
+        page.update(Stage::Send, 0, Some(100));
+        page.update(Stage::Send, 0, Some(100));
+        assert_eq!(out.text().matches("Sending the images to the CD publisher: 0 of 100").count(), 1);
+        page.finish(&Ok(Report::Print(printed("DOE^JOHN"))));
+        let text = out.text();
+        assert!(text.ends_with("</body>\n</html>\n"), "{}", &text[text.len() - 200..]);
+        assert!(text.contains("<style>#live{display:none}</style>") && text.contains("data-status=\"200\""));
+    }
+}
