@@ -561,6 +561,8 @@ fn main() {
             let config_arg = env.config.to_string_lossy().into_owned();
             let strace = harness::require("strace", "strace");
             let trace_arg = trace.to_string_lossy().into_owned();
+            // BENCH_TRACE widens the syscalls shown (e.g. add ",unlinkat,rename").
+            let filter = std::env::var("BENCH_TRACE").unwrap_or_else(|_| "trace=execve,exit_group".into());
             run(
                 &strace,
                 &[
@@ -568,7 +570,7 @@ fn main() {
                     "--seccomp-bpf",
                     "-ttt",
                     "-e",
-                    "trace=execve,exit_group",
+                    &filter,
                     "-o",
                     &trace_arg,
                     pacs2cd.to_str().expect("utf-8"),
@@ -589,7 +591,10 @@ fn main() {
                 let Ok(time) = time.parse::<f64>() else { continue };
                 let start = *start.get_or_insert(time);
                 let rest: String = fields.collect::<Vec<_>>().join(" ");
-                if rest.starts_with("execve(") || rest.starts_with("exit_group") {
+                if rest.starts_with("execve(")
+                    || rest.starts_with("exit_group")
+                    || std::env::var_os("BENCH_TRACE").is_some()
+                {
                     let shown: String = rest.chars().take(110).collect();
                     println!("{:>8.3} {pid:>7} {shown}", time - start);
                 }

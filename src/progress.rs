@@ -95,14 +95,6 @@ impl Progress {
             Mode::Log | Mode::Off => {}
         }
     }
-
-    /// Says something without tearing the bar.
-    pub fn note(&self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| log::info!("{message}")),
-            None => log::info!("{message}"),
-        }
-    }
 }
 
 /// The bar's look. The message gives way (truncated) so that the line fits

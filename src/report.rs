@@ -255,7 +255,10 @@ struct FailedFile<'a> {
 const SHOWN_FAILURES: usize = 10;
 
 pub fn print_failure(failure: &Failure, json: bool) {
-    eprintln!("pacs2cd: {}", for_terminal(&failure.detail));
+    // "busy" is the word a technician acts on (wait, try again); the
+    // detail says what holds the port.
+    let class = if failure.class == Class::Busy { "busy: " } else { "" };
+    eprintln!("pacs2cd: {class}{}", for_terminal(&failure.detail));
     if let Some(counts) = &failure.relay {
         for (file, reason) in counts.failures.iter().take(SHOWN_FAILURES) {
             eprintln!("  {}: {}", for_terminal(file), for_terminal(reason));

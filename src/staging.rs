@@ -231,7 +231,7 @@ impl Root {
                 .ok()
                 .and_then(|meta| lock_holder(meta.ino()))
                 .map_or_else(|| "unknown".to_string(), |pid| pid.to_string());
-            if !told {
+            if !told && !wait.is_zero() {
                 on_wait(&format!("waiting for another job (pid {holder}) retrieving on port {port}"));
                 told = true;
             }

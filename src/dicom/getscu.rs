@@ -24,10 +24,13 @@ pub fn args(
 }
 
 pub fn parse(log: &[String]) -> RetrieveLog {
-    let mut parsed = RetrieveLog::default();
+    let mut parsed = RetrieveLog { stored: Some(0), ..RetrieveLog::default() };
     let mut problems = Problems::new("PACS");
     for (level, text) in log.iter().filter_map(|line| log_line(line)) {
-        if let Some(status) = text.strip_prefix("Received C-GET Response (") {
+        if text == "Sending C-STORE Response (Success)" {
+            // getscu answers Success once the file is written.
+            parsed.stored = parsed.stored.map(|n| n + 1);
+        } else if let Some(status) = text.strip_prefix("Received C-GET Response (") {
             let status = status.trim_end_matches(')');
             if status != "Pending" {
                 parsed.final_status = Some(status.to_string());
@@ -51,6 +54,7 @@ mod tests {
     fn recorded_cases() {
         let parsed = parse(&recorded("getscu_ok"));
         assert!(parsed.succeeded(), "{parsed:?}");
+        assert_eq!(parsed.stored, Some(3));
         assert_eq!(
             (parsed.counts.failed, parsed.counts.completed, parsed.counts.remaining),
             (Some(0), Some(3), Some(0))

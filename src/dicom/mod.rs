@@ -297,6 +297,9 @@ pub struct RetrieveLog {
     /// The final response's sub-operation counts, when the tool prints them.
     pub counts: Suboperations,
     pub problem: Option<AssociationProblem>,
+    /// Files the tool says it wrote (getscu: one per C-STORE it answered
+    /// with Success), repeats included; `None` when it does not say.
+    pub stored: Option<usize>,
 }
 
 impl RetrieveLog {

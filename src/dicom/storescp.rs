@@ -11,7 +11,9 @@ use std::path::Path;
 use super::{Timeouts, log_line, words};
 
 pub fn args(ae: &str, port: u16, timeouts: &Timeouts, into: &Path) -> Vec<OsString> {
-    let mut args = words(["-aet", ae, "+xa", "-pm", "-dhl", "-ta"]);
+    // +uf: a unique name per instance received, so an instance the PACS
+    // sends twice never overwrites the first copy before it is compared.
+    let mut args = words(["-aet", ae, "+xa", "-pm", "+uf", "-dhl", "-ta"]);
     args.push(timeouts.acse.as_secs().max(1).to_string().into());
     args.push("-td".into());
     args.push(timeouts.dimse.as_secs().max(1).to_string().into());

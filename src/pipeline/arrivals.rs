@@ -73,10 +73,15 @@ impl State {
     }
 }
 
+/// The folder of `work` the retrieving tool writes into.
+pub fn incoming_of(work: &Path) -> PathBuf {
+    work.join("incoming")
+}
+
 impl Watch {
     /// Creates `incoming/` and `received/` under `work` and starts watching.
     pub fn start(work: &Path, on_arrival: OnArrival) -> Result<Watch, Failure> {
-        let incoming = work.join("incoming");
+        let incoming = incoming_of(work);
         let received = work.join("received");
         for dir in [&incoming, &received] {
             std::fs::create_dir_all(dir)
@@ -108,6 +113,8 @@ impl Watch {
                         let stopping = stop.load(Ordering::Acquire);
                         match inotify.names(&wake, Duration::from_millis(500)) {
                             Ok(names) => {
+                                // At once, never batched: C-GET writes a
+                                // repeated instance over the first copy.
                                 for name in names {
                                     state.take(&incoming, &name);
                                 }

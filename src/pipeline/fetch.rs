@@ -70,7 +70,17 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
     let work = root.job_dir()?;
     let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
-    let found = lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients)?;
+    // The C-MOVE receiver starts beside the lookup (see
+    // retrieve::prepare_receiver), on this thread: a child dies with the
+    // thread that started it (see runner).
+    let (found, receiver) = std::thread::scope(|scope| {
+        let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients));
+        let receiver = retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false);
+        let found = lookup.join().unwrap_or_else(|_| Err(Failure::config("the lookup panicked")));
+        (found, receiver)
+    });
+    let found = found?;
+    let receiver = retrieve::receiver_after(receiver, context, &root, &job.pacs, work.path())?;
     let patients = found.patients.clone();
     let first = found.first_patient().clone();
     let name = default_name(&first.name, &job.accessions);
@@ -96,7 +106,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     }
     crate::signals::check()?;
     let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
-    let retrieved = retrieve::run(context, &root, &finder, &found, work.path(), allow, &deadline)
+    let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, allow, &deadline)
         .map_err(|failure| failure.for_patients(&patients))?;
     // What to undo if the lay-out fails: the whole folder when this job made
     // it or found it empty, else only what the lay-out writes.

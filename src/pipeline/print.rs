@@ -75,12 +75,18 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
     // The publisher's C-ECHO goes beside the lookup: a robot that is off
     // fails the job in seconds, and a robot that is on costs nothing.
-    let (found, echoed) = std::thread::scope(|scope| {
+    // So does the C-MOVE receiver's start (see retrieve::prepare_receiver),
+    // on this thread: a child dies with the thread that started it (see
+    // runner), and the receiver must outlive the lookup.
+    let (found, echoed, receiver) = std::thread::scope(|scope| {
         let echo = (!job.dry_run).then(|| scope.spawn(|| relay::echo(context, &job.publisher)));
-        let found = lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients);
+        let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients));
+        let receiver =
+            (!job.dry_run).then(|| retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false));
+        let found = lookup.join().unwrap_or_else(|_| Err(Failure::config("the lookup panicked")));
         let echoed =
             echo.map(|echo| echo.join().unwrap_or_else(|_| Err(Failure::config("the C-ECHO panicked"))));
-        (found, echoed)
+        (found, echoed, receiver)
     });
     let found = found?;
     let accessions: Vec<String> = job.accessions.iter().map(|a| a.to_string()).collect();
@@ -104,8 +110,10 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     }
     let sent = (|| {
         echoed.transpose()?;
+        let early = receiver.unwrap_or(Ok(None));
+        let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path())?;
         let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
-        let retrieved = retrieve::run(context, &root, &finder, &found, work.path(), allow, &deadline)?;
+        let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, allow, &deadline)?;
         crate::signals::check()?;
         let received = work.path().join("received");
         let instances: Vec<Instance> = retrieved

@@ -22,7 +22,7 @@ use crate::dicom::part10::Identity;
 use crate::dicom::runner::{self, Command, Running};
 use crate::dicom::tools::Tool;
 use crate::dicom::{AssociationProblem, RetrieveKeys, RetrieveLog, getscu, movescu, storescp};
-use crate::failure::Failure;
+use crate::failure::{Class, Failure};
 use crate::job::{Context, Pacs};
 use crate::pipeline::Deadline;
 use crate::pipeline::arrivals::{self, Watch};
@@ -30,7 +30,7 @@ use crate::pipeline::find::{Finder, pacs_failure};
 use crate::pipeline::lookup::Found;
 use crate::pipeline::manifest::{self, Manifest, Proof};
 use crate::progress::{Progress, Stage};
-use crate::staging::Root;
+use crate::staging::{PortLock, Root};
 
 /// A file received and identified.
 #[derive(Clone, Debug)]
@@ -64,10 +64,10 @@ pub struct Allow {
 
 pub fn run(
     context: &Context,
-    root: &Root,
     finder: &Finder,
     found: &Found,
     work: &Path,
+    receiver: Option<MoveReceiver>,
     allow: Allow,
     deadline: &Deadline,
 ) -> Result<Retrieved, Failure> {
@@ -94,28 +94,79 @@ pub fn run(
             }
             listed
         });
-        let transferred = transfer(context, root, pacs, found, &watch, &progress, deadline);
+        let transferred = transfer(context, pacs, found, &watch, receiver, deadline);
         let manifest = listing.join().unwrap_or_else(|_| Err(Failure::config("the manifest query panicked")));
         (transferred, manifest)
     });
-    let statuses = transferred?;
+    let transferred = transferred?;
     let manifest = manifest?;
     drop(progress);
     let arrivals = watch.finish();
     crate::signals::check()?;
-    verify(found, &manifest, arrivals, &statuses, allow)
+    none_overwritten(transferred.stored, arrivals.len())?;
+    verify(found, &manifest, arrivals, &transferred.statuses, allow)
 }
 
-/// Runs the C-MOVEs or C-GETs; returns what their statuses said was wrong.
-fn transfer(
+/// The C-MOVE receiver of a job: the lock on the move port and storescp
+/// listening on it, writing into the job's `incoming` folder.
+pub struct MoveReceiver {
+    _lock: PortLock,
+    running: Running,
+}
+
+/// Takes the lock and starts the receiver when the PACS is to C-MOVE;
+/// `None` for C-GET. A job tries this beside the lookup, without waiting
+/// for the lock (storescp takes some 40 ms to listen, which the lookup's
+/// C-FIND hides), then again after the lookup with `receiver_after`.
+pub fn prepare_receiver(
     context: &Context,
     root: &Root,
     pacs: &Pacs,
+    work: &Path,
+    wait: bool,
+) -> Result<Option<MoveReceiver>, Failure> {
+    if pacs.retrieve != Retrieve::Move {
+        return Ok(None);
+    }
+    // Within the whole job's deadline (CGI) when it is shorter.
+    let wait = match (wait, runner::job_remaining()) {
+        (false, _) => Duration::ZERO,
+        (true, Some(left)) => left.min(Duration::from_secs(context.config.lock_wait_secs)),
+        (true, None) => Duration::from_secs(context.config.lock_wait_secs),
+    };
+    let lock = root.lock(pacs.move_port, wait, &mut |message| log::info!("{message}"))?;
+    let incoming = arrivals::incoming_of(work);
+    std::fs::create_dir_all(&incoming)
+        .map_err(|err| Failure::config(format!("cannot create {}: {err}", incoming.display())))?;
+    let running = start_receiver(context, pacs, &incoming)?;
+    Ok(Some(MoveReceiver { _lock: lock, running }))
+}
+
+/// The receiver the job started beside its lookup or, when the port was
+/// busy then, started now, waiting `lock_wait_secs` for the other job.
+pub fn receiver_after(
+    early: Result<Option<MoveReceiver>, Failure>,
+    context: &Context,
+    root: &Root,
+    pacs: &Pacs,
+    work: &Path,
+) -> Result<Option<MoveReceiver>, Failure> {
+    match early {
+        Err(failure) if failure.class == Class::Busy => prepare_receiver(context, root, pacs, work, true),
+        other => other,
+    }
+}
+
+/// Runs the C-MOVEs or C-GETs; returns what their statuses said was wrong
+/// and how many files were written.
+fn transfer(
+    context: &Context,
+    pacs: &Pacs,
     found: &Found,
     watch: &Watch,
-    progress: &Mutex<Progress>,
+    receiver: Option<MoveReceiver>,
     deadline: &Deadline,
-) -> Result<Vec<String>, Failure> {
+) -> Result<Transferred, Failure> {
     let uids: Vec<String> = found.studies.iter().map(|s| s.study_instance_uid.clone()).collect();
     let mut accessions: Vec<&str> = Vec::new();
     for study in &found.studies {
@@ -132,26 +183,17 @@ fn transfer(
             .flat_map(|modality| accessions.iter().map(move |a| RetrieveKeys::AccessionModality(a, modality)))
             .collect(),
     };
-    let (program, _lock, receiver) = match pacs.retrieve {
-        Retrieve::Move => {
-            // Within the whole job's deadline (CGI) when it is shorter.
-            let wait = runner::job_remaining()
-                .map_or(Duration::from_secs(context.config.lock_wait_secs), |left| {
-                    left.min(Duration::from_secs(context.config.lock_wait_secs))
-                });
-            let lock = root.lock(pacs.move_port, wait, &mut |message| {
-                progress.lock().unwrap_or_else(|p| p.into_inner()).note(message)
-            })?;
-            let receiver = start_receiver(context, pacs, watch.incoming())?;
-            (context.toolbox.path(Tool::Movescu)?, Some(lock), Some(receiver))
-        }
-        Retrieve::Get => (context.toolbox.path(Tool::Getscu)?, None, None),
+    let program = match (pacs.retrieve, &receiver) {
+        (Retrieve::Move, Some(_)) => context.toolbox.path(Tool::Movescu)?,
+        (Retrieve::Move, None) => return Err(Failure::config("a C-MOVE without its receiver")),
+        (Retrieve::Get, _) => context.toolbox.path(Tool::Getscu)?,
     };
     let verb = match pacs.retrieve {
         Retrieve::Move => "C-MOVE",
         Retrieve::Get => "C-GET",
     };
     let mut statuses: Vec<String> = Vec::new();
+    let mut stored = Some(0);
     for keys in &requests {
         let remaining = deadline.remaining().map_err(|_| too_slow(pacs))?;
         crate::signals::check()?;
@@ -173,17 +215,25 @@ fn transfer(
         if let Some(why) = judge(&log, keys, watch.count(), pacs, verb)? {
             statuses.push(why);
         }
+        stored = stored.zip(log.stored).map(|(a, b)| a + b);
     }
     if let Some(receiver) = receiver {
         // Every file is on disk before the PACS sends the final response
         // (storescp writes each before answering its C-STORE), so the
         // receiver can go now.
-        let output = receiver.stop();
+        let output = receiver.running.stop();
         if let Some(problem) = storescp::start_problem(&output.lines) {
             log::debug!("the C-MOVE receiver said: {problem}");
         }
     }
-    Ok(statuses)
+    Ok(Transferred { statuses, stored })
+}
+
+/// What the C-MOVEs or C-GETs said: their problems, and how many files the
+/// tool wrote (getscu says; storescp writes each under a name of its own).
+struct Transferred {
+    statuses: Vec<String>,
+    stored: Option<usize>,
 }
 
 /// What one C-MOVE or C-GET run's log says: an error that ends the job,
@@ -277,6 +327,26 @@ fn too_slow(pacs: &Pacs) -> Failure {
         pacs.endpoint,
         pacs.timeouts.total.as_secs()
     ))
+}
+
+/// getscu writes an instance sent twice over its first copy: when the
+/// watcher could not take the first before that, the two were never
+/// compared, and a different data set under one UID would go unseen. So
+/// every file the tool wrote must have been taken.
+fn none_overwritten(stored: Option<usize>, taken: usize) -> Result<(), Failure> {
+    match stored {
+        Some(stored) if stored > taken => {
+            let again = match stored - taken {
+                1 => "an image".to_string(),
+                n => format!("{n} images"),
+            };
+            Err(Failure::fetch_incomplete(&format!(
+                "the PACS sent {again} again under a SOP Instance UID it had already sent, before the first \
+                 copy could be checked; nothing was kept (try again)"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Checks what arrived against what was asked for and what the PACS lists.
@@ -521,6 +591,15 @@ mod tests {
     }
 
     const ALL: Allow = Allow { partial: false, unproven: false };
+
+    #[test]
+    fn a_file_written_over_before_it_was_taken_fails_the_retrieve() {
+        assert!(none_overwritten(Some(30), 30).is_ok());
+        assert!(none_overwritten(None, 3).is_ok(), "storescp writes each under a name of its own");
+        let err = none_overwritten(Some(31), 30).expect_err("one copy never compared");
+        assert_eq!(err.class, Class::FetchIncomplete);
+        assert!(err.detail.contains("sent an image again"), "{}", err.detail);
+    }
 
     #[test]
     fn the_files_must_equal_the_list() {

@@ -151,6 +151,10 @@ fn every_error_row_is_reachable_from_print() {
     let run = env_busy.run(&["--json", "print", "ACC001"]);
     run.expect_code(75);
     assert_eq!(run.json()["error"], "busy");
+    let text = env_busy.run(&["print", "ACC001"]);
+    text.expect_code(75);
+    assert!(text.stderr.contains("pacs2cd: busy: another job (pid"), "{}", text.stderr);
+    assert!(text.stderr.contains("try again in a few minutes"), "{}", text.stderr);
     env_busy.assert_staging_empty();
     assert!(received(&publisher).is_empty(), "no error path sent anything");
 }
