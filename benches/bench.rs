@@ -552,11 +552,16 @@ fn main() {
         let trace = out.path().join("trace.txt");
         let dcmqrscp_get = config(&pacses[1], "retrieve = \"get\"");
         let dcmqrscp_move = config(&pacses[1], "retrieve = \"move\"");
-        for (name, env) in [
-            ("get Orthanc", &env_get),
-            ("move Orthanc", &env_move),
-            ("get dcmqrscp", &dcmqrscp_get),
-            ("move dcmqrscp", &dcmqrscp_move),
+        let disc = out.path().join("trace-disc").to_string_lossy().into_owned();
+        let print_ct: &[&str] = &["print", "BENCH.CT"];
+        let print_all: &[&str] = &["print", accessions];
+        let fetch_ct: &[&str] = &["fetch", "BENCH.CT", "-o", &disc, "--force"];
+        for (name, env, command) in [
+            ("get Orthanc", &env_get, print_ct),
+            ("move Orthanc", &env_move, print_all),
+            ("get dcmqrscp", &dcmqrscp_get, print_ct),
+            ("move dcmqrscp", &dcmqrscp_move, print_all),
+            ("get Orthanc", &env_get, fetch_ct),
         ] {
             let config_arg = env.config.to_string_lossy().into_owned();
             let strace = harness::require("strace", "strace");
@@ -577,14 +582,16 @@ fn main() {
                     "--config",
                     &config_arg,
                     "-q",
-                    "print",
-                    if name.starts_with("get") { "BENCH.CT" } else { accessions },
-                ],
+                ]
+                .iter()
+                .copied()
+                .chain(command.iter().copied())
+                .collect::<Vec<&str>>(),
                 &[],
             );
             let text = std::fs::read_to_string(&trace).unwrap_or_default();
             let mut start = None;
-            println!("--- print {accessions}: {name}");
+            println!("--- {} {}: {name}", command[0], command[1]);
             for line in text.lines() {
                 let mut fields = line.split_whitespace();
                 let (Some(pid), Some(time)) = (fields.next(), fields.next()) else { continue };
