@@ -206,9 +206,18 @@ impl<R: Read> Read for Gathering<R> {
     }
 }
 
-/// `reader`, buffered, read in gathered batches.
-fn gathered<R: Read>(reader: R) -> BufReader<Gathering<R>> {
-    BufReader::with_capacity(64 * 1024, Gathering { inner: reader, drained: false })
+/// Calls `each` with every line of `reader` (trailing blanks cut) until
+/// it ends, reading in gathered batches.
+fn each_line<R: Read>(reader: R, mut each: impl FnMut(String)) {
+    let mut buffered = BufReader::with_capacity(64 * 1024, Gathering { inner: reader, drained: false });
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match buffered.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => each(String::from_utf8_lossy(&line).trim_end().to_string()),
+        }
+    }
 }
 
 fn start(command: &Command) -> Result<duct::ReaderHandle, Failure> {
@@ -258,23 +267,15 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
         // Also on a panic in on_line: release the watchdog, or the scope
         // would wait for it until the deadline.
         let _release = Release { done: &done, watchdog: watchdog.thread() };
-        let mut buffered = gathered(&reader);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match buffered.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                    log::trace!("{}: {text}", command.name());
-                    on_line(&text);
-                    if command.stop_at.is_some_and(|stop_here| stop_here(&text)) {
-                        stop(Stop::Line);
-                    }
-                    output.lines.push(text);
-                }
+        let name = command.name();
+        each_line(&reader, |text| {
+            log::trace!("{name}: {text}");
+            on_line(&text);
+            if command.stop_at.is_some_and(|stop_here| stop_here(&text)) {
+                stop(Stop::Line);
             }
-        }
+            output.lines.push(text);
+        });
     });
     let stopped = stopped.into_inner().unwrap_or_else(|p| p.into_inner());
     output.timed_out = stopped == Some(Stop::Deadline);
@@ -329,20 +330,11 @@ pub fn spawn(command: &Command, mut on_line: Box<dyn FnMut(&str) + Send>) -> Res
         .name(format!("{name} output"))
         .spawn(move || {
             let mut lines = Vec::new();
-            let mut buffered = gathered(&*reading);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match buffered.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                        log::trace!("{thread_name}: {text}");
-                        on_line(&text);
-                        lines.push(text);
-                    }
-                }
-            }
+            each_line(&*reading, |text| {
+                log::trace!("{thread_name}: {text}");
+                on_line(&text);
+                lines.push(text);
+            });
             lines
         })
         .map_err(|err| {

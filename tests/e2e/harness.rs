@@ -721,6 +721,20 @@ pub fn nginx_location(snippet: &Path, program: &Path, config: &Path, socket: &Pa
         .replace("allow 10.0.0.0/8;", "allow 127.0.0.1;")
 }
 
+/// The command lines of processes that mention `needle` (cargo's aside).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(needle) && !text.contains("cargo") {
+                found.push(text);
+            }
+        }
+    }
+    found
+}
+
 /// Those of `pids` still running (not gone, not a zombie) after up to `wait`.
 pub fn still_running(pids: &[u32], wait: Duration) -> Vec<u32> {
     let running = |pid: &u32| {

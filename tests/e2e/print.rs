@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::data::pacs_with_data;
 use crate::dicom_gen::{self, CT_IMAGE, Series, Study};
-use crate::harness::{Answer, Orthanc, PatientApi, Publisher, Storescp, TestEnv, free_port};
+use crate::harness::{
+    Answer, Orthanc, PatientApi, Publisher, Storescp, TestEnv, free_port, processes_mentioning,
+};
 
 fn received(publisher: &Storescp) -> BTreeSet<String> {
     publisher.received_uids().into_iter().collect()
@@ -157,20 +159,6 @@ fn every_error_row_is_reachable_from_print() {
     assert!(text.stderr.contains("try again in a few minutes"), "{}", text.stderr);
     env_busy.assert_staging_empty();
     assert!(received(&publisher).is_empty(), "no error path sent anything");
-}
-
-/// The processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(needle) && !text.contains("cargo") {
-                found.push(text);
-            }
-        }
-    }
-    found
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::dicom_gen::{self, CT_IMAGE, Series, Study};
-use crate::harness::{Orthanc, Publisher, Storescp, TestEnv};
+use crate::harness::{Orthanc, Publisher, Storescp, TestEnv, processes_mentioning};
 
 /// An Orthanc holding one large study (so that a move takes a moment).
 fn big_pacs() -> Orthanc {
@@ -53,20 +53,6 @@ fn wait_for_arrivals(staging: &Path, child: &mut Child) {
         assert!(child.try_wait().expect("try_wait").is_none(), "pacs2cd ended before the retrieve");
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-/// The pids of processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(needle) && !text.contains("cargo") {
-                found.push(text);
-            }
-        }
-    }
-    found
 }
 
 /// No receiver left: nothing listens on the move port, no storescp names it.
