@@ -94,3 +94,18 @@ fn load_data(load: &dyn Fn(&[Written])) -> DataSet {
     }
     DataSet { by_accession }
 }
+
+/// An Orthanc holding one study of 400 CT images of `side` x `side` pixels
+/// (DOE^JOHN, BIG001): a retrieve that takes a moment, to interrupt.
+pub fn big_pacs(side: u16) -> Orthanc {
+    let pacs = Orthanc::start();
+    let source = tempfile::tempdir().expect("source");
+    let study = Study::new(
+        "DOE^JOHN",
+        "PID001",
+        "BIG001",
+        vec![Series { rows: side, columns: side, ..Series::new("CT", CT_IMAGE, 400) }],
+    );
+    pacs.load(&dicom_gen::write_study(source.path(), &study));
+    pacs
+}

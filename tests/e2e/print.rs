@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::data::pacs_with_data;
-use crate::dicom_gen::{self, CT_IMAGE, Series, Study};
 use crate::harness::{
     Answer, Orthanc, PatientApi, Publisher, Storescp, TestEnv, free_port, processes_mentioning,
 };
@@ -163,15 +162,7 @@ fn every_error_row_is_reachable_from_print() {
 
 #[test]
 fn sigterm_during_the_retrieve_cleans_up() {
-    let pacs = Orthanc::start();
-    let source = tempfile::tempdir().expect("source");
-    let study = Study::new(
-        "DOE^JOHN",
-        "PID001",
-        "BIG001",
-        vec![Series { rows: 128, columns: 128, ..Series::new("CT", CT_IMAGE, 400) }],
-    );
-    pacs.load(&dicom_gen::write_study(source.path(), &study));
+    let pacs = crate::data::big_pacs(128);
     let publisher = Storescp::start(Publisher::AcceptAll);
     let env = TestEnv::new(&config(&pacs, publisher.port, ""));
     let mut child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))

@@ -8,22 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::dicom_gen::{self, CT_IMAGE, Series, Study};
+use crate::data::big_pacs;
 use crate::harness::{Orthanc, Publisher, Storescp, TestEnv, processes_mentioning};
-
-/// An Orthanc holding one large study (so that a move takes a moment).
-fn big_pacs() -> Orthanc {
-    let pacs = Orthanc::start();
-    let source = tempfile::tempdir().expect("source");
-    let study = Study::new(
-        "DOE^JOHN",
-        "PID001",
-        "BIG001",
-        vec![Series { rows: 256, columns: 256, ..Series::new("CT", CT_IMAGE, 400) }],
-    );
-    pacs.load(&dicom_gen::write_study(source.path(), &study));
-    pacs
-}
 
 fn config(pacs: &Orthanc, publisher: u16) -> String {
     format!("{}{}", pacs.config(""), TestEnv::publisher_section(publisher, "dcmsend", ""))
@@ -75,7 +61,7 @@ fn assert_receiver_gone(pacs: &Orthanc) {
 
 #[test]
 fn a_move_port_taken_by_another_program_is_busy() {
-    let pacs = big_pacs();
+    let pacs = big_pacs(256);
     let publisher = Storescp::start(Publisher::AcceptAll);
     let env = TestEnv::new(&config(&pacs, publisher.port));
     let squatter = TcpListener::bind(("127.0.0.1", pacs.move_port)).expect("squat the move port");
@@ -94,7 +80,7 @@ fn a_move_port_taken_by_another_program_is_busy() {
 
 #[test]
 fn sigterm_and_sigkill_mid_move_leave_no_receiver() {
-    let pacs = big_pacs();
+    let pacs = big_pacs(256);
     let publisher = Storescp::start(Publisher::AcceptAll);
     let env = TestEnv::new(&config(&pacs, publisher.port));
 
