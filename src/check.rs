@@ -155,7 +155,7 @@ fn find_pacs(context: &Context) -> Result<CheckItem, Failure> {
     let peer = &pacs.endpoint;
     let calling = &pacs.calling_ae;
     let why = match findscu::ending(&output.lines, 1) {
-        Ending::Complete => {
+        Ending::Complete { .. } => {
             return Ok(CheckItem::ok(ITEM, format!("{peer} answered a study query from AE {calling}")));
         }
         Ending::Refused(status) => format!("refused a study query from AE {calling} ({status})"),

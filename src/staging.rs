@@ -349,7 +349,8 @@ fn unusable(root: &Path, why: &str) -> Failure {
     ))
 }
 
-fn lower(err: &std::io::Error) -> String {
+/// An I/O error as a message's tail ("permission denied (os error 13)").
+pub fn lower(err: &std::io::Error) -> String {
     err.to_string().to_lowercase()
 }
 

@@ -43,6 +43,9 @@ pub fn serve(cli: &Cli) -> ExitCode {
     .then(|| Arc::new(LivePage::new(Box::new(std::io::stdout()))));
     let result = for_the_web(handle(cli, &request, live.clone()));
     if let Some(page) = live.as_ref().filter(|page| page.begun()) {
+        if let Err(failure) = &result {
+            log::warn!("{}", failure.detail);
+        }
         page.finish(&result.map(|(report, _)| report));
         return ExitCode::SUCCESS;
     }

@@ -16,6 +16,8 @@
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::failure::{Class, Failure};
@@ -210,32 +212,44 @@ pub fn escape_html(text: &str) -> String {
 
 /// A print's page, written while the job runs: begun once the request is
 /// checked (so refusals keep their HTTP status), fed by the job's progress,
-/// ended by the verdict.
+/// ended by the verdict. A thread of its own writes it: a browser that
+/// stops reading (a closed laptop) blocks that thread only, never the job,
+/// whose progress then skips what the queue cannot take.
 pub struct LivePage {
     state: Mutex<State>,
 }
 
 struct State {
-    out: Box<dyn Write + Send>,
-    begun: bool,
-    /// The browser went away: the job goes on (the disc is still wanted,
-    /// and the audit log records it), the page stops.
-    gone: bool,
+    /// Where the page goes, until `begin` hands it to the writer.
+    out: Option<Box<dyn Write + Send>>,
+    queue: Option<SyncSender<Chunk>>,
+    writer: Option<JoinHandle<()>>,
     publisher: String,
     /// The last update shown: its stage, when, and its percentage (or
     /// count, when the total is unknown).
     last: Option<(Stage, Instant, u64)>,
-    /// Updates written so far (their ids are u0, u1...).
+    /// Updates queued so far (their ids are u0, u1...).
     updates: u32,
 }
+
+/// A piece of the page for the writer thread.
+enum Chunk {
+    /// Followed by padding, so that it leaves fcgiwrap's buffer at once.
+    Padded(String),
+    /// The end: the program's exit flushes it.
+    Last(String),
+}
+
+/// How many updates may wait for a slow browser before new ones are skipped.
+const QUEUE: usize = 4;
 
 impl LivePage {
     pub fn new(out: Box<dyn Write + Send>) -> LivePage {
         LivePage {
             state: Mutex::new(State {
-                out,
-                begun: false,
-                gone: false,
+                out: Some(out),
+                queue: None,
+                writer: None,
                 publisher: String::new(),
                 last: None,
                 updates: 0,
@@ -248,14 +262,24 @@ impl LivePage {
     }
 
     pub fn begun(&self) -> bool {
-        self.lock().begun
+        self.lock().queue.is_some()
     }
 
     /// The headers (`Status: 200`: the verdict is not known yet) and the
     /// top of the page, at once.
     pub fn begin(&self, accessions: &[String], publisher: &str) {
         let mut state = self.lock();
-        state.begun = true;
+        let Some(out) = state.out.take() else { return };
+        let (queue, chunks) = sync_channel(QUEUE);
+        let writer =
+            std::thread::Builder::new().name("live page".into()).spawn(move || write_page(out, chunks));
+        match writer {
+            Ok(writer) => state.writer = Some(writer),
+            Err(err) => {
+                log::warn!("cannot start the live page: {err}");
+                return;
+            }
+        }
         state.publisher = publisher.to_string();
         let headers = "Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
                        Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Accel-Buffering: no\r\n\r\n";
@@ -266,39 +290,50 @@ impl LivePage {
             start("preparing the disc"),
             accessions.join(", ")
         );
-        state.send(&top);
+        // The queue is empty: the top always goes.
+        let _ = queue.try_send(Chunk::Padded(top));
+        state.queue = Some(queue);
     }
 
-    /// The verdict, below the updates it hides.
+    /// The verdict, below the updates it hides; waits until the page is
+    /// written (or the browser is found gone).
     pub fn finish(&self, result: &Result<Report, Failure>) {
         let verdict = Verdict::of(result);
         let end =
             format!("</div>\n<style>#live{{display:none}}</style>\n{}</body>\n</html>\n", verdict.html());
-        let mut state = self.lock();
-        if !state.gone {
-            // The end needs no padding: the program's exit flushes it.
-            let written = state.out.write_all(end.as_bytes()).and_then(|()| state.out.flush());
-            if let Err(err) = written {
-                log::warn!("the browser went away before the verdict: {err}");
-            }
+        let (queue, writer) = {
+            let mut state = self.lock();
+            (state.queue.take(), state.writer.take())
+        };
+        if let Some(queue) = queue {
+            let _ = queue.send(Chunk::Last(end));
+        }
+        if let Some(writer) = writer {
+            let _ = writer.join();
         }
     }
 }
 
-impl State {
-    fn send(&mut self, chunk: &str) {
-        if self.gone {
-            return;
+/// The writer thread: each chunk to the browser, padded past fcgiwrap's
+/// buffer; once a write fails the browser is gone and the rest is dropped
+/// (the job goes on: the disc is still wanted, and the audit log records it).
+fn write_page(mut out: Box<dyn Write + Send>, chunks: Receiver<Chunk>) {
+    let padding = format!("<!--{}-->\n", " ".repeat(PADDING));
+    let mut gone = false;
+    for chunk in chunks {
+        if gone {
+            continue;
         }
-        let padding = format!("<!--{}-->\n", " ".repeat(PADDING));
-        let written = self
-            .out
-            .write_all(chunk.as_bytes())
-            .and_then(|()| self.out.write_all(padding.as_bytes()))
-            .and_then(|()| self.out.flush());
+        let written = match &chunk {
+            Chunk::Padded(text) => {
+                out.write_all(text.as_bytes()).and_then(|()| out.write_all(padding.as_bytes()))
+            }
+            Chunk::Last(text) => out.write_all(text.as_bytes()),
+        }
+        .and_then(|()| out.flush());
         if let Err(err) = written {
             log::warn!("the browser went away; the job goes on: {err}");
-            self.gone = true;
+            gone = true;
         }
     }
 }
@@ -306,7 +341,7 @@ impl State {
 impl Listener for LivePage {
     fn update(&self, stage: Stage, done: u64, total: Option<u64>) {
         let mut state = self.lock();
-        if !state.begun || state.gone {
+        if state.queue.is_none() {
             return;
         }
         let measure = match total {
@@ -320,22 +355,27 @@ impl Listener for LivePage {
         {
             return;
         }
-        state.last = Some((stage, now, measure));
         let what = match stage {
             Stage::Retrieve => "Retrieving the images from the PACS".to_string(),
             Stage::Send => format!("Sending the images to the {}", escape_html(&state.publisher)),
         };
         let bar = match total {
-            Some(total) => {
-                format!(
-                    "<p>{what}: {done} of {total}</p><progress value=\"{done}\" max=\"{total}\">{measure}%</progress>"
-                )
-            }
+            Some(total) => format!(
+                "<p>{what}: {done} of {total}</p><progress value=\"{done}\" max=\"{total}\">{measure}%</progress>"
+            ),
             None => format!("<p>{what}: {done} so far</p><progress></progress>"),
         };
         let (before, id) = (state.updates, state.updates + 1);
-        state.updates = id;
-        state.send(&format!("<style>#u{before}{{display:none}}</style>\n<div id=\"u{id}\">{bar}</div>\n"));
+        let chunk = Chunk::Padded(format!(
+            "<style>#u{before}{{display:none}}</style>\n<div id=\"u{id}\">{bar}</div>\n"
+        ));
+        // A full queue (a browser not reading) skips this update; the ids
+        // stay a chain, so the next one still hides the last one shown.
+        let sent = state.queue.as_ref().is_some_and(|queue| queue.try_send(chunk).is_ok());
+        if sent {
+            state.updates = id;
+            state.last = Some((stage, now, measure));
+        }
     }
 }
 
@@ -409,22 +449,81 @@ mod tests {
         let page = LivePage::new(Box::new(out.clone()));
         // Counts before the page begins (a refused request) write nothing.
         page.update(Stage::Retrieve, 1, Some(10));
-        assert!(out.text().is_empty());
+        assert!(!page.begun());
         page.begin(&["A<1>".into()], "CD publisher");
-        let top = out.text();
-        assert!(top.starts_with("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"), "{top}");
-        assert!(top.contains("A&lt;1&gt;") && top.len() > PADDING, "padded past fcgiwrap's buffer");
         for done in 0..=100 {
             page.update(Stage::Retrieve, done, Some(100));
         }
-        let updates = out.text().matches("Retrieving the images").count();
-        assert_eq!(updates, 1, "a burst within half a second is one update");
         page.update(Stage::Send, 0, Some(100));
         page.update(Stage::Send, 0, Some(100));
-        assert_eq!(out.text().matches("Sending the images to the CD publisher: 0 of 100").count(), 1);
         page.finish(&Ok(Report::Print(printed("DOE^JOHN"))));
         let text = out.text();
+        assert!(text.starts_with("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"), "{text}");
+        assert!(
+            text.contains("A&lt;1&gt;") && text.len() > 3 * PADDING,
+            "each piece padded past fcgiwrap's buffer"
+        );
+        assert_eq!(
+            text.matches("Retrieving the images").count(),
+            1,
+            "a burst within half a second is one update"
+        );
+        assert_eq!(text.matches("Sending the images to the CD publisher: 0 of 100").count(), 1);
+        assert!(
+            text.contains("<style>#u1{display:none}</style>\n<div id=\"u2\">"),
+            "each update hides the one before"
+        );
         assert!(text.ends_with("</body>\n</html>\n"), "{}", &text[text.len() - 200..]);
         assert!(text.contains("<style>#live{display:none}</style>") && text.contains("data-status=\"200\""));
+    }
+
+    /// A writer that blocks until the test opens its gate (a browser that
+    /// stopped reading).
+    struct Gated {
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+        out: Shared,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let (open, opened) = &*self.gate;
+            let mut is_open = open.lock().expect("gate");
+            while !*is_open {
+                is_open = opened.wait(is_open).expect("gate");
+            }
+            self.out.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_browser_that_stops_reading_never_holds_the_job_up() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let out = Shared::default();
+        let page = LivePage::new(Box::new(Gated { gate: gate.clone(), out: out.clone() }));
+        page.begin(&["A1".into()], "CD publisher");
+        let started = Instant::now();
+        // Every stage change is an update: far more than the queue holds.
+        for done in 0..200 {
+            let stage = if done % 2 == 0 { Stage::Retrieve } else { Stage::Send };
+            page.update(stage, done, Some(200));
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "updates waited for the browser");
+        *gate.0.lock().expect("gate") = true;
+        gate.1.notify_all();
+        page.finish(&Ok(Report::Print(printed("DOE^JOHN"))));
+        let text = out.text();
+        let shown = text.matches("<div id=\"u").count();
+        assert!((2..=1 + QUEUE + 1).contains(&shown), "{shown} updates: the rest were skipped");
+        // The chain of ids has no gap: each update hides the one before.
+        for id in 1..shown {
+            assert!(
+                text.contains(&format!("#u{}{{display:none}}</style>\n<div id=\"u{id}\"", id - 1)),
+                "u{id}"
+            );
+        }
+        assert!(text.ends_with("</body>\n</html>\n"));
     }
 }

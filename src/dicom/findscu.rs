@@ -167,8 +167,9 @@ pub fn args(
 /// How a C-FIND ended, from findscu's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// The final response said Success: the answer is whole.
-    Complete,
+    /// The final response said Success: the answer is whole; `responses`
+    /// pending responses came (what the files written must number).
+    Complete { responses: usize },
     /// The PACS answered with a failure status (e.g. it does not support
     /// this level or these keys).
     Refused(String),
@@ -181,9 +182,16 @@ pub enum Ending {
 pub fn ending(log: &[String], queries: usize) -> Ending {
     let mut problems = Problems::new("PACS");
     let mut complete = 0;
+    // With -X or -sr findscu says "Received Find Response 1 (Pending)",
+    // without them "Find Response: 1 (Pending)": one line per response.
+    let (mut received, mut shown) = (0, 0);
     let mut refused = None;
     for (level, text) in log.iter().filter_map(|line| log_line(line)) {
-        if text.starts_with("Received Final Find Response (Success") {
+        if text.starts_with("Received Find Response ") {
+            received += 1;
+        } else if text.starts_with("Find Response: ") {
+            shown += 1;
+        } else if text.starts_with("Received Final Find Response (Success") {
             complete += 1;
         } else if let Some(status) = text.strip_prefix("Received Final Find Response (") {
             refused.get_or_insert_with(|| status.trim_end_matches(')').to_string());
@@ -194,7 +202,7 @@ pub fn ending(log: &[String], queries: usize) -> Ending {
     match (refused, problems.into_problem()) {
         (_, Some(problem)) => Ending::Failed(problem),
         (Some(status), None) => Ending::Refused(status),
-        (None, None) if complete >= queries => Ending::Complete,
+        (None, None) if complete >= queries => Ending::Complete { responses: received.max(shown) },
         (None, None) => Ending::Failed(AssociationProblem::Aborted("no final C-FIND response".into())),
     }
 }
@@ -336,8 +344,8 @@ mod tests {
 
     #[test]
     fn the_final_success_decides() {
-        assert_eq!(ending(&lines("findscu_one.out"), 1), Ending::Complete);
-        assert_eq!(ending(&lines("findscu_nomatch.out"), 1), Ending::Complete);
+        assert_eq!(ending(&lines("findscu_one.out"), 1), Ending::Complete { responses: 1 });
+        assert_eq!(ending(&lines("findscu_nomatch.out"), 1), Ending::Complete { responses: 0 });
         assert_eq!(
             ending(&lines("findscu_down.out"), 1),
             Ending::Failed(AssociationProblem::Unreachable("connection refused".into()))
@@ -351,7 +359,7 @@ mod tests {
         assert_eq!(ending(&refused, 1), Ending::Refused("Failed: IdentifierDoesNotMatchSOPClass".into()));
         // Two queries in one run: both must end.
         assert!(matches!(ending(&lines("findscu_one.out"), 2), Ending::Failed(_)));
-        assert_eq!(ending(&lines("findscu_multi_X.out"), 2), Ending::Complete);
+        assert_eq!(ending(&lines("findscu_multi_X.out"), 2), Ending::Complete { responses: 4 });
     }
 
     #[test]

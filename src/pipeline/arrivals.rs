@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::dicom::part10::{self, Identity};
 use crate::failure::Failure;
+use crate::staging::lower;
 
 /// One reception: the file as moved to `received/`, and what it is.
 #[derive(Clone, Debug)]
@@ -84,11 +85,13 @@ impl Watch {
         let incoming = incoming_of(work);
         let received = work.join("received");
         for dir in [&incoming, &received] {
-            std::fs::create_dir_all(dir)
-                .map_err(|err| Failure::config(format!("cannot create {}: {err}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|err| {
+                Failure::config(format!("cannot create {}: {}", dir.display(), lower(&err)))
+            })?;
         }
-        let cannot_watch =
-            |err: std::io::Error| Failure::config(format!("cannot watch {}: {err}", incoming.display()));
+        let cannot_watch = |err: std::io::Error| {
+            Failure::config(format!("cannot watch {}: {}", incoming.display(), lower(&err)))
+        };
         let inotify = Inotify::watch(&incoming).map_err(cannot_watch)?;
         // SAFETY: eventfd returns a new descriptor or -1.
         let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };

@@ -66,13 +66,23 @@ impl<'a> Finder<'a> {
             return Err(pacs_failure(pacs, &AssociationProblem::Stalled));
         }
         let answer = match findscu::ending(&output.lines, queries.len()) {
-            Ending::Complete => {
-                let responses = findscu::responses(first, &out).map_err(|err| {
+            Ending::Complete { responses: announced } => {
+                let unreadable = |why: String| {
                     Failure::pacs_unreachable(&format!(
-                        "the PACS {} sent an answer this tool cannot read: {err}",
+                        "the PACS {} sent an answer this tool cannot read: {why}",
                         pacs.endpoint
                     ))
-                })?;
+                };
+                let responses = findscu::responses(first, &out).map_err(|err| unreadable(err.to_string()))?;
+                // Every response must be read: a lost one (a findscu that
+                // numbers its files anew per query overwrites them) would
+                // be a study or an image silently left out.
+                if responses.len() != announced {
+                    return Err(unreadable(format!(
+                        "{announced} responses came, {} were read",
+                        responses.len()
+                    )));
+                }
                 Answer::Found(responses)
             }
             Ending::Refused(status) => Answer::Refused(status),

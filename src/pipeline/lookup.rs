@@ -206,12 +206,12 @@ fn find(finder: &Finder, accessions: &[Accession]) -> Result<Vec<FoundStudy>, Fa
                     pacs.endpoint,
                     crate::sanitize::quoted(&known.patient_id),
                     crate::sanitize::quoted(&study.patient_id),
-                    study.study_instance_uid,
-                    study.accession
+                    crate::sanitize::quoted(&study.study_instance_uid),
+                    crate::sanitize::quoted(&study.accession)
                 ))
                 .naming_patients(format!(
                     "the PACS names two patients for one study of accession {}; nothing was sent",
-                    study.accession
+                    crate::sanitize::quoted(&study.accession)
                 )));
             }
             Some(known) => {

@@ -30,7 +30,7 @@ use crate::pipeline::find::{Finder, pacs_failure};
 use crate::pipeline::lookup::Found;
 use crate::pipeline::manifest::{self, Manifest, Proof};
 use crate::progress::{Progress, Stage};
-use crate::staging::{PortLock, Root};
+use crate::staging::{self, PortLock, Root};
 
 /// A file received and identified.
 #[derive(Clone, Debug)]
@@ -110,8 +110,10 @@ pub fn run(
 /// The C-MOVE receiver of a job: the lock on the move port and storescp
 /// listening on it, writing into the job's `incoming` folder.
 pub struct MoveReceiver {
-    _lock: PortLock,
+    // Fields drop in this order: storescp is gone (the port free) before
+    // the lock lets the next job in.
     running: Running,
+    _lock: PortLock,
 }
 
 /// Takes the lock and starts the receiver when the PACS is to C-MOVE;
@@ -136,10 +138,11 @@ pub fn prepare_receiver(
     };
     let lock = root.lock(pacs.move_port, wait, &mut |message| log::info!("{message}"))?;
     let incoming = arrivals::incoming_of(work);
-    std::fs::create_dir_all(&incoming)
-        .map_err(|err| Failure::config(format!("cannot create {}: {err}", incoming.display())))?;
+    std::fs::create_dir_all(&incoming).map_err(|err| {
+        Failure::config(format!("cannot create {}: {}", incoming.display(), staging::lower(&err)))
+    })?;
     let running = start_receiver(context, pacs, &incoming)?;
-    Ok(Some(MoveReceiver { _lock: lock, running }))
+    Ok(Some(MoveReceiver { running, _lock: lock }))
 }
 
 /// The receiver the job started beside its lookup or, when the port was
@@ -419,7 +422,7 @@ pub fn verify(
             ))
             .for_the_web(why));
         }
-        warnings.push(format!("{why} (accepted with --allow-unproven)"));
+        warnings.push(format!("{why} (accepted: --allow-unproven or pacs.allow_unproven)"));
     }
     if !problems.is_empty() {
         if !allow.partial {

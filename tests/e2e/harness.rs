@@ -244,7 +244,7 @@ impl TestEnv {
 
     /// The hospital's deployment: a shared staging root (root:staff 3770)
     /// with a root-owned lock, an audit log folder the group writes
-    /// (root:staff 2770, `audit/audit.log`), a configuration the group
+    /// (root:staff 3770, `audit/audit.log`), a configuration the group
     /// reads, all under a folder the web service user may enter.
     pub fn hospital(body: &str) -> TestEnv {
         require_deployment();
@@ -259,7 +259,7 @@ impl TestEnv {
         own(&lock, "root", "root", 0o644);
         let audit = env.dir.path().join("audit");
         std::fs::create_dir(&audit).expect("audit");
-        own(&audit, "root", STAFF_GROUP, 0o2770);
+        own(&audit, "root", STAFF_GROUP, 0o3770);
         own(&env.config, "root", STAFF_GROUP, 0o640);
         env
     }

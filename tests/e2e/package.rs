@@ -120,7 +120,8 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     assert_eq!(stat("/etc/pacs2cd/config.toml"), (0, group, 0o640), "config: the group's only");
     assert_eq!(stat("/var/lib/pacs2cd/staging"), (0, group, 0o3770), "shared staging root");
     assert_eq!(stat("/var/lib/pacs2cd/staging/retrieve.lock"), (0, 0, 0o644), "the lock is root's");
-    assert_eq!(stat("/var/log/pacs2cd"), (0, group, 0o2770), "audit folder");
+    assert_eq!(stat("/var/log/pacs2cd"), (0, group, 0o3770), "audit folder");
+    assert_eq!(stat("/etc/nginx/snippets/pacs2cd.conf"), (0, 0, 0o640), "the snippet holds the token");
     assert_eq!(stat("/var/log/pacs2cd/audit.log"), (0, group, 0o660), "audit log");
 
     // The site values are unset: check and every job answer 78 naming them.
@@ -196,7 +197,7 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     for gone in ["/etc/pacs2cd", "/var/log/pacs2cd", "/var/lib/pacs2cd", "/etc/nginx/snippets/pacs2cd.conf"] {
         assert!(!Path::new(gone).exists(), "{gone} outlived purge");
     }
-    let (_, overrides) = run("dpkg-statoverride", &["--list", "/etc/pacs2cd/config.toml"]);
-    assert!(overrides.trim().is_empty(), "statoverride outlived purge: {overrides}");
+    let (_, overrides) = run("dpkg-statoverride", &["--list"]);
+    assert!(!overrides.contains("pacs2cd"), "statoverride outlived purge: {overrides}");
     drop(installed);
 }
