@@ -567,7 +567,8 @@ fn main() {
             let strace = harness::require("strace", "strace");
             let trace_arg = trace.to_string_lossy().into_owned();
             // BENCH_TRACE widens the syscalls shown (e.g. add ",unlinkat,rename").
-            let filter = std::env::var("BENCH_TRACE").unwrap_or_else(|_| "trace=execve,exit_group".into());
+            let widened = std::env::var("BENCH_TRACE").ok();
+            let filter = widened.clone().unwrap_or_else(|| "trace=execve,exit_group".into());
             run(
                 &strace,
                 &[
@@ -598,10 +599,7 @@ fn main() {
                 let Ok(time) = time.parse::<f64>() else { continue };
                 let start = *start.get_or_insert(time);
                 let rest: String = fields.collect::<Vec<_>>().join(" ");
-                if rest.starts_with("execve(")
-                    || rest.starts_with("exit_group")
-                    || std::env::var_os("BENCH_TRACE").is_some()
-                {
+                if widened.is_some() || rest.starts_with("execve(") || rest.starts_with("exit_group") {
                     let shown: String = rest.chars().take(110).collect();
                     println!("{:>8.3} {pid:>7} {shown}", time - start);
                 }

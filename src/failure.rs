@@ -153,11 +153,6 @@ impl Failure {
         self
     }
 
-    /// Marks the detail as naming a patient; `public` is said instead on the web.
-    pub fn naming_patients(self, public: impl Into<String>) -> Failure {
-        self.for_the_web(public)
-    }
-
     /// What the web says instead of `detail` (which names a patient, or
     /// advises a command-line flag the HIS user has no use for).
     pub fn for_the_web(mut self, public: impl Into<String>) -> Failure {

@@ -41,7 +41,7 @@ pub fn serve(cli: &Cli) -> ExitCode {
         && request.wants_html()
         && matches!(route(&request.path), Some(Route::Print(_))))
     .then(|| Arc::new(LivePage::new(Box::new(std::io::stdout()))));
-    let result = for_the_web(handle(cli, &request, live.clone()));
+    let result = as_the_web_sees_it(handle(cli, &request, live.clone()));
     if let Some(page) = live.as_ref().filter(|page| page.begun()) {
         if let Err(failure) = &result {
             log::warn!("{}", failure.detail);
@@ -63,7 +63,7 @@ pub fn serve(cli: &Cli) -> ExitCode {
 /// A failure as the web may see it: configuration text (paths, URLs, maybe
 /// credentials) goes to the server's log; a patient's name or ID only to
 /// the audit log; command-line advice never.
-fn for_the_web(result: Handled) -> Handled {
+fn as_the_web_sees_it(result: Handled) -> Handled {
     result.map_err(|mut failure| {
         if failure.class == Class::Configuration && failure.public_detail.is_none() {
             log::error!("{}", failure.detail);

@@ -137,7 +137,7 @@ pub fn run(
                         his.id,
                         crate::sanitize::quoted(pacs_id)
                     ))
-                    .naming_patients(format!(
+                    .for_the_web(format!(
                         "the HIS and the PACS name different patients for accession {accession}; nothing was sent"
                     )));
                 }
@@ -172,7 +172,7 @@ pub fn run(
             "{}; one disc holds one patient's images (--allow-mixed-patients puts them on one disc)",
             who.join("; ")
         ))
-        .naming_patients(
+        .for_the_web(
             "the accession numbers belong to different patients; one disc holds one patient's images",
         ));
     }
@@ -209,7 +209,7 @@ fn find(finder: &Finder, accessions: &[Accession]) -> Result<Vec<FoundStudy>, Fa
                     crate::sanitize::quoted(&study.study_instance_uid),
                     crate::sanitize::quoted(&study.accession)
                 ))
-                .naming_patients(format!(
+                .for_the_web(format!(
                     "the PACS names two patients for one study of accession {}; nothing was sent",
                     crate::sanitize::quoted(&study.accession)
                 )));

@@ -382,7 +382,7 @@ pub fn verify(
                 identity.study_instance_uid,
                 crate::sanitize::quoted(expected_id)
             ))
-            .naming_patients("the PACS sent an image of another patient; nothing was kept"));
+            .for_the_web("the PACS sent an image of another patient; nothing was kept"));
         }
         by_study[study].push(Received { path, identity });
     }

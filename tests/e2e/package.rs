@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::data::pacs_with_data;
-use crate::harness::{Nginx, Publisher, Storescp, TestEnv, gid_of, require};
+use crate::harness::{Nginx, Publisher, Storescp, TECHNICIAN, TestEnv, gid_of, require};
 
 const PACKAGE: &str = "pacs2cd";
 const GROUP: &str = "pacs2cd";
@@ -131,6 +131,12 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     let (code, out) = run("/usr/bin/pacs2cd", &["print", "ACC001"]);
     assert_eq!(code, 78, "{out}");
     assert!(out.contains("pacs.host and cd_publisher.host"), "{out}");
+    // A technician not (yet) in group pacs2cd is told what to ask for.
+    let as_technician =
+        ["--reuid", TECHNICIAN, "--regid", TECHNICIAN, "--init-groups", "/usr/bin/pacs2cd", "check"];
+    let (code, out) = run("setpriv", &as_technician);
+    assert_eq!(code, 78, "{out}");
+    assert!(out.contains("only group pacs2cd may read it: add this account to the group"), "{out}");
 
     // The tmpfiles rule: a job folder left a day ago goes, the lock stays.
     let stale = Path::new("/var/lib/pacs2cd/staging/pacs2cd-job-left");

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import os
 import re
 import signal
 import socket
@@ -54,6 +53,8 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
+
+from serving import log, stop_server, write_ready
 
 
 def _run_reactor_without_the_race(self) -> None:
@@ -171,14 +172,6 @@ CANCEL = 0xFE00
 REFUSED = 0xA900  # Identifier does not match SOP class
 NO_MATCH_FAILURE = 0xC000  # what Orthanc sends when a retrieve matches nothing
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-
-
-def log(message: str) -> None:
-    # The test harness reads this log while we run: never let it sit in a
-    # buffer. One write per line, so lines of concurrent threads never mix
-    # (print() writes the text and the newline separately).
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 @dataclass
@@ -806,13 +799,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def write_ready(path: Path) -> None:
-    # Written whole under a temporary name, so a poller never reads half of it.
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("ready\n")
-    os.replace(temporary, path)
-
-
 def serve(args: argparse.Namespace, ae: AE, handlers: list, stop: threading.Event) -> int:
     """Listens until SIGTERM/SIGINT, then stops every association and thread."""
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -834,29 +820,6 @@ def serve(args: argparse.Namespace, ae: AE, handlers: list, stop: threading.Even
         return 1
     log(f"fake_pacs: stopped")
     return 0
-
-
-def stop_server(server, ae: AE) -> list[str]:
-    """Closes the listening socket, aborts every association and waits for
-    their threads; returns the names of threads that did not end."""
-    server.shutdown()
-    # A connection that never sent an A-ASSOCIATE-RQ (a harness probing the
-    # port) keeps its thread waiting acse_timeout (30 s) for one, and
-    # aborting it there upsets pynetdicom's state machine. Close it and hand
-    # the thread the "nothing came" it waits for, so it ends now.
-    waiting = [a for a in ae.active_associations if not a.is_established]
-    for assoc in waiting:
-        if assoc.dul.socket is not None:
-            assoc.dul.socket.close()
-        assoc.dul.to_user_queue.put(None)
-    for assoc in waiting:
-        assoc.join(1.0)
-    ae.shutdown()  # A-ABORT to every established association
-    deadline = time.monotonic() + 5
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-    return [t.name for t in threading.enumerate() if t is not threading.current_thread()]
 
 
 def configure_logging(debug: bool) -> None:

@@ -22,24 +22,17 @@ import signal
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 
 from pydicom.uid import UID
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
+from serving import log, stop_server, write_ready
+
 OUT_OF_RESOURCES = 0xA700
 DOES_NOT_MATCH = 0xA900  # Data set does not match SOP class
 UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
-
-
-def log(message: str) -> None:
-    # The test harness reads this log while we run: never let it sit in a
-    # buffer. One write per line, so lines of concurrent threads never mix
-    # (print() writes the text and the newline separately).
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 class Publisher:
@@ -100,36 +93,6 @@ class Publisher:
         log(f"stored {uid} [{count}] {sop_class.name} in {syntax.name} "
             f"from {event.assoc.requestor.ae_title}{note}")
         return 0x0000
-
-
-def stop_server(server, ae: AE) -> list[str]:
-    """Closes the listening socket, aborts every association and waits for
-    their threads; returns the names of threads that did not end."""
-    server.shutdown()
-    # A connection that never sent an A-ASSOCIATE-RQ (a harness probing the
-    # port) keeps its thread waiting acse_timeout (30 s) for one, and
-    # aborting it there upsets pynetdicom's state machine. Close it and hand
-    # the thread the "nothing came" it waits for, so it ends now.
-    waiting = [a for a in ae.active_associations if not a.is_established]
-    for assoc in waiting:
-        if assoc.dul.socket is not None:
-            assoc.dul.socket.close()
-        assoc.dul.to_user_queue.put(None)
-    for assoc in waiting:
-        assoc.join(1.0)
-    ae.shutdown()  # A-ABORT to every established association
-    deadline = time.monotonic() + 5
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-    return [t.name for t in threading.enumerate() if t is not threading.current_thread()]
-
-
-def write_ready(path: Path) -> None:
-    # Written whole under a temporary name, so a poller never reads half of it.
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("ready\n")
-    os.replace(temporary, path)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
