@@ -22,8 +22,12 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     }
 }
 
-/// A free TCP port on 127.0.0.1 below the ephemeral range (DICOM-NOTES 5:
-/// ports above 32768 may be held by recent outgoing connections).
+/// A free TCP port below the ephemeral range (DICOM-NOTES 5: ports above
+/// 32768 may be held by recent outgoing connections). Free means what the
+/// servers under test need: no socket of this host uses the port on any
+/// address (storescp binds 0.0.0.0, and pacs2cd calls a port with any
+/// listener "in use by another program"), and 0.0.0.0 can be bound. A CI
+/// machine's own service on 20000 once passed a 127.0.0.1-only check.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(
@@ -38,11 +42,24 @@ pub fn free_port() -> u16 {
             NEXT.store(20000, Ordering::SeqCst);
             port = 20000;
         }
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !port_in_socket_tables(port) && TcpListener::bind(("0.0.0.0", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free loopback port between 20000 and 32000");
+    panic!("no free port between 20000 and 32000");
+}
+
+/// Whether any TCP socket of this host, in any state and on any address,
+/// has `port` as its local port.
+fn port_in_socket_tables(port: u16) -> bool {
+    let wanted = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            text.lines()
+                .skip(1)
+                .any(|line| line.split_whitespace().nth(1).is_some_and(|local| local.ends_with(&wanted)))
+        })
+    })
 }
 
 /// Waits until something accepts connections on `port`.
