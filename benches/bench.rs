@@ -15,6 +15,7 @@ mod dicom_gen;
 #[allow(dead_code)]
 mod harness;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -606,6 +607,57 @@ fn main() {
             }
         }
     }
+    // When each tool started and ended within a job, median over the
+    // reps, from pacs2cd's own debug log: `--only phases`.
+    if only.as_ref().is_some_and(|list| list.iter().any(|s| s == "phases")) {
+        let dcmqrscp_move = config(&pacses[1], "retrieve = \"move\"");
+        let disc = out.path().join("phases-disc").to_string_lossy().into_owned();
+        let print_ct: &[&str] = &["print", "BENCH.CT"];
+        let print_all: &[&str] = &["print", accessions];
+        let fetch_ct: &[&str] = &["fetch", "BENCH.CT", "-o", &disc, "--force"];
+        for (name, env, command) in [
+            ("get Orthanc", &env_get, print_ct),
+            ("move Orthanc", &env_move, print_all),
+            ("move dcmqrscp", &dcmqrscp_move, print_all),
+            ("get Orthanc", &env_get, fetch_ct),
+        ] {
+            println!("--- {} {}: {name}", command[0], command[1]);
+            phases(&pacs2cd, &env.config, command, reps);
+        }
+    }
+    // The transfer alone, C-MOVE (to a storescp on the move port, as
+    // pacs2cd receives) against C-GET, on each PACS: `--only raw`.
+    if wanted("raw") {
+        let storescp = tool("storescp");
+        clear();
+        for pacs in &pacses {
+            let port = pacs.dicom_port.to_string();
+            let move_port = pacs.move_port.to_string();
+            let mut receiver = Command::new(&storescp)
+                .args(["-aet", OUR_AE, "+xa", "-pm", "+uf", "-dhl", "-od", &out_arg, &move_port])
+                .env("TCP_NODELAY", "1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("storescp");
+            harness::wait_for_port(pacs.move_port, "storescp", Path::new("/dev/null"));
+            let mut moved = || {
+                let args = ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "-aem", OUR_AE, "-k", "QueryRetrieveLevel=STUDY"];
+                run(&movescu, &[&args[..], &["-k", &all_key, "127.0.0.1", &port]].concat(), &nodelay)
+            };
+            let mut got = || raw_get(pacs, &all_key);
+            let samples =
+                interleave(reps, &mut [("move", &mut moved), ("get", &mut got)], &mut || clear());
+            let _ = receiver.kill();
+            let _ = receiver.wait();
+            table.compare(
+                &format!("transfer 3 studies ({})", pacs.name),
+                &["movescu -> storescp", "getscu"],
+                &samples,
+                "(raw)",
+            );
+        }
+    }
     // 7. the disc image of the CT: pacs2cd's ISO step (fetch --iso minus
     // fetch, same folder) against genisoimage and xorriso on that folder.
     if wanted("iso") {
@@ -656,6 +708,61 @@ fn main() {
             100.0 * cpu.as_secs_f64() / sample.wall.as_secs_f64(),
             sample.rss_kb.unwrap_or(0) as f64 / 1024.0
         );
+    }
+}
+
+/// Runs pacs2cd with its debug log `reps` times and prints, for each tool
+/// start and end (and the exit), the median time from the start.
+fn phases(pacs2cd: &Path, config: &Path, command: &[&str], reps: usize) {
+    use std::io::BufRead;
+    let mut marks: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..reps {
+        let started = Instant::now();
+        let mut child = Command::new(pacs2cd)
+            .arg("--config")
+            .arg(config)
+            .args(["-v", "--no-progress"])
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pacs2cd");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut mark = |label: String| {
+            let n = seen.entry(label.clone()).or_insert(0);
+            *n += 1;
+            let at = started.elapsed().as_secs_f64();
+            marks.entry(format!("{label} #{n}")).or_default().push(at);
+        };
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let Some(text) = line.strip_prefix("pacs2cd: debug: ") else { continue };
+            if let Some(rest) = text.strip_prefix("running ") {
+                let program = rest.split_whitespace().next().unwrap_or("");
+                let name = Path::new(program).file_name().map(|n| n.to_string_lossy().into_owned());
+                mark(format!("{} start", name.unwrap_or_default()));
+            } else if let Some((name, _)) = text.split_once(" ended with ") {
+                mark(format!("{name} end"));
+            } else if let Some(name) = text.strip_suffix(" stopped") {
+                mark(format!("{name} stopped"));
+            } else if text.starts_with("phase: ") {
+                mark(text.trim_start_matches("phase: ").to_string());
+            }
+        }
+        let _ = child.wait();
+        marks.entry("exit".into()).or_default().push(started.elapsed().as_secs_f64());
+    }
+    let mut rows: Vec<(f64, String)> = marks
+        .into_iter()
+        .map(|(label, mut times)| {
+            times.sort_by(f64::total_cmp);
+            (times[times.len() / 2], label)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (at, label) in rows {
+        println!("{at:>8.3}  {label}");
     }
 }
 

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use crate::dicom::part10::{self, Identity};
@@ -43,7 +43,12 @@ pub struct Watch {
     /// Wakes the watching thread at once when the retrieve ends (it would
     /// otherwise sleep out its poll, adding that to every job).
     wake: Arc<OwnedFd>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Closed by the watching thread when it has taken its last file. The
+    /// thread then closes the inotify descriptor on its own: that close
+    /// waits for an RCU grace period in the kernel (fsnotify tears down
+    /// its group), measured at 10-20 ms, which the job should not wait
+    /// for. So `finish` waits for this, not for the thread's end.
+    done: Option<mpsc::Receiver<()>>,
 }
 
 struct State {
@@ -106,11 +111,14 @@ impl Watch {
             on_arrival: Mutex::new(on_arrival),
         });
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
+        let (done_sender, done) = mpsc::channel::<()>();
+        {
             let (state, stop, incoming, wake) = (state.clone(), stop.clone(), incoming.clone(), wake.clone());
             std::thread::Builder::new()
                 .name("arrivals".into())
                 .spawn(move || {
+                    // `done_sender` is dropped on every way out, a panic
+                    // included: that tells `finish` the watch is over.
                     loop {
                         // Read what is there; after `stop`, once more, then end.
                         let stopping = stop.load(Ordering::Acquire);
@@ -131,13 +139,16 @@ impl Watch {
                             }
                         }
                         if stopping {
+                            drop(done_sender);
+                            // The slow close, after the job has moved on.
+                            drop(inotify);
                             return;
                         }
                     }
                 })
-                .map_err(|err| Failure::config(format!("cannot start watching: {err}")))?
-        };
-        Ok(Watch { incoming, state, stop, wake, thread: Some(thread) })
+                .map_err(|err| Failure::config(format!("cannot start watching: {err}")))?;
+        }
+        Ok(Watch { incoming, state, stop, wake, done: Some(done) })
     }
 
     /// The folder the retrieving tool writes into.
@@ -175,8 +186,10 @@ impl Watch {
         unsafe {
             libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(done) = self.done.take() {
+            // Err: the thread has ended (or panicked): either way it takes
+            // no more files.
+            let _ = done.recv();
         }
     }
 }

@@ -108,6 +108,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
     let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, allow, &deadline)
         .map_err(|failure| failure.for_patients(&patients))?;
+    log::debug!("phase: verified");
     // What to undo if the lay-out fails: the whole folder when this job made
     // it or found it empty, else only what the lay-out writes.
     let created = !output.exists();
@@ -123,6 +124,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         tools.viewer_autorun.as_deref(),
     )
     .and_then(|layout| {
+        log::debug!("phase: laid out");
         let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
         disc::index(context, &output, &dcmmkdir::file_set_id(&joined.join("_")), layout.files)?;
         Ok(layout)

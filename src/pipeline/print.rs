@@ -114,6 +114,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path())?;
         let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
         let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, allow, &deadline)?;
+        log::debug!("phase: verified");
         crate::signals::check()?;
         let received = work.path().join("received");
         let instances: Vec<Instance> = retrieved
@@ -128,6 +129,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
             })
             .collect();
         let relayed = relay::send(context, work.path(), &received, &instances, &job.publisher)?;
+        log::debug!("phase: relayed");
         Ok((retrieved, relayed))
     })();
     let (retrieved, relayed) = sent.map_err(|failure: Failure| failure.for_patients(&patients))?;

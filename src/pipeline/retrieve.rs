@@ -100,6 +100,7 @@ pub fn run(
     });
     let transferred = transferred?;
     let manifest = manifest?;
+    log::debug!("phase: transferred and listed");
     drop(progress);
     let arrivals = watch.finish();
     crate::signals::check()?;
