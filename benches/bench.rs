@@ -642,12 +642,12 @@ fn main() {
                 .expect("storescp");
             harness::wait_for_port(pacs.move_port, "storescp", Path::new("/dev/null"));
             let mut moved = || {
-                let args = ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "-aem", OUR_AE, "-k", "QueryRetrieveLevel=STUDY"];
+                let args =
+                    ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "-aem", OUR_AE, "-k", "QueryRetrieveLevel=STUDY"];
                 run(&movescu, &[&args[..], &["-k", &all_key, "127.0.0.1", &port]].concat(), &nodelay)
             };
             let mut got = || raw_get(pacs, &all_key);
-            let samples =
-                interleave(reps, &mut [("move", &mut moved), ("get", &mut got)], &mut || clear());
+            let samples = interleave(reps, &mut [("move", &mut moved), ("get", &mut got)], &mut || clear());
             let _ = receiver.kill();
             let _ = receiver.wait();
             table.compare(

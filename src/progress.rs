@@ -1,6 +1,8 @@
 //! Progress of a count of files: an indicatif bar on a terminal, a few
 //! log lines otherwise (cron mail, nginx error log), the live web page of
-//! the HIS button, nothing when quiet.
+//! the HIS button, nothing when quiet. A retrieve of several accessions
+//! also counts each one (its parts): each file is identified as it
+//! arrives, so the count says which study is coming in.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,9 +27,32 @@ pub enum Stage {
     Send,
 }
 
+/// One accession's share of a count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub label: String,
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+/// The parts in one line (`ACC001 120/300, ACC002 0/122`), or `None` when
+/// there are fewer than two: one accession's count is the whole count.
+pub fn parts_line(parts: &[Part]) -> Option<String> {
+    (parts.len() > 1).then(|| {
+        let each: Vec<String> = parts
+            .iter()
+            .map(|part| match part.total {
+                Some(total) => format!("{} {}/{total}", part.label, part.done),
+                None => format!("{} {}", part.label, part.done),
+            })
+            .collect();
+        each.join(", ")
+    })
+}
+
 /// Hears every count of a job (the live page of the CGI mode).
 pub trait Listener: Send + Sync {
-    fn update(&self, stage: Stage, done: u64, total: Option<u64>);
+    fn update(&self, stage: Stage, done: u64, total: Option<u64>, parts: &[Part]);
 }
 
 pub struct Progress {
@@ -37,6 +62,7 @@ pub struct Progress {
     what: String,
     total: Option<u64>,
     done: u64,
+    parts: Vec<Part>,
     last_log: Instant,
 }
 
@@ -45,8 +71,9 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
     /// `total` is `None` when the count is not known beforehand (a PACS
-    /// that does not report NumberOfStudyRelatedInstances).
-    pub fn start(mode: Mode, stage: Stage, what: &str, total: Option<u64>) -> Progress {
+    /// that does not report NumberOfStudyRelatedInstances); `parts` are
+    /// counted too (labels and totals; counts from zero), none for one.
+    pub fn start(mode: Mode, stage: Stage, what: &str, total: Option<u64>, parts: Vec<Part>) -> Progress {
         let bar = matches!(mode, Mode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
             bar.set_style(style(total.is_some()));
@@ -58,10 +85,29 @@ impl Progress {
                 Some(total) => log::info!("{what}: {total} files"),
                 None => log::info!("{what}"),
             },
-            Mode::Listener(listener) => listener.update(stage, 0, total),
+            Mode::Listener(listener) => listener.update(stage, 0, total, &parts),
             Mode::Bar | Mode::Off => {}
         }
-        Progress { bar, mode, stage, what: what.to_string(), total, done: 0, last_log: Instant::now() }
+        let progress = Progress {
+            bar,
+            mode,
+            stage,
+            what: what.to_string(),
+            total,
+            done: 0,
+            parts,
+            last_log: Instant::now(),
+        };
+        progress.show_parts();
+        progress
+    }
+
+    /// A part's total became known.
+    pub fn set_part_total(&mut self, part: usize, total: Option<u64>) {
+        if let Some(part) = self.parts.get_mut(part) {
+            part.total = total;
+        }
+        self.show_parts();
     }
 
     /// The total became known (the PACS's list arrived).
@@ -72,12 +118,22 @@ impl Progress {
             bar.set_length(total);
         }
         if let Mode::Listener(listener) = &self.mode {
-            listener.update(self.stage, self.done, self.total);
+            listener.update(self.stage, self.done, self.total, &self.parts);
         }
     }
 
+    /// One more file.
     pub fn inc(&mut self) {
+        self.inc_part(None);
+    }
+
+    /// One more file, of `part` when it is known.
+    pub fn inc_part(&mut self, part: Option<usize>) {
         self.done += 1;
+        if let Some(part) = part.and_then(|part| self.parts.get_mut(part)) {
+            part.done += 1;
+            self.show_parts();
+        }
         match &self.mode {
             Mode::Bar => {
                 if let Some(bar) = &self.bar {
@@ -86,13 +142,23 @@ impl Progress {
             }
             Mode::Log if self.last_log.elapsed() >= LOG_EVERY => {
                 self.last_log = Instant::now();
+                let parts = parts_line(&self.parts).map(|line| format!(" ({line})")).unwrap_or_default();
                 match self.total {
-                    Some(total) => log::info!("{}: {} of {total} files", self.what, self.done),
-                    None => log::info!("{}: {} files", self.what, self.done),
+                    Some(total) => log::info!("{}: {} of {total} files{parts}", self.what, self.done),
+                    None => log::info!("{}: {} files{parts}", self.what, self.done),
                 }
             }
-            Mode::Listener(listener) => listener.update(self.stage, self.done, self.total),
+            Mode::Listener(listener) => listener.update(self.stage, self.done, self.total, &self.parts),
             Mode::Log | Mode::Off => {}
+        }
+    }
+
+    /// The bar's message with the parts first: a narrow terminal cuts the
+    /// message's end, and which accession is arriving matters more than
+    /// the PACS's address.
+    fn show_parts(&self) {
+        if let (Some(bar), Some(line)) = (&self.bar, parts_line(&self.parts)) {
+            bar.set_message(format!("{line}: {}", self.what));
         }
     }
 }
@@ -115,5 +181,50 @@ impl Drop for Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn part(label: &str, done: u64, total: Option<u64>) -> Part {
+        Part { label: label.into(), done, total }
+    }
+
+    #[test]
+    fn parts_are_shown_for_two_accessions_or_more() {
+        assert_eq!(parts_line(&[part("ACC001", 3, Some(300))]), None);
+        assert_eq!(
+            parts_line(&[part("ACC001", 300, Some(300)), part("ACC002", 12, None)]).as_deref(),
+            Some("ACC001 300/300, ACC002 12")
+        );
+    }
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<(u64, Vec<Part>)>>);
+
+    impl Listener for Heard {
+        fn update(&self, _: Stage, done: u64, _: Option<u64>, parts: &[Part]) {
+            self.0.lock().expect("heard").push((done, parts.to_vec()));
+        }
+    }
+
+    #[test]
+    fn each_file_counts_for_its_accession_and_the_whole() {
+        let heard = Arc::new(Heard::default());
+        let mode = Mode::Listener(heard.clone());
+        let parts = vec![part("ACC001", 0, None), part("ACC002", 0, Some(2))];
+        let mut progress = Progress::start(mode, Stage::Retrieve, "retrieving", None, parts);
+        progress.inc_part(Some(1));
+        progress.set_part_total(0, Some(5));
+        progress.inc_part(Some(0));
+        progress.inc_part(None);
+        let heard = heard.0.lock().expect("heard");
+        let (done, parts) = heard.last().expect("an update");
+        assert_eq!(*done, 3);
+        assert_eq!(parts, &vec![part("ACC001", 1, Some(5)), part("ACC002", 1, Some(2))]);
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::failure::{Class, Failure};
 use crate::patients::{Patient, for_people};
 use crate::pipeline::StudySummary;
-use crate::progress::{Listener, Stage};
+use crate::progress::{Listener, Part, Stage};
 use crate::report::{Report, proof_words};
 
 /// More than fcgiwrap's 8 KiB buffer: what precedes it is pushed out.
@@ -339,7 +339,7 @@ fn write_page(mut out: Box<dyn Write + Send>, chunks: Receiver<Chunk>) {
 }
 
 impl Listener for LivePage {
-    fn update(&self, stage: Stage, done: u64, total: Option<u64>) {
+    fn update(&self, stage: Stage, done: u64, total: Option<u64>, parts: &[Part]) {
         let mut state = self.lock();
         if state.queue.is_none() {
             return;
@@ -365,9 +365,26 @@ impl Listener for LivePage {
             ),
             None => format!("<p>{what}: {done} so far</p><progress></progress>"),
         };
+        // Several accessions: how far each one is.
+        let each = match parts.len() {
+            2.. => {
+                let each: Vec<String> = parts
+                    .iter()
+                    .map(|part| {
+                        let label = escape_html(&part.label);
+                        match part.total {
+                            Some(total) => format!("{label}: {} of {total}", part.done),
+                            None => format!("{label}: {}", part.done),
+                        }
+                    })
+                    .collect();
+                format!("<p class=\"parts\">{}</p>", each.join(" · "))
+            }
+            _ => String::new(),
+        };
         let (before, id) = (state.updates, state.updates + 1);
         let chunk = Chunk::Padded(format!(
-            "<style>#u{before}{{display:none}}</style>\n<div id=\"u{id}\">{bar}</div>\n"
+            "<style>#u{before}{{display:none}}</style>\n<div id=\"u{id}\">{bar}{each}</div>\n"
         ));
         // A full queue (a browser not reading) skips this update; the ids
         // stay a chain, so the next one still hides the last one shown.
@@ -448,14 +465,14 @@ mod tests {
         let out = Shared::default();
         let page = LivePage::new(Box::new(out.clone()));
         // Counts before the page begins (a refused request) write nothing.
-        page.update(Stage::Retrieve, 1, Some(10));
+        page.update(Stage::Retrieve, 1, Some(10), &[]);
         assert!(!page.begun());
         page.begin(&["A<1>".into()], "CD publisher");
         for done in 0..=100 {
-            page.update(Stage::Retrieve, done, Some(100));
+            page.update(Stage::Retrieve, done, Some(100), &[]);
         }
-        page.update(Stage::Send, 0, Some(100));
-        page.update(Stage::Send, 0, Some(100));
+        page.update(Stage::Send, 0, Some(100), &[]);
+        page.update(Stage::Send, 0, Some(100), &[]);
         page.finish(&Ok(Report::Print(printed("DOE^JOHN"))));
         let text = out.text();
         assert!(text.starts_with("Status: 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"), "{text}");
@@ -508,7 +525,7 @@ mod tests {
         // Every stage change is an update: far more than the queue holds.
         for done in 0..200 {
             let stage = if done % 2 == 0 { Stage::Retrieve } else { Stage::Send };
-            page.update(stage, done, Some(200));
+            page.update(stage, done, Some(200), &[]);
         }
         assert!(started.elapsed() < Duration::from_secs(5), "updates waited for the browser");
         *gate.0.lock().expect("gate") = true;

@@ -205,8 +205,13 @@ pub fn send(
         Sender::Storescu => storescu::is_stall,
     });
     let what = format!("sending to the {}", publisher.display());
-    let mut progress =
-        Progress::start(context.progress.clone(), Stage::Send, &what, Some(instances.len() as u64));
+    let mut progress = Progress::start(
+        context.progress.clone(),
+        Stage::Send,
+        &what,
+        Some(instances.len() as u64),
+        Vec::new(),
+    );
     let file_done: fn(&str) -> bool = match publisher.sender {
         Sender::Dcmsend => dcmsend::is_file_done,
         Sender::Storescu => storescu::is_file_done,

@@ -29,7 +29,7 @@ use crate::pipeline::arrivals::{self, Watch};
 use crate::pipeline::find::{Finder, pacs_failure};
 use crate::pipeline::lookup::Found;
 use crate::pipeline::manifest::{self, Manifest, Proof};
-use crate::progress::{Progress, Stage};
+use crate::progress::{Part, Progress, Stage};
 use crate::staging::{self, PortLock, Root};
 
 /// A file received and identified.
@@ -78,19 +78,34 @@ pub fn run(
     };
     let what = format!("retrieving from the PACS {} ({verb})", pacs.endpoint);
     let total: Option<u64> = found.studies.iter().map(|s| s.instances.map(|n| n as u64)).sum();
-    let progress =
-        Arc::new(Mutex::new(Progress::start(context.progress.clone(), Stage::Retrieve, &what, total)));
-    let counting = progress.clone();
-    let watch =
-        Watch::start(work, Box::new(move |_| counting.lock().unwrap_or_else(|p| p.into_inner()).inc()))?;
+    // Each arrival is identified, so it counts for its accession too.
+    let counts = Counts::of(found);
+    let parts = counts.parts(found.studies.iter().map(|s| s.instances));
+    let progress = Progress::start(context.progress.clone(), Stage::Retrieve, &what, total, parts);
+    let progress = Arc::new(Mutex::new(progress));
+    let (counting, part_of) = (progress.clone(), counts.part_of_study.clone());
+    let watch = Watch::start(
+        work,
+        Box::new(move |identity| {
+            let part = part_of.get(&identity.study_instance_uid).copied();
+            counting.lock().unwrap_or_else(|p| p.into_inner()).inc_part(part);
+        }),
+    )?;
     // The manifest is asked for beside the transfer: it costs a few
     // C-FINDs, which the PACS answers while it sends.
     let (transferred, manifest) = std::thread::scope(|scope| {
         let listing = scope.spawn(|| {
             let listed = manifest::run(finder, &found.studies);
             // The PACS's own count of what is coming, for the bar.
-            if let Some(total) = listed.as_ref().ok().and_then(Manifest::expected) {
-                progress.lock().unwrap_or_else(|p| p.into_inner()).set_total(total as u64);
+            if let Ok(listed) = &listed {
+                let mut progress = progress.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(total) = listed.expected() {
+                    progress.set_total(total as u64);
+                }
+                let parts = counts.parts(listed.studies.iter().map(|s| s.expected));
+                for (index, part) in parts.into_iter().enumerate() {
+                    progress.set_part_total(index, part.total);
+                }
             }
             listed
         });
@@ -106,6 +121,49 @@ pub fn run(
     crate::signals::check()?;
     none_overwritten(transferred.stored, arrivals.len())?;
     verify(found, &manifest, arrivals, &transferred.statuses, allow)
+}
+
+/// The accessions a retrieve's count is split into (parts of the
+/// progress), and which one each study's files count for.
+struct Counts {
+    labels: Vec<String>,
+    /// Per study (in `Found::studies` order): its part.
+    parts_of_studies: Vec<usize>,
+    /// StudyInstanceUID -> part, for the files as they arrive.
+    part_of_study: Arc<HashMap<String, usize>>,
+}
+
+impl Counts {
+    fn of(found: &Found) -> Counts {
+        let mut labels: Vec<String> = Vec::new();
+        let mut parts_of_studies = Vec::with_capacity(found.studies.len());
+        for study in &found.studies {
+            let part = labels.iter().position(|label| *label == study.accession).unwrap_or_else(|| {
+                labels.push(study.accession.clone());
+                labels.len() - 1
+            });
+            parts_of_studies.push(part);
+        }
+        let part_of_study = found
+            .studies
+            .iter()
+            .zip(&parts_of_studies)
+            .map(|(study, &part)| (study.study_instance_uid.clone(), part))
+            .collect();
+        Counts { labels, parts_of_studies, part_of_study: Arc::new(part_of_study) }
+    }
+
+    /// The parts, counting from zero, with totals from each study's count
+    /// (a part's total is unknown when one of its studies' is).
+    fn parts(&self, per_study: impl Iterator<Item = Option<usize>>) -> Vec<Part> {
+        let mut parts: Vec<Part> =
+            self.labels.iter().map(|label| Part { label: label.clone(), done: 0, total: Some(0) }).collect();
+        for (&part, count) in self.parts_of_studies.iter().zip(per_study) {
+            let total = &mut parts[part].total;
+            *total = total.zip(count).map(|(sum, count)| sum + count as u64);
+        }
+        parts
+    }
 }
 
 /// The C-MOVE receiver of a job: the lock on the move port and storescp
@@ -559,6 +617,28 @@ mod tests {
             patients: vec![Patient { name: "N".into(), id: "P1".into(), accessions: vec!["A1".into()] }],
             studies: vec![study],
         }
+    }
+
+    #[test]
+    fn the_count_splits_by_accession() {
+        let mut found = found();
+        let second = |accession: &str, uid: &str, instances| FoundStudy {
+            accession: accession.into(),
+            study_instance_uid: uid.into(),
+            instances,
+            ..FoundStudy::default()
+        };
+        // A1 holds two studies, A2 one.
+        found.studies.push(second("A2", "2.25.2", Some(4)));
+        found.studies.push(second("A1", "2.25.3", Some(5)));
+        let counts = Counts::of(&found);
+        let parts = counts.parts(found.studies.iter().map(|s| s.instances));
+        let totals: Vec<(&str, Option<u64>)> = parts.iter().map(|p| (p.label.as_str(), p.total)).collect();
+        assert_eq!(totals, vec![("A1", Some(8)), ("A2", Some(4))]);
+        assert_eq!(counts.part_of_study.get("2.25.3"), Some(&0));
+        // One study of A1 without a count: A1's total is unknown.
+        let parts = counts.parts([Some(3), Some(4), None].into_iter());
+        assert_eq!((parts[0].total, parts[1].total), (None, Some(4)));
     }
 
     fn listed(uids: &[&str], proof: Proof) -> Manifest {

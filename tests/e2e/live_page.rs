@@ -147,3 +147,48 @@ fn a_browser_sees_one_progress_line_then_the_verdict() {
     assert_eq!(received, hospital.uids);
     hospital.env.assert_staging_empty();
 }
+
+#[test]
+fn several_accessions_are_counted_each() {
+    let source = tempfile::tempdir().expect("source");
+    let mut files = Vec::new();
+    for accession in ["ACC300", "ACC301"] {
+        let study = Study::new("DOE^JANE", "P300", accession, vec![Series::new("CT", CT_IMAGE, 12)]);
+        files.extend(dicom_gen::write_study(&source.path().join(accession), &study));
+    }
+    let pacs = FakePacs::start("slow", &files, &["--pause", PAUSE]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::hospital(&format!(
+        "{}{}[cgi]\ntoken_env = \"PACS2CD_CGI_TOKEN\"\n",
+        pacs.config("retrieve = \"get\"\n"),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let nginx = Nginx::start(&env.config, &[TOKEN]);
+    let page = "/send_rimage_multiple.php?accession_number=ACC300,ACC301&access_token=t0ken-for-the-his";
+    let pieces = nginx.stream(page, &[("Accept", BROWSER)]);
+    let whole: Vec<u8> = pieces.iter().flat_map(|(_, piece)| piece.clone()).collect();
+    let text = String::from_utf8_lossy(&whole).into_owned();
+    assert!(text.contains("data-status=\"200\""), "{}", &text[text.len().saturating_sub(2000)..]);
+    // Each retrieve update with a count shows each accession's share, and
+    // the shares add up to the whole.
+    let updates: Vec<&str> =
+        text.split("<div id=\"u").filter(|u| u.contains("Retrieving the images from the PACS: ")).collect();
+    assert!(!updates.is_empty(), "{text}");
+    let number = |text: &str, after: &str| -> u64 {
+        let rest = &text[text.find(after).unwrap_or_else(|| panic!("{after:?} in {text}")) + after.len()..];
+        rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).expect("a number")
+    };
+    for update in &updates {
+        assert!(update.contains("class=\"parts\""), "{update}");
+        let done = number(update, "Retrieving the images from the PACS: ");
+        let shares = number(update, "ACC300: ") + number(update, "ACC301: ");
+        assert_eq!(done, shares, "{update}");
+        assert!(update.contains("ACC300: ") && update.contains(" of 12"), "totals per accession: {update}");
+    }
+    assert!(
+        updates.iter().any(|u| number(u, "ACC300: ") + number(u, "ACC301: ") > 0),
+        "a count while the PACS sent: {updates:?}"
+    );
+    assert_eq!(publisher.received_uids().len(), 24);
+    env.assert_staging_empty();
+}
