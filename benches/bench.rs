@@ -607,6 +607,19 @@ fn main() {
             }
         }
     }
+    // The servers and configurations kept running for experiments by hand
+    // (perf, strace): `--only serve` prints the configuration files and
+    // waits until its standard input closes.
+    if only.as_ref().is_some_and(|list| list.iter().any(|s| s == "serve")) {
+        let dcmqrscp_move = config(&pacses[1], "retrieve = \"move\"");
+        for (name, env) in
+            [("get Orthanc", &env_get), ("move Orthanc", &env_move), ("move dcmqrscp", &dcmqrscp_move)]
+        {
+            println!("{name}: --config {}", env.config.display());
+        }
+        println!("accessions: {accessions}; waiting for standard input to close");
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+    }
     // When each tool started and ended within a job, median over the
     // reps, from pacs2cd's own debug log: `--only phases`.
     if only.as_ref().is_some_and(|list| list.iter().any(|s| s == "phases")) {

@@ -38,9 +38,67 @@ pub fn start_problem(log: &[String]) -> Option<String> {
     said.first().map(|text| text.chars().take(200).collect())
 }
 
-/// Whether something listens on TCP `port` on this host (IPv4 or IPv6), from
-/// /proc/net: connecting to find out would open an association.
+/// Whether a program listens on TCP `port` of this host, as a receiver
+/// binding the port finds out: a probe binds 0.0.0.0:`port` with
+/// SO_REUSEADDR and never listens, so it opens no association and does
+/// not stand in the way of storescp's own bind (two such binds coexist; a
+/// listener refuses both). Where the probe cannot tell (a port below 1024
+/// for an unprivileged user), the kernel's socket tables in /proc/net
+/// decide; reading them costs milliseconds on a host with many closed
+/// connections, and the receiver's start is polled.
 pub fn listening(port: u16) -> bool {
+    match probe_bind(port) {
+        Ok(()) => false,
+        Err(err) if err.raw_os_error() == Some(libc::EADDRINUSE) => true,
+        Err(_) => listed_as_listening(port),
+    }
+}
+
+fn probe_bind(port: u16) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket returns a new descriptor or -1.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh descriptor that nothing else owns; closed on drop.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    // SAFETY: a valid descriptor and a c_int option value of the right size.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let address = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: libc::INADDR_ANY },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a valid descriptor and a sockaddr_in of the length given.
+    let bound = unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            (&address as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if bound != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether /proc/net lists a socket listening on `port` (IPv4 or IPv6).
+fn listed_as_listening(port: u16) -> bool {
     let wanted = format!(":{port:04X}");
     ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
         std::fs::read_to_string(table).is_ok_and(|text| {
@@ -70,7 +128,20 @@ mod tests {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         assert!(listening(port));
+        assert!(listed_as_listening(port));
         drop(listener);
         assert!(!listening(port));
+        assert!(!listed_as_listening(port));
+    }
+
+    #[test]
+    fn the_probe_never_stands_in_a_receivers_way() {
+        let listener = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        // An open connection's TIME_WAIT or a bound socket that does not
+        // listen are no listener; after the probe the port binds at once.
+        assert!(probe_bind(port).is_ok());
+        assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
     }
 }

@@ -379,7 +379,8 @@ fn start_receiver(context: &Context, pacs: &Pacs, incoming: &Path) -> Result<Run
             )));
         }
         crate::signals::check()?;
-        std::thread::sleep(Duration::from_millis(5));
+        // The probe costs microseconds: look often.
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
