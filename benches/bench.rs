@@ -305,13 +305,27 @@ fn main() {
     let ct_key = format!("StudyInstanceUID={}", ct.study_uid);
     let all_key = format!("StudyInstanceUID={}\\{}\\{}", ct.study_uid, mr.study_uid, cr.study_uid);
     let accessions = "BENCH.CT,BENCH.MR,BENCH.CR";
-    // The raw retrieves, by a StudyInstanceUID key, into the scratch folder.
-    let raw_get = |pacs: &BenchPacs, key: &str| {
+    // The raw retrieves, by a StudyInstanceUID key, into the scratch folder,
+    // with getscu's default PDU (16 KiB) or the one pacs2cd offers (128 KiB).
+    let raw_get_pdu = |pacs: &BenchPacs, key: &str, pdu: &str| {
         let port = pacs.dicom_port.to_string();
-        let args =
-            ["-S", "-aet", OUR_AE, "-aec", PACS_AE, "+xs", "-od", &out_arg, "-k", "QueryRetrieveLevel=STUDY"];
+        let args = [
+            "-S",
+            "-aet",
+            OUR_AE,
+            "-aec",
+            PACS_AE,
+            "+xs",
+            "-pdu",
+            pdu,
+            "-od",
+            &out_arg,
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+        ];
         run(&getscu, &[&args[..], &["-k", key, "127.0.0.1", &port]].concat(), &nodelay)
     };
+    let raw_get = |pacs: &BenchPacs, key: &str| raw_get_pdu(pacs, key, "16384");
     let raw_find = |pacs: &BenchPacs, accession: &str| {
         let port = pacs.dicom_port.to_string();
         let key = format!("AccessionNumber={accession}");
@@ -382,9 +396,9 @@ fn main() {
     if wanted("fetch") {
         let pacs = &pacses[0];
         let mut fetch = || pacs2cd_run(&env_get, &["fetch", "BENCH.CT", "-o", &out_arg, "--force"]);
-        let mut floor = || {
+        let floor = |pdu: &str| {
             sequence(&mut || {
-                raw_get(pacs, &ct_key);
+                raw_get_pdu(pacs, &ct_key, pdu);
                 let series = out_dir.join("DICOM/ST000001/SE000001");
                 std::fs::create_dir_all(&series).expect("layout");
                 let mut received: Vec<PathBuf> = std::fs::read_dir(&out_dir)
@@ -405,12 +419,24 @@ fn main() {
                 run_in(&out_dir, &dcmmkdir, &args);
             })
         };
-        let samples = interleave(reps, &mut [("fetch", &mut fetch), ("floor", &mut floor)], &mut || clear());
+        let mut floor_default = || floor("16384");
+        let mut floor_large = || floor("131072");
+        let samples = interleave(
+            reps,
+            &mut [("fetch", &mut fetch), ("floor", &mut floor_default), ("floor 128k", &mut floor_large)],
+            &mut || clear(),
+        );
         table.compare(
             "fetch CT (Orthanc)",
             &["pacs2cd fetch (C-GET)", "getscu + layout + dcmmkdir"],
-            &samples,
+            &samples[..2],
             "<= 1.10",
+        );
+        table.compare(
+            "fetch CT (Orthanc)",
+            &["pacs2cd fetch (C-GET)", "same, getscu -pdu 131072"],
+            &[samples[0].clone(), samples[2].clone()],
+            "(same PDU)",
         );
     }
     // 3. print of the 3 accessions, by C-GET and by C-MOVE, against the
@@ -421,18 +447,25 @@ fn main() {
             let env_move = config(pacs, "retrieve = \"move\"");
             let mut print_get = || pacs2cd_run(&env_get, &["print", accessions]);
             let mut print_move = || pacs2cd_run(&env_move, &["print", accessions]);
-            let mut floor = || {
+            let floor = |pdu: &str| {
                 sequence(&mut || {
                     for a in ["BENCH.CT", "BENCH.MR", "BENCH.CR"] {
                         raw_find(pacs, a);
                     }
-                    raw_get(pacs, &all_key);
+                    raw_get_pdu(pacs, &all_key, pdu);
                     send_out();
                 })
             };
+            let mut floor_default = || floor("16384");
+            let mut floor_large = || floor("131072");
             let samples = interleave(
                 reps,
-                &mut [("print get", &mut print_get), ("print move", &mut print_move), ("floor", &mut floor)],
+                &mut [
+                    ("print get", &mut print_get),
+                    ("print move", &mut print_move),
+                    ("floor", &mut floor_default),
+                    ("floor 128k", &mut floor_large),
+                ],
                 &mut || clear(),
             );
             let group = format!("print 3 accessions ({})", pacs.name);
@@ -449,6 +482,12 @@ fn main() {
                 &[samples[1].clone(), samples[2].clone()],
                 "<= 1.15",
             );
+            table.compare(
+                &group,
+                &["pacs2cd print (C-MOVE)", "same, getscu -pdu 131072"],
+                &[samples[1].clone(), samples[3].clone()],
+                "(same PDU)",
+            );
         }
     }
     // 4. print of the CT against the safe floor: getscu, then dcmsend.
@@ -461,13 +500,28 @@ fn main() {
                 send_out();
             })
         };
-        let samples =
-            interleave(reps, &mut [("print", &mut print_ct), ("floor", &mut floor)], &mut || clear());
+        let mut floor_large = || {
+            sequence(&mut || {
+                raw_get_pdu(pacs, &ct_key, "131072");
+                send_out();
+            })
+        };
+        let samples = interleave(
+            reps,
+            &mut [("print", &mut print_ct), ("floor", &mut floor), ("floor 128k", &mut floor_large)],
+            &mut || clear(),
+        );
         table.compare(
             "print CT (Orthanc)",
             &["pacs2cd print (C-GET)", "getscu, then dcmsend"],
-            &samples,
+            &samples[..2],
             "<= 1.10",
+        );
+        table.compare(
+            "print CT (Orthanc)",
+            &["pacs2cd print (C-GET)", "same, getscu -pdu 131072"],
+            &[samples[0].clone(), samples[2].clone()],
+            "(same PDU)",
         );
     }
     // 5. the legacy loop: 14 modalities x 3 accessions. Before: one movescu

@@ -8,7 +8,9 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{Endpoint, Problems, RetrieveKeys, RetrieveLog, Timeouts, log_line, scu_args, words};
+use super::{
+    Endpoint, Problems, RECEIVE_PDU, RetrieveKeys, RetrieveLog, Timeouts, log_line, scu_args, words,
+};
 
 pub fn args(
     calling: &str,
@@ -17,7 +19,7 @@ pub fn args(
     into: &Path,
     keys: &RetrieveKeys,
 ) -> Vec<OsString> {
-    let mut options = words(["-S", "-v", "+xs", "-od"]);
+    let mut options = words(["-S", "-v", "+xs", "-pdu", RECEIVE_PDU, "-od"]);
     options.push(into.into());
     options.extend(keys.args().into_iter().map(OsString::from));
     scu_args(calling, peer, timeouts, options, Vec::new())

@@ -157,6 +157,14 @@ impl Timeouts {
     }
 }
 
+/// `-pdu`: the largest PDU we take when images come to us (getscu, our
+/// C-MOVE receiver), DCMTK's maximum. DCMTK's default of 16 KiB cuts a
+/// 157 MB CT into some 10,000 PDUs: measured on loopback, getscu took
+/// 0.26 s with 16 KiB, 0.19 s with 128 KiB, with a third less CPU (which
+/// the PACS and the checks beside the transfer share on a small host).
+/// A peer must never send more than this and may send less.
+pub const RECEIVE_PDU: &str = "131072";
+
 /// The argument vector of a DCMTK network tool: its own `options`, the AE
 /// titles and timeouts they all take, the peer's host and port, then the
 /// `operands` (files to send).

@@ -8,12 +8,12 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{Timeouts, log_line, words};
+use super::{RECEIVE_PDU, Timeouts, log_line, words};
 
 pub fn args(ae: &str, port: u16, timeouts: &Timeouts, into: &Path) -> Vec<OsString> {
     // +uf: a unique name per instance received, so an instance the PACS
     // sends twice never overwrites the first copy before it is compared.
-    let mut args = words(["-aet", ae, "+xa", "-pm", "+uf", "-dhl", "-ta"]);
+    let mut args = words(["-aet", ae, "+xa", "-pm", "+uf", "-dhl", "-pdu", RECEIVE_PDU, "-ta"]);
     args.push(timeouts.acse.as_secs().max(1).to_string().into());
     args.push("-td".into());
     args.push(timeouts.dimse.as_secs().max(1).to_string().into());
