@@ -139,8 +139,8 @@ mod tests {
         let listener = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        // An open connection's TIME_WAIT or a bound socket that does not
-        // listen are no listener; after the probe the port binds at once.
+        // A free port is not taken, and after the probe a receiver binds
+        // it at once.
         assert!(probe_bind(port).is_ok());
         assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
     }

@@ -139,6 +139,9 @@ impl Watch {
                             }
                         }
                         if stopping {
+                            // The state holds the progress count: let go of
+                            // it first, so the bar ends when the job says.
+                            drop(state);
                             drop(done_sender);
                             // The slow close, after the job has moved on.
                             drop(inotify);
