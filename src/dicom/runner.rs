@@ -42,6 +42,9 @@ pub struct Command {
     /// On a signal, return what was read (`Output::interrupted`) rather than
     /// an error: a sender's lines tell what the publisher already accepted.
     pub keep_on_signal: bool,
+    /// Ends the program when this becomes true (within the watchdog's
+    /// poll): another thread found that its work is refused anyway.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Command {
@@ -53,6 +56,7 @@ impl Command {
             deadline,
             stop_at: None,
             keep_on_signal: false,
+            cancel: None,
         }
     }
 
@@ -117,6 +121,8 @@ pub struct Output {
     pub stopped_at_line: bool,
     /// Killed by us because this signal arrived (`Command::keep_on_signal`).
     pub interrupted: Option<i32>,
+    /// Killed by us because `Command::cancel` became true.
+    pub cancelled: bool,
 }
 
 /// A deadline for the whole job, when it has one (CGI: fcgiwrap never kills
@@ -177,6 +183,7 @@ enum Stop {
     Signal(i32),
     Deadline,
     Line,
+    Cancel,
 }
 
 /// How often the watchdog looks at the clock and the signal flag.
@@ -261,6 +268,9 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
                 if started.elapsed() >= deadline {
                     return stop(Stop::Deadline);
                 }
+                if command.cancel.as_ref().is_some_and(|cancel| cancel.load(Ordering::Acquire)) {
+                    return stop(Stop::Cancel);
+                }
                 std::thread::park_timeout(POLL);
             }
         });
@@ -280,6 +290,7 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
     let stopped = stopped.into_inner().unwrap_or_else(|p| p.into_inner());
     output.timed_out = stopped == Some(Stop::Deadline);
     output.stopped_at_line = stopped == Some(Stop::Line);
+    output.cancelled = stopped == Some(Stop::Cancel);
     output.code = reap(&reader);
     if let Some(Stop::Signal(signal)) = stopped {
         if !command.keep_on_signal {
@@ -435,6 +446,24 @@ mod tests {
         let output = run(&cmd, &mut |_| {}).expect("run");
         assert!(output.stopped_at_line && !output.timed_out);
         assert_eq!(output.lines, ["one".to_string(), "STOP".to_string()]);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn another_thread_can_cancel_a_run() {
+        let mut cmd = command("sh", &["-c", "echo started; sleep 30; echo never"], Duration::from_secs(60));
+        let cancel = Arc::new(AtomicBool::new(false));
+        cmd.cancel = Some(cancel.clone());
+        let started = Instant::now();
+        let output = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                cancel.store(true, Ordering::Release);
+            });
+            run(&cmd, &mut |_| {}).expect("run")
+        });
+        assert!(output.cancelled && !output.timed_out && !output.stopped_at_line);
+        assert_eq!((output.code, output.lines.as_slice()), (None, ["started".to_string()].as_slice()));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,19 +79,32 @@ pub fn run(
     };
     let what = format!("retrieving from the PACS {} ({verb})", pacs.endpoint);
     let total: Option<u64> = found.studies.iter().map(|s| s.instances.map(|n| n as u64)).sum();
-    // Each arrival is identified, so it counts for its accession too.
+    // Each arrival is identified and checked as it comes: it counts for
+    // its accession, and the first image that may go on no disc (another
+    // patient's, a study nobody asked for) stops the retrieve at once
+    // rather than after the last file.
     let counts = Counts::of(found);
     let parts = counts.parts(found.studies.iter().map(|s| s.instances));
     let progress = Progress::start(context.progress.clone(), Stage::Retrieve, &what, total, parts);
     let progress = Arc::new(Mutex::new(progress));
-    let (counting, part_of) = (progress.clone(), counts.part_of_study.clone());
-    let watch = Watch::start(
-        work,
-        Box::new(move |identity| {
-            let part = part_of.get(&identity.study_instance_uid).copied();
-            counting.lock().unwrap_or_else(|p| p.into_inner()).inc_part(part);
-        }),
-    )?;
+    let refusal = Arc::new(Refusal::default());
+    let watch = {
+        let (counting, refused, requested) = (progress.clone(), refusal.clone(), Requested::of(found));
+        let parts_of_studies = counts.parts_of_studies.clone();
+        Watch::start(
+            work,
+            Box::new(move |identity| {
+                let part = match requested.place(identity) {
+                    Ok(study) => parts_of_studies.get(study).copied(),
+                    Err(failure) => {
+                        refused.refuse(failure);
+                        None
+                    }
+                };
+                counting.lock().unwrap_or_else(|p| p.into_inner()).inc_part(part);
+            }),
+        )?
+    };
     // The manifest is asked for beside the transfer: it costs a few
     // C-FINDs, which the PACS answers while it sends.
     let (transferred, manifest) = std::thread::scope(|scope| {
@@ -109,10 +123,14 @@ pub fn run(
             }
             listed
         });
-        let transferred = transfer(context, pacs, found, &watch, receiver, deadline);
+        let transferred = transfer(context, pacs, found, &watch, receiver, &refusal.cancel, deadline);
         let manifest = listing.join().unwrap_or_else(|_| Err(Failure::config("the manifest query panicked")));
         (transferred, manifest)
     });
+    // Before anything else the PACS did wrong: this is the gravest.
+    if let Some(refused) = refusal.first() {
+        return Err(refused);
+    }
     let transferred = transferred?;
     let manifest = manifest?;
     log::debug!("phase: transferred and listed");
@@ -129,8 +147,6 @@ struct Counts {
     labels: Vec<String>,
     /// Per study (in `Found::studies` order): its part.
     parts_of_studies: Vec<usize>,
-    /// StudyInstanceUID -> part, for the files as they arrive.
-    part_of_study: Arc<HashMap<String, usize>>,
 }
 
 impl Counts {
@@ -144,13 +160,7 @@ impl Counts {
             });
             parts_of_studies.push(part);
         }
-        let part_of_study = found
-            .studies
-            .iter()
-            .zip(&parts_of_studies)
-            .map(|(study, &part)| (study.study_instance_uid.clone(), part))
-            .collect();
-        Counts { labels, parts_of_studies, part_of_study: Arc::new(part_of_study) }
+        Counts { labels, parts_of_studies }
     }
 
     /// The parts, counting from zero, with totals from each study's count
@@ -163,6 +173,65 @@ impl Counts {
             *total = total.zip(count).map(|(sum, count)| sum + count as u64);
         }
         parts
+    }
+}
+
+/// What the files may be: the requested studies, each of its patient.
+struct Requested {
+    /// StudyInstanceUID -> (index in `Found::studies`, PatientID).
+    studies: HashMap<String, (usize, String)>,
+}
+
+impl Requested {
+    fn of(found: &Found) -> Requested {
+        let studies = found
+            .studies
+            .iter()
+            .enumerate()
+            .map(|(index, study)| (study.study_instance_uid.clone(), (index, study.patient_id.clone())))
+            .collect();
+        Requested { studies }
+    }
+
+    /// The study a received file belongs to, or why it may go on no disc:
+    /// another patient's image on a disc is a clinical and legal incident.
+    fn place(&self, identity: &Identity) -> Result<usize, Failure> {
+        let refuse = |why: String| Failure::fetch_incomplete(&format!("{why}; nothing was kept"));
+        let Some((study, patient_id)) = self.studies.get(&identity.study_instance_uid) else {
+            return Err(refuse(format!(
+                "the PACS sent an image of study {}, which was not requested",
+                identity.study_instance_uid
+            )));
+        };
+        if &identity.patient_id != patient_id {
+            return Err(refuse(format!(
+                "the PACS sent an image of patient {} for study {} of patient {}",
+                crate::sanitize::quoted(&identity.patient_id),
+                identity.study_instance_uid,
+                crate::sanitize::quoted(patient_id)
+            ))
+            .for_the_web("the PACS sent an image of another patient; nothing was kept"));
+        }
+        Ok(*study)
+    }
+}
+
+/// The first received image that may go on no disc, and the flag that
+/// stops the retrieving tool (see runner::Command::cancel).
+#[derive(Default)]
+struct Refusal {
+    cancel: Arc<AtomicBool>,
+    first: Mutex<Option<Failure>>,
+}
+
+impl Refusal {
+    fn refuse(&self, failure: Failure) {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(failure);
+        self.cancel.store(true, Ordering::Release);
+    }
+
+    fn first(&self) -> Option<Failure> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -227,6 +296,7 @@ fn transfer(
     found: &Found,
     watch: &Watch,
     receiver: Option<MoveReceiver>,
+    cancel: &Arc<AtomicBool>,
     deadline: &Deadline,
 ) -> Result<Transferred, Failure> {
     let uids: Vec<String> = found.studies.iter().map(|s| s.study_instance_uid.clone()).collect();
@@ -259,7 +329,11 @@ fn transfer(
     for keys in &requests {
         let remaining = deadline.remaining().map_err(|_| too_slow(pacs))?;
         crate::signals::check()?;
+        if cancel.load(Ordering::Acquire) {
+            break;
+        }
         let mut command = Command::new(&program, remaining);
+        command.cancel = Some(cancel.clone());
         let calling = pacs.calling_ae.as_str();
         command.args(match pacs.retrieve {
             Retrieve::Move => movescu::args(calling, &pacs.endpoint, &pacs.timeouts, keys),
@@ -267,6 +341,10 @@ fn transfer(
         });
         command.dir = watch.incoming().parent().map(Path::to_path_buf);
         let output = runner::run(&command, &mut |_| {})?;
+        // A refused image arrived: the caller says which.
+        if output.cancelled {
+            break;
+        }
         if output.timed_out {
             return Err(too_slow(pacs));
         }
@@ -422,28 +500,12 @@ pub fn verify(
 ) -> Result<Retrieved, Failure> {
     let refuse = |why: String| Failure::fetch_incomplete(&format!("{why}; nothing was kept"));
     let (kept, repeats) = arrivals::deduplicate(arrivals).map_err(refuse)?;
-    let index: HashMap<&str, usize> =
-        found.studies.iter().enumerate().map(|(i, s)| (s.study_instance_uid.as_str(), i)).collect();
+    let requested = Requested::of(found);
     let mut by_study: Vec<Vec<Received>> = vec![Vec::new(); found.studies.len()];
     for (path, identity) in kept {
-        // Never put an image on the disc that nobody asked for: another
-        // patient's image on a disc is a clinical and legal incident.
-        let Some(&study) = index.get(identity.study_instance_uid.as_str()) else {
-            return Err(refuse(format!(
-                "the PACS sent an image of study {}, which was not requested",
-                identity.study_instance_uid
-            )));
-        };
-        let expected_id = &found.studies[study].patient_id;
-        if &identity.patient_id != expected_id {
-            return Err(refuse(format!(
-                "the PACS sent an image of patient {} for study {} of patient {}",
-                crate::sanitize::quoted(&identity.patient_id),
-                identity.study_instance_uid,
-                crate::sanitize::quoted(expected_id)
-            ))
-            .for_the_web("the PACS sent an image of another patient; nothing was kept"));
-        }
+        // Checked as each file arrived too; here for the files the watch
+        // missed (taken by the final sweep).
+        let study = requested.place(&identity)?;
         by_study[study].push(Received { path, identity });
     }
     let mut problems: Vec<String> = statuses.to_vec();
@@ -636,7 +698,7 @@ mod tests {
         let parts = counts.parts(found.studies.iter().map(|s| s.instances));
         let totals: Vec<(&str, Option<u64>)> = parts.iter().map(|p| (p.label.as_str(), p.total)).collect();
         assert_eq!(totals, vec![("A1", Some(8)), ("A2", Some(4))]);
-        assert_eq!(counts.part_of_study.get("2.25.3"), Some(&0));
+        assert_eq!(counts.parts_of_studies, vec![0, 1, 0]);
         // One study of A1 without a count: A1's total is unknown.
         let parts = counts.parts([Some(3), Some(4), None].into_iter());
         assert_eq!((parts[0].total, parts[1].total), (None, Some(4)));

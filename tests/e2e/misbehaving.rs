@@ -111,6 +111,25 @@ fn another_patients_image_or_an_unlisted_one_is_refused() {
 }
 
 #[test]
+fn another_patients_image_stops_the_retrieve_at_once() {
+    for retrieve in RETRIEVES {
+        // The intruder first, then 30 images 0.2 s apart: six seconds of
+        // PACS that pacs2cd need not wait for.
+        let case = start("foreign-first", &["--pause", "0.2"], retrieve);
+        case.refuses(75, "DICOM fetch incomplete", "INTRUDER");
+        let log = case.pacs.log();
+        assert!(log.contains("foreign-first"), "{log}");
+        // The PACS logs "sent all" before its final response: pacs2cd ended
+        // (twice) without waiting for it.
+        assert!(!log.contains("sent all"), "pacs2cd waited for the retrieve to end ({retrieve}):\n{log}");
+        let audit = case.env.audit_lines("audit.log");
+        let finished: Vec<_> = audit.iter().filter(|line| line["event"] == "finished").collect();
+        assert_eq!(finished.len(), 2, "{audit:?}");
+        assert!(finished.iter().all(|line| line["files"] == 0), "{audit:?}");
+    }
+}
+
+#[test]
 fn odd_answers_to_the_lookup_read_right() {
     // One identical answer per instance: one study, sent whole.
     let case = start("per-instance-find", &[], "");

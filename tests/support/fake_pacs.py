@@ -117,6 +117,8 @@ BEHAVIOURS = {
     "study-twice": "a STUDY-level C-FIND returns each matching study twice",
     "study-twice-disagree": "each study twice, the second time with PatientID OTHER-ID",
     "foreign": "a retrieve also sends an instance of the same study but of patient INTRUDER",
+    "foreign-first": "a retrieve sends that instance of patient INTRUDER first, then the study, "
+    "waiting --pause SECONDS before each instance",
     "extra": "a retrieve also sends an instance of the same study and patient that no "
     "C-FIND reports",
     "same-uid-differs": "a retrieve also sends a second, different data set under one "
@@ -568,11 +570,13 @@ class FakePacs:
             if event.is_cancelled:
                 yield (CANCEL, None)
                 return
-            if self.behaviour == "slow" and self.stop.wait(self.pause):
+            if self.behaviour in ("slow", "foreign-first") and self.stop.wait(self.pause):
                 log(f"{operation} interrupted: shutting down")
                 abort(event.assoc)
                 return
             yield (PENDING, item())
+        else:
+            log(f"{operation} sent all {plural(len(plan.items), 'instance')}")
         if plan.stop_after is not None:
             sent = min(plan.stop_after, len(plan.items))
             if self.behaviour == "stall":
@@ -615,6 +619,10 @@ class FakePacs:
             plan.items = loaders + [lambda: intruder(first)]
             plan.announced = n + 1
             plan.summary = "sending all plus one instance of patient INTRUDER (foreign)"
+        elif self.behaviour == "foreign-first":
+            plan.items = [lambda: intruder(first)] + loaders
+            plan.announced = n + 1
+            plan.summary = "sending one instance of patient INTRUDER, then all (foreign-first)"
         elif self.behaviour == "extra":
             plan.items = loaders + [lambda: unlisted(first, matches)]
             plan.announced = n + 1
