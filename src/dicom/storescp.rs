@@ -48,13 +48,14 @@ pub fn start_problem(log: &[String]) -> Option<String> {
 /// connections, and the receiver's start is polled.
 pub fn listening(port: u16) -> bool {
     match probe_bind(port) {
-        Ok(()) => false,
+        Ok(_probe) => false,
         Err(err) if err.raw_os_error() == Some(libc::EADDRINUSE) => true,
         Err(_) => listed_as_listening(port),
     }
 }
 
-fn probe_bind(port: u16) -> std::io::Result<()> {
+/// The bound (never listening) probe socket, or why it could not bind.
+fn probe_bind(port: u16) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     // SAFETY: socket returns a new descriptor or -1.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
@@ -94,7 +95,7 @@ fn probe_bind(port: u16) -> std::io::Result<()> {
     if bound != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(())
+    Ok(socket)
 }
 
 /// Whether /proc/net lists a socket listening on `port` (IPv4 or IPv6).
@@ -139,9 +140,12 @@ mod tests {
         let listener = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        // A free port is not taken, and after the probe a receiver binds
-        // it at once.
-        assert!(probe_bind(port).is_ok());
-        assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
+        // While a probe holds the port, a receiver binds and listens there
+        // (both set SO_REUSEADDR, as DCMTK does); then the probe sees it.
+        let probe = probe_bind(port).expect("a free port");
+        let receiver =
+            std::net::TcpListener::bind(("0.0.0.0", port)).expect("the receiver binds beside a probe");
+        assert!(listening(port));
+        drop((probe, receiver));
     }
 }

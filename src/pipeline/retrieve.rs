@@ -12,7 +12,7 @@
 //! under one UID are refused, and the sub-operation counts must show
 //! nothing failed or left. A PACS's final status alone is not trusted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,8 +88,9 @@ pub fn run(
     let progress = Progress::start(context.progress.clone(), Stage::Retrieve, &what, total, parts);
     let progress = Arc::new(Mutex::new(progress));
     let refusal = Arc::new(Refusal::default());
+    let requested = Arc::new(Requested::of(found));
     let watch = {
-        let (counting, refused, requested) = (progress.clone(), refusal.clone(), Requested::of(found));
+        let (counting, refused, requested) = (progress.clone(), refusal.clone(), requested.clone());
         let parts_of_studies = counts.parts_of_studies.clone();
         Watch::start(
             work,
@@ -112,13 +113,16 @@ pub fn run(
             let listed = manifest::run(finder, &found.studies);
             // The PACS's own count of what is coming, for the bar.
             if let Ok(listed) = &listed {
+                // From now on each arrival is checked against the list too.
+                requested.know(listed);
                 let mut progress = progress.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(total) = listed.expected() {
-                    progress.set_total(total as u64);
-                }
+                // The parts first: set_total tells the live page, parts and all.
                 let parts = counts.parts(listed.studies.iter().map(|s| s.expected));
                 for (index, part) in parts.into_iter().enumerate() {
                     progress.set_part_total(index, part.total);
+                }
+                if let Some(total) = listed.expected() {
+                    progress.set_total(total as u64);
                 }
             }
             listed
@@ -127,16 +131,18 @@ pub fn run(
         let manifest = listing.join().unwrap_or_else(|_| Err(Failure::config("the manifest query panicked")));
         (transferred, manifest)
     });
-    // Before anything else the PACS did wrong: this is the gravest.
+    log::debug!("phase: transferred and listed");
+    drop(progress);
+    // Every file taken and checked (the final sweep's too) before the verdict.
+    let arrivals = watch.finish();
+    // A signal ends the job as interrupted, whatever else happened.
+    crate::signals::check()?;
+    // Then an image that may go on no disc: the gravest thing a PACS can do.
     if let Some(refused) = refusal.first() {
         return Err(refused);
     }
     let transferred = transferred?;
     let manifest = manifest?;
-    log::debug!("phase: transferred and listed");
-    drop(progress);
-    let arrivals = watch.finish();
-    crate::signals::check()?;
     none_overwritten(transferred.stored, arrivals.len())?;
     verify(found, &manifest, arrivals, &transferred.statuses, allow)
 }
@@ -176,10 +182,13 @@ impl Counts {
     }
 }
 
-/// What the files may be: the requested studies, each of its patient.
+/// What the files may be: the requested studies, each of its patient,
+/// and once the manifest is in, the images the PACS lists for them.
 struct Requested {
     /// StudyInstanceUID -> (index in `Found::studies`, PatientID).
     studies: HashMap<String, (usize, String)>,
+    /// Per study: its SOP Instance UIDs where the PACS listed them.
+    listed: std::sync::OnceLock<Vec<Option<HashSet<String>>>>,
 }
 
 impl Requested {
@@ -190,7 +199,17 @@ impl Requested {
             .enumerate()
             .map(|(index, study)| (study.study_instance_uid.clone(), (index, study.patient_id.clone())))
             .collect();
-        Requested { studies }
+        Requested { studies, listed: std::sync::OnceLock::new() }
+    }
+
+    /// The PACS's lists (studies in `Found` order).
+    fn know(&self, manifest: &Manifest) {
+        let lists = manifest
+            .studies
+            .iter()
+            .map(|study| study.instances().map(|uids| uids.into_iter().map(str::to_string).collect()))
+            .collect();
+        let _ = self.listed.set(lists);
     }
 
     /// The study a received file belongs to, or why it may go on no disc:
@@ -212,8 +231,19 @@ impl Requested {
             ))
             .for_the_web("the PACS sent an image of another patient; nothing was kept"));
         }
+        let list = self.listed.get().and_then(|lists| lists.get(*study)).and_then(Option::as_ref);
+        if let Some(list) = list
+            && !list.contains(&identity.sop_instance_uid)
+        {
+            return Err(refuse(not_listed(&identity.sop_instance_uid, &identity.study_instance_uid)));
+        }
         Ok(*study)
     }
+}
+
+/// Why an image the PACS does not list for its study may go on no disc.
+fn not_listed(uid: &str, study: &str) -> String {
+    format!("the PACS sent image {uid} of study {study}, which is not in its own list of the study's images")
 }
 
 /// The first received image that may go on no disc, and the flag that
@@ -436,7 +466,9 @@ fn start_receiver(context: &Context, pacs: &Pacs, incoming: &Path) -> Result<Run
     let receiver = runner::spawn(&command, Box::new(|_| {}))?;
     let started = Instant::now();
     loop {
-        if storescp::listening(port) {
+        // Listening, and storescp alive: not another program that took the
+        // port in the meantime (storescp would then have ended).
+        if storescp::listening(port) && receiver.is_running() {
             return Ok(receiver);
         }
         if !receiver.is_running() {
@@ -457,8 +489,9 @@ fn start_receiver(context: &Context, pacs: &Pacs, incoming: &Path) -> Result<Run
             )));
         }
         crate::signals::check()?;
-        // The probe costs microseconds: look often.
-        std::thread::sleep(Duration::from_millis(1));
+        // The probe costs microseconds: look often; a privileged port is
+        // looked up in /proc/net (see storescp::listening), which costs more.
+        std::thread::sleep(Duration::from_millis(if port < 1024 { 5 } else { 1 }));
     }
 }
 
@@ -587,9 +620,7 @@ fn check_study(
             let wanted = listed.instances().unwrap_or_default();
             let got: BTreeSet<&str> = received.iter().map(|r| r.identity.sop_instance_uid.as_str()).collect();
             if let Some(extra) = got.difference(&wanted).next() {
-                return Err(format!(
-                    "the PACS sent image {extra} of study {study}, which is not in its own list of the study's images"
-                ));
+                return Err(not_listed(extra, study));
             }
             let mut missing: Vec<String> = Vec::new();
             let mut total = 0;
@@ -715,6 +746,30 @@ mod tests {
         };
         let expected = (proof != Proof::Unproven).then_some(uids.len());
         Manifest { studies: vec![Study { uid: "2.25.1".into(), series: vec![series], proof, expected }] }
+    }
+
+    #[test]
+    fn each_arrival_is_placed_and_checked_against_the_list_once_it_is_in() {
+        let requested = Requested::of(&found());
+        let image = |uid: &str, patient: &str, study: &str| Identity {
+            sop_instance_uid: uid.into(),
+            patient_id: patient.into(),
+            study_instance_uid: study.into(),
+            ..Identity::default()
+        };
+        let detail = |placed: Result<usize, Failure>| placed.expect_err("refused").detail;
+        // Before the PACS's list: the study and the patient decide.
+        assert_eq!(requested.place(&image("u9", "P1", "2.25.1")).ok(), Some(0));
+        assert!(detail(requested.place(&image("u1", "P2", "2.25.1"))).contains("of patient \"P2\""));
+        assert!(detail(requested.place(&image("u1", "P1", "2.25.7"))).contains("which was not requested"));
+        // After it: an image it does not list is refused at once.
+        requested.know(&listed(&["u1", "u2"], Proof::InstanceList));
+        assert_eq!(requested.place(&image("u1", "P1", "2.25.1")).ok(), Some(0));
+        assert!(detail(requested.place(&image("u9", "P1", "2.25.1"))).contains("not in its own list"));
+        // Counts are no list: nothing to hold an arrival to.
+        let counted = Requested::of(&found());
+        counted.know(&listed(&["u1", "u2"], Proof::SeriesCounts));
+        assert_eq!(counted.place(&image("u9", "P1", "2.25.1")).ok(), Some(0));
     }
 
     /// Files written for real: deduplicate compares their bytes.

@@ -181,9 +181,13 @@ fn several_accessions_are_counted_each() {
     for update in &updates {
         assert!(update.contains("class=\"parts\""), "{update}");
         let done = number(update, "Retrieving the images from the PACS: ");
-        let shares = number(update, "ACC300: ") + number(update, "ACC301: ");
-        assert_eq!(done, shares, "{update}");
-        assert!(update.contains("ACC300: ") && update.contains(" of 12"), "totals per accession: {update}");
+        let (first, second) = (number(update, "ACC300: "), number(update, "ACC301: "));
+        assert_eq!(done, first + second, "{update}");
+        assert!(
+            update.contains(&format!("ACC300: {first} of 12"))
+                && update.contains(&format!("ACC301: {second} of 12")),
+            "a total per accession: {update}"
+        );
     }
     assert!(
         updates.iter().any(|u| number(u, "ACC300: ") + number(u, "ACC301: ") > 0),
