@@ -536,8 +536,8 @@ pub fn verify(
     let requested = Requested::of(found);
     let mut by_study: Vec<Vec<Received>> = vec![Vec::new(); found.studies.len()];
     for (path, identity) in kept {
-        // Checked as each file arrived too; here for the files the watch
-        // missed (taken by the final sweep).
+        // Each file was placed as it arrived (the final sweep's too); the
+        // verdict places it again, where nothing else can slip past.
         let study = requested.place(&identity)?;
         by_study[study].push(Received { path, identity });
     }
