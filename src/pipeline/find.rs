@@ -2,7 +2,8 @@
 //! run per query, its responses in a fresh folder of the job's.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::dicom::AssociationProblem;
 use crate::dicom::findscu::{self, Ending, Query, Response};
@@ -28,11 +29,18 @@ pub struct Finder<'a> {
     work: PathBuf,
     deadline: &'a Deadline,
     next: AtomicUsize,
+    /// Set by the retrieve: a refused image makes every query moot.
+    stop: OnceLock<Arc<AtomicBool>>,
 }
 
 impl<'a> Finder<'a> {
     pub fn new(context: &'a Context, pacs: &'a Pacs, work: PathBuf, deadline: &'a Deadline) -> Finder<'a> {
-        Finder { context, pacs, work, deadline, next: AtomicUsize::new(1) }
+        Finder { context, pacs, work, deadline, next: AtomicUsize::new(1), stop: OnceLock::new() }
+    }
+
+    /// Ends the queries running or to come once `flag` is true.
+    pub fn stop_on(&self, flag: Arc<AtomicBool>) {
+        let _ = self.stop.set(flag);
     }
 
     pub fn pacs(&self) -> &Pacs {
@@ -43,6 +51,13 @@ impl<'a> Finder<'a> {
     /// findscu run and association; the answer is all their responses.
     pub fn find(&self, queries: &[Query]) -> Result<Answer, Failure> {
         let Some(first) = queries.first() else { return Ok(Answer::Found(Vec::new())) };
+        // The retrieve's own verdict (a refused image) says why.
+        let stopped =
+            || Failure::fetch_incomplete("the query was stopped: an image the PACS sent was refused");
+        let stop = self.stop.get();
+        if stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
+            return Err(stopped());
+        }
         let program = self.context.toolbox.path(Tool::Findscu)?;
         let out = self.work.join(format!("find-{:04}", self.next.fetch_add(1, Ordering::Relaxed)));
         let cannot = |err: std::io::Error| Failure::config(format!("cannot write {}: {err}", out.display()));
@@ -61,7 +76,11 @@ impl<'a> Finder<'a> {
             &out,
         ));
         command.dir = Some(out.clone());
+        command.cancel = stop.cloned();
         let output = runner::run(&command, &mut |_| {})?;
+        if output.cancelled {
+            return Err(stopped());
+        }
         if output.timed_out {
             return Err(pacs_failure(pacs, &AssociationProblem::Stalled));
         }

@@ -107,7 +107,9 @@ pub fn run(
         )?
     };
     // The manifest is asked for beside the transfer: it costs a few
-    // C-FINDs, which the PACS answers while it sends.
+    // C-FINDs, which the PACS answers while it sends. A refused image
+    // stops them too.
+    finder.stop_on(refusal.cancel.clone());
     let (transferred, manifest) = std::thread::scope(|scope| {
         let listing = scope.spawn(|| {
             let listed = manifest::run(finder, &found.studies);
@@ -356,6 +358,7 @@ fn transfer(
     };
     let mut statuses: Vec<String> = Vec::new();
     let mut stored = Some(0);
+    let mut cancelled = false;
     for keys in &requests {
         let remaining = deadline.remaining().map_err(|_| too_slow(pacs))?;
         crate::signals::check()?;
@@ -373,6 +376,7 @@ fn transfer(
         let output = runner::run(&command, &mut |_| {})?;
         // A refused image arrived: the caller says which.
         if output.cancelled {
+            cancelled = true;
             break;
         }
         if output.timed_out {
@@ -390,13 +394,36 @@ fn transfer(
     if let Some(receiver) = receiver {
         // Every file is on disk before the PACS sends the final response
         // (storescp writes each before answering its C-STORE), so the
-        // receiver can go now.
+        // receiver can go now; after a refusal, once the PACS is quiet.
+        if cancelled {
+            drain(watch);
+        }
         let output = receiver.running.stop();
         if let Some(problem) = storescp::start_problem(&output.lines) {
             log::debug!("the C-MOVE receiver said: {problem}");
         }
     }
     Ok(Transferred { statuses, stored })
+}
+
+/// After a C-MOVE stopped for a refused image: a PACS may go on with the
+/// sub-operations once movescu is gone. What it sends must reach this
+/// job's receiver (and be thrown away with the staging folder), not the
+/// next job's on the same port, which would refuse a good study for it.
+/// So the receiver and the port's lock stay until nothing has arrived for
+/// a second, for at most ten.
+fn drain(watch: &Watch) {
+    let started = Instant::now();
+    let mut seen = watch.count();
+    while started.elapsed() < Duration::from_secs(10) && crate::signals::check().is_ok() {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = watch.count();
+        if now == seen {
+            return;
+        }
+        log::debug!("the PACS is still sending after the C-MOVE was stopped ({} files more)", now - seen);
+        seen = now;
+    }
 }
 
 /// What the C-MOVEs or C-GETs said: their problems, and how many files the
@@ -711,6 +738,24 @@ mod tests {
             patients: vec![Patient { name: "N".into(), id: "P1".into(), accessions: vec!["A1".into()] }],
             studies: vec![study],
         }
+    }
+
+    #[test]
+    fn after_a_refusal_the_receiver_waits_until_the_pacs_is_quiet() {
+        let work = tempfile::tempdir().expect("work");
+        let watch = Watch::start(work.path(), Box::new(|_| {})).expect("watch");
+        let incoming = watch.incoming().to_path_buf();
+        // A PACS that goes on sending for a while after movescu is gone.
+        let sender = std::thread::spawn(move || {
+            for n in 0..5 {
+                std::fs::write(incoming.join(format!("late{n}")), "not dicom").expect("write");
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        drain(&watch);
+        sender.join().expect("sender");
+        assert_eq!(watch.count(), 5, "the receiver went before the PACS was done");
     }
 
     #[test]

