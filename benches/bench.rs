@@ -182,6 +182,21 @@ impl Table {
         }
     }
 
+    /// `ours` against the floor with DCMTK's default PDU (`target`), then
+    /// against the same floor with the PDU pacs2cd offers: what the
+    /// checks cost on their own.
+    fn compare_with_same_pdu(
+        &mut self,
+        group: &str,
+        [ours, floor]: [&str; 2],
+        [runs, default_pdu, same_pdu]: [&Vec<Sample>; 3],
+        target: &str,
+    ) {
+        self.compare(group, &[ours, floor], &[runs.clone(), default_pdu.clone()], target);
+        let same = [runs.clone(), same_pdu.clone()];
+        self.compare(group, &[ours, "same, getscu -pdu 131072"], &same, "(same PDU)");
+    }
+
     fn print(&self) {
         println!(
             "{:<28} {:<40} {:>9} {:>15} {:>6}  target",
@@ -426,17 +441,11 @@ fn main() {
             &mut [("fetch", &mut fetch), ("floor", &mut floor_default), ("floor 128k", &mut floor_large)],
             &mut || clear(),
         );
-        table.compare(
+        table.compare_with_same_pdu(
             "fetch CT (Orthanc)",
-            &["pacs2cd fetch (C-GET)", "getscu + layout + dcmmkdir"],
-            &samples[..2],
+            ["pacs2cd fetch (C-GET)", "getscu + layout + dcmmkdir"],
+            [&samples[0], &samples[1], &samples[2]],
             "<= 1.10",
-        );
-        table.compare(
-            "fetch CT (Orthanc)",
-            &["pacs2cd fetch (C-GET)", "same, getscu -pdu 131072"],
-            &[samples[0].clone(), samples[2].clone()],
-            "(same PDU)",
         );
     }
     // 3. print of the 3 accessions, by C-GET and by C-MOVE, against the
@@ -476,17 +485,11 @@ fn main() {
                 &[samples[0].clone(), samples[2].clone()],
                 "<= 1.15",
             );
-            table.compare(
+            table.compare_with_same_pdu(
                 &group,
-                &["pacs2cd print (C-MOVE)", floor_name],
-                &[samples[1].clone(), samples[2].clone()],
+                ["pacs2cd print (C-MOVE)", floor_name],
+                [&samples[1], &samples[2], &samples[3]],
                 "<= 1.15",
-            );
-            table.compare(
-                &group,
-                &["pacs2cd print (C-MOVE)", "same, getscu -pdu 131072"],
-                &[samples[1].clone(), samples[3].clone()],
-                "(same PDU)",
             );
         }
     }
@@ -494,34 +497,24 @@ fn main() {
     if wanted("safe") {
         let pacs = &pacses[0];
         let mut print_ct = || pacs2cd_run(&env_get, &["print", "BENCH.CT"]);
-        let mut floor = || {
+        let floor = |pdu: &str| {
             sequence(&mut || {
-                raw_get(pacs, &ct_key);
+                raw_get_pdu(pacs, &ct_key, pdu);
                 send_out();
             })
         };
-        let mut floor_large = || {
-            sequence(&mut || {
-                raw_get_pdu(pacs, &ct_key, "131072");
-                send_out();
-            })
-        };
+        let mut floor_default = || floor("16384");
+        let mut floor_large = || floor("131072");
         let samples = interleave(
             reps,
-            &mut [("print", &mut print_ct), ("floor", &mut floor), ("floor 128k", &mut floor_large)],
+            &mut [("print", &mut print_ct), ("floor", &mut floor_default), ("floor 128k", &mut floor_large)],
             &mut || clear(),
         );
-        table.compare(
+        table.compare_with_same_pdu(
             "print CT (Orthanc)",
-            &["pacs2cd print (C-GET)", "getscu, then dcmsend"],
-            &samples[..2],
+            ["pacs2cd print (C-GET)", "getscu, then dcmsend"],
+            [&samples[0], &samples[1], &samples[2]],
             "<= 1.10",
-        );
-        table.compare(
-            "print CT (Orthanc)",
-            &["pacs2cd print (C-GET)", "same, getscu -pdu 131072"],
-            &[samples[0].clone(), samples[2].clone()],
-            "(same PDU)",
         );
     }
     // 5. the legacy loop: 14 modalities x 3 accessions. Before: one movescu

@@ -19,7 +19,6 @@ import copy
 import logging
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -54,7 +53,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from serving import log, stop_server, write_ready
+from serving import log, nodelay, stop_server, write_ready
 
 
 def _run_reactor_without_the_race(self) -> None:
@@ -387,15 +386,6 @@ class FakePacs:
     # -- plumbing ---------------------------------------------------------
 
     @staticmethod
-    def nodelay(event) -> None:
-        # pynetdicom leaves Nagle on; with DCMTK's delayed ACKs every C-STORE
-        # could wait ~40 ms (DICOM-NOTES 1). Switch it off on every connection.
-        try:
-            event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (AttributeError, OSError):
-            pass
-
-    @staticmethod
     def log_final(event) -> None:
         """Logs the final response of a C-GET/C-MOVE as it leaves."""
         command = event.message.command_set
@@ -537,7 +527,7 @@ class FakePacs:
         if destination:
             yield (destination[0], destination[1], {
                 "contexts": storage_contexts(matches),
-                "evt_handlers": [(evt.EVT_CONN_OPEN, self.nodelay)],
+                "evt_handlers": [(evt.EVT_CONN_OPEN, nodelay)],
             })
 
         # Both answers below are final responses with no sub-operation, which
@@ -847,7 +837,7 @@ def main(argv: list[str]) -> int:
     pacs = FakePacs(archive, args.behaviour, dict(args.peer), args.deliver, args.no_match, args.refuse_status,
                     args.pause)
     handlers = [
-        (evt.EVT_CONN_OPEN, pacs.nodelay),
+        (evt.EVT_CONN_OPEN, nodelay),
         (evt.EVT_C_ECHO, pacs.handle_echo),
         (evt.EVT_C_FIND, pacs.handle_find),
         (evt.EVT_C_GET, pacs.handle_get),

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -28,7 +27,7 @@ from pydicom.uid import UID
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification
 
-from serving import log, stop_server, write_ready
+from serving import log, nodelay, stop_server, write_ready
 
 OUT_OF_RESOURCES = 0xA700
 DOES_NOT_MATCH = 0xA900  # Data set does not match SOP class
@@ -46,15 +45,6 @@ class Publisher:
         self.stored = 0
         # Several associations may store at once; the count decides the stall.
         self.lock = threading.Lock()
-
-    @staticmethod
-    def nodelay(event) -> None:
-        # pynetdicom leaves Nagle on; with the sender's delayed ACKs every
-        # C-STORE response could wait ~40 ms (DICOM-NOTES 1).
-        try:
-            event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (AttributeError, OSError):
-            pass
 
     def handle_echo(self, event) -> int:
         log(f"C-ECHO from {event.assoc.requestor.ae_title}")
@@ -131,7 +121,7 @@ def main(argv: list[str]) -> int:
 
     publisher = Publisher(args.dir, args.stall_after)
     handlers = [
-        (evt.EVT_CONN_OPEN, publisher.nodelay),
+        (evt.EVT_CONN_OPEN, nodelay),
         (evt.EVT_C_ECHO, publisher.handle_echo),
         (evt.EVT_C_STORE, publisher.handle_store),
     ]
