@@ -113,7 +113,7 @@ _pacs2cd() {
             return 0
             ;;
         pacs2cd__subcmd__fetch)
-            opts="-o -v -q -h --output --iso --force --allow-mixed-patients --allow-partial --allow-unproven --config --verbose --quiet --json --no-progress --help"
+            opts="-o -v -q -h --output --iso --force --allow-mixed-patients --allow-unidentified --allow-partial --allow-unproven --config --verbose --quiet --json --no-progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,7 +241,7 @@ _pacs2cd() {
             return 0
             ;;
         pacs2cd__subcmd__print)
-            opts="-v -q -h --to --dry-run --allow-mixed-patients --allow-partial --allow-unproven --config --verbose --quiet --json --no-progress --help"
+            opts="-v -q -h --to --dry-run --allow-mixed-patients --allow-unidentified --allow-partial --allow-unproven --config --verbose --quiet --json --no-progress --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -47,9 +47,10 @@ complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -s h -l help -d '
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l to -d 'Send to this receiver instead of the configured CD publisher' -r
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l dry-run -d 'Look up and show what would be sent; retrieve and send nothing'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-mixed-patients -d 'Accept accession numbers of different patients on one disc'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-partial -d 'Send what arrived when the PACS delivers fewer images than it lists'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-unproven -d 'Send even when the PACS gives nothing to prove the disc complete (no image list, no image counts) [config: pacs.allow_unproven]'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-mixed-patients -d 'Accept studies of different patients on one disc (each is named in the result)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-unidentified -d 'Accept a study without a PatientID among other studies (nothing tells whose it is) [config: patient.allow_unidentified]'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-partial -d 'Accept what arrived when the PACS delivers fewer images than it lists (the result says PARTIAL DISC)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-unproven -d 'Accept a disc nothing proves complete: the PACS gives no image list and no image counts [config: pacs.allow_unproven]'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -s q -l quiet -d 'Only errors on stderr, no progress'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l json -d 'Print the result as one JSON object on stdout'
@@ -59,9 +60,10 @@ complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s o -l output -d
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l iso -d 'Also build an ISO 9660 image (Joliet, Rock Ridge) of the disc [default FILE: ./{PATIENT_NAME}-{ACC1_ACC2}.iso]; without -o the folder itself is not kept' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l force -d 'Write into a non-empty output folder (its DICOM/ and DICOMDIR are removed first), overwrite an existing image, allow an image larger than a DVD'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-mixed-patients -d 'Accept accession numbers of different patients in one folder'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-partial -d 'Keep what arrived when the PACS delivers fewer images than it lists'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-unproven -d 'Keep the folder even when the PACS gives nothing to prove it complete (no image list, no image counts) [config: pacs.allow_unproven]'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-mixed-patients -d 'Accept studies of different patients on one disc (each is named in the result)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-unidentified -d 'Accept a study without a PatientID among other studies (nothing tells whose it is) [config: patient.allow_unidentified]'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-partial -d 'Accept what arrived when the PACS delivers fewer images than it lists (the result says PARTIAL DISC)'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-unproven -d 'Accept a disc nothing proves complete: the PACS gives no image list and no image counts [config: pacs.allow_unproven]'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s q -l quiet -d 'Only errors on stderr, no progress'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l json -d 'Print the result as one JSON object on stdout'

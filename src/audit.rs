@@ -259,7 +259,12 @@ mod tests {
     fn a_partial_relay_records_what_left_and_whose() {
         let started = Started { job: "0123456789abcdef".into(), command: "print" };
         let counts = RelayCounts { files_sent: 40, files_failed: 2, ..RelayCounts::default() };
-        let patient = Patient { name: "DOE^JOHN".into(), id: "PID001".into(), accessions: vec!["A1".into()] };
+        let patient = Patient {
+            name: "DOE^JOHN".into(),
+            id: "PID001".into(),
+            accessions: vec!["A1".into()],
+            ..Patient::default()
+        };
         let failure = Failure::partial_relay("172.16.0.120:104", "2 of 42 files were not accepted", counts)
             .for_patients(&[patient]);
         let text = finished_line(&started, Err(&failure), "2026-11-27T21:50:45Z");

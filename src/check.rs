@@ -139,7 +139,7 @@ fn find_pacs(context: &Context) -> Result<CheckItem, Failure> {
         .map_err(|err| Failure::config(format!("cannot make a temporary folder: {err}")))?;
     let timeouts = pacs.timeouts;
     let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
-    let query = [Query::studies("PACS2CD-CHECK")];
+    let query = [Query::studies("PACS2CD-CHECK", false)];
     let files = findscu::write_queries(&query, scratch.path())
         .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
     command.args(findscu::args(
@@ -149,6 +149,7 @@ fn find_pacs(context: &Context) -> Result<CheckItem, Failure> {
         &query,
         &files,
         scratch.path(),
+        query[0].extract(),
     ));
     command.dir = Some(scratch.path().to_path_buf());
     let output = runner::run(&command, &mut |_| {})?;

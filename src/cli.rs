@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::dicom::Endpoint;
 
@@ -95,18 +95,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
 
-        /// Accept accession numbers of different patients on one disc
-        #[arg(long)]
-        allow_mixed_patients: bool,
-
-        /// Send what arrived when the PACS delivers fewer images than it lists
-        #[arg(long)]
-        allow_partial: bool,
-
-        /// Send even when the PACS gives nothing to prove the disc complete
-        /// (no image list, no image counts) [config: pacs.allow_unproven]
-        #[arg(long)]
-        allow_unproven: bool,
+        #[command(flatten)]
+        allow: AllowArgs,
     },
 
     /// Find the patient, retrieve the studies of the accession numbers from
@@ -139,18 +129,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
 
-        /// Accept accession numbers of different patients in one folder
-        #[arg(long)]
-        allow_mixed_patients: bool,
-
-        /// Keep what arrived when the PACS delivers fewer images than it lists
-        #[arg(long)]
-        allow_partial: bool,
-
-        /// Keep the folder even when the PACS gives nothing to prove it
-        /// complete (no image list, no image counts) [config: pacs.allow_unproven]
-        #[arg(long)]
-        allow_unproven: bool,
+        #[command(flatten)]
+        allow: AllowArgs,
     },
 
     /// Answer one CGI request (nginx + fcgiwrap); chosen by itself when
@@ -177,6 +157,30 @@ pub enum Command {
     /// or the audit log is wrong (or no configuration file was found), 69
     /// when the PACS or the publisher does not answer as a job needs.
     Check,
+}
+
+/// What a job may let pass that it refuses by default (print and fetch).
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct AllowArgs {
+    /// Accept studies of different patients on one disc (each is named in
+    /// the result)
+    #[arg(long)]
+    pub allow_mixed_patients: bool,
+
+    /// Accept a study without a PatientID among other studies (nothing
+    /// tells whose it is) [config: patient.allow_unidentified]
+    #[arg(long)]
+    pub allow_unidentified: bool,
+
+    /// Accept what arrived when the PACS delivers fewer images than it
+    /// lists (the result says PARTIAL DISC)
+    #[arg(long)]
+    pub allow_partial: bool,
+
+    /// Accept a disc nothing proves complete: the PACS gives no image list
+    /// and no image counts [config: pacs.allow_unproven]
+    #[arg(long)]
+    pub allow_unproven: bool,
 }
 
 impl Command {

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::accession::{self, Accession};
-use crate::cli::{Cli, Command};
+use crate::cli::{AllowArgs, Cli, Command};
 use crate::config::{self, Config, Origin, Retrieve, Sender, Strategy};
 use crate::dicom::tools::Toolbox;
 use crate::dicom::{AeTitle, Endpoint, Timeouts};
@@ -52,15 +52,39 @@ pub struct Pacs {
     pub modalities: Vec<String>,
 }
 
+/// What a job may let pass that it refuses by default: the command
+/// line's `--allow-*` switches, with the configuration's standing choices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Allow {
+    /// Studies of several patients on one disc.
+    pub mixed_patients: bool,
+    /// A study without a PatientID among others.
+    pub unidentified: bool,
+    /// Known shortfalls (fewer files than the PACS lists, failed sub-operations).
+    pub partial: bool,
+    /// A PACS that gives nothing to prove completeness by.
+    pub unproven: bool,
+}
+
+impl Allow {
+    /// The switches given, and what the configuration allows always.
+    pub fn of(args: AllowArgs, config: &Config) -> Allow {
+        Allow {
+            mixed_patients: args.allow_mixed_patients,
+            unidentified: args.allow_unidentified || config.patient.allow_unidentified,
+            partial: args.allow_partial,
+            unproven: args.allow_unproven || config.pacs.allow_unproven,
+        }
+    }
+}
+
 /// `pacs2cd fetch`, resolved.
 pub struct FetchJob {
     pub accessions: Vec<Accession>,
     pub output: Option<PathBuf>,
     pub iso: Option<IsoTarget>,
     pub force: bool,
-    pub allow_mixed_patients: bool,
-    pub allow_partial: bool,
-    pub allow_unproven: bool,
+    pub allow: Allow,
     pub pacs: Pacs,
 }
 
@@ -68,9 +92,7 @@ pub struct FetchJob {
 pub struct PrintJob {
     pub accessions: Vec<Accession>,
     pub dry_run: bool,
-    pub allow_mixed_patients: bool,
-    pub allow_partial: bool,
-    pub allow_unproven: bool,
+    pub allow: Allow,
     pub pacs: Pacs,
     pub publisher: Publisher,
 }
@@ -80,9 +102,7 @@ pub struct PrintJob {
 pub struct PrintOptions {
     pub to: Option<Endpoint>,
     pub dry_run: bool,
-    pub allow_mixed_patients: bool,
-    pub allow_partial: bool,
-    pub allow_unproven: bool,
+    pub allow: AllowArgs,
 }
 
 pub enum Job {
@@ -115,27 +135,17 @@ pub fn build(command: Command, config: &Config) -> Result<Job, Failure> {
         Command::Relay { dir, to } => {
             Ok(Job::Relay { dir: absolute(&dir)?, publisher: publisher(config, to)? })
         }
-        Command::Fetch {
-            accessions,
-            output,
-            iso,
-            force,
-            allow_mixed_patients,
-            allow_partial,
-            allow_unproven,
-        } => {
-            // `--iso` alone: the default name in the current folder.
+        Command::Fetch { accessions, output, iso, force, allow } => {
             // `--iso` alone: the default name in the current folder.
             let iso = iso.map(|file| match file {
                 Some(file) => IsoTarget::File(file),
                 None => IsoTarget::DefaultIn(PathBuf::new()),
             });
-            let options =
-                FetchOptions { output, iso, force, allow_mixed_patients, allow_partial, allow_unproven };
+            let options = FetchOptions { output, iso, force, allow };
             Ok(Job::Fetch(fetch_job(config, &accessions, options)?))
         }
-        Command::Print { accessions, to, dry_run, allow_mixed_patients, allow_partial, allow_unproven } => {
-            let options = PrintOptions { to, dry_run, allow_mixed_patients, allow_partial, allow_unproven };
+        Command::Print { accessions, to, dry_run, allow } => {
+            let options = PrintOptions { to, dry_run, allow };
             Ok(Job::Print(print_job(config, &accessions, options)?))
         }
         Command::Check | Command::Cgi => Err(Failure::config("check and cgi are not jobs")),
@@ -161,9 +171,7 @@ pub struct FetchOptions {
     pub output: Option<PathBuf>,
     pub iso: Option<IsoTarget>,
     pub force: bool,
-    pub allow_mixed_patients: bool,
-    pub allow_partial: bool,
-    pub allow_unproven: bool,
+    pub allow: AllowArgs,
 }
 
 /// A fetch job: accessions checked first, then the PACS and the viewer.
@@ -180,9 +188,7 @@ pub fn fetch_job(config: &Config, accessions: &[String], options: FetchOptions) 
         output: options.output,
         iso: options.iso,
         force: options.force,
-        allow_mixed_patients: options.allow_mixed_patients,
-        allow_partial: options.allow_partial,
-        allow_unproven: options.allow_unproven || config.pacs.allow_unproven,
+        allow: Allow::of(options.allow, config),
         pacs,
     })
 }
@@ -202,9 +208,7 @@ pub fn print_job(config: &Config, accessions: &[String], options: PrintOptions) 
     Ok(PrintJob {
         accessions,
         dry_run: options.dry_run,
-        allow_mixed_patients: options.allow_mixed_patients,
-        allow_partial: options.allow_partial,
-        allow_unproven: options.allow_unproven || config.pacs.allow_unproven,
+        allow: Allow::of(options.allow, config),
         pacs,
         publisher,
     })

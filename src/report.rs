@@ -16,7 +16,7 @@ macro_rules! outln {
 
 use crate::check::{CheckItem, Status};
 use crate::failure::{Class, Failure};
-use crate::patients::{Patient, for_people};
+use crate::patients::Patient;
 use crate::pipeline::StudySummary;
 use crate::pipeline::fetch::Fetched;
 use crate::pipeline::manifest::Proof;
@@ -193,9 +193,8 @@ pub fn print(report: &Report, json: bool) {
 /// "DOE, JOHN (PID001: ACC001) and ROE, JANE (PID002: ACC004)".
 fn patients_phrase(patients: &[Patient]) -> String {
     let one = |p: &Patient, with_accessions: bool| {
-        let accessions =
-            if with_accessions { format!(": {}", p.accessions.join(", ")) } else { String::new() };
-        format!("{} ({}{accessions})", for_terminal(&for_people(&p.name)), for_terminal(&p.id))
+        let label = for_terminal(&p.label());
+        if with_accessions { format!("{label} [{}]", p.accessions.join(", ")) } else { label }
     };
     match patients {
         [] => "no patient".to_string(),

@@ -169,10 +169,14 @@ fn patients_html(patients: &[Patient]) -> String {
     let all: Vec<String> = patients
         .iter()
         .map(|p| {
+            let id =
+                if p.id.is_empty() { "no patient ID".to_string() } else { format!("patient ID {}", p.id) };
+            let issuer = if p.issuer.is_empty() { String::new() } else { format!(", issuer {}", p.issuer) };
             format!(
-                "<strong>{}</strong> (patient ID {})",
+                "<strong>{}</strong> ({}{})",
                 escape_html(&for_people(&p.name)),
-                escape_html(&p.id)
+                escape_html(&id),
+                escape_html(&issuer)
             )
         })
         .collect();
@@ -430,13 +434,20 @@ mod tests {
             destination: "127.0.0.1:104".into(),
             files_sent: 3,
             patient_id: "P&1".into(),
-            patients: vec![Patient { name: name.into(), id: "P&1".into(), accessions: vec!["A1".into()] }],
+            patients: vec![Patient {
+                name: name.into(),
+                id: "P&1".into(),
+                accessions: vec!["A1".into()],
+                ..Patient::default()
+            }],
             publisher: "Rimage 2000i".into(),
             proof: "instance-list",
             called_ae: "CDPUB".into(),
             sender: "dcmsend",
             studies: vec![],
             seconds: 1.0,
+            partial: false,
+            missing: 0,
             warnings: vec![],
         }
     }

@@ -324,6 +324,7 @@ mod tests {
             "strategy",
             "modalities",
             "allow_unproven",
+            "allow_unidentified",
             "timeout_connect_secs",
             "timeout_acse_secs",
             "timeout_dimse_secs",

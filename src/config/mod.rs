@@ -176,6 +176,9 @@ pub enum PatientSource {
 #[serde(deny_unknown_fields, default)]
 pub struct Patient {
     pub source: PatientSource,
+    /// Accept a study without a PatientID among other studies of a job
+    /// (`--allow-unidentified` every time): nothing tells whose it is.
+    pub allow_unidentified: bool,
     pub api: Option<PatientApi>,
 }
 

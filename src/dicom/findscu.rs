@@ -21,8 +21,10 @@ use std::path::Path;
 
 use quick_xml::events::Event;
 
+use super::charset;
 use super::part10::{self, tag};
 use super::{AssociationProblem, Endpoint, Problems, Timeouts, log_line, scu_args, words};
+use crate::patients::Demographics;
 
 /// The query levels of the study root information model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,20 +53,27 @@ pub struct Query {
 }
 
 impl Query {
-    /// The studies of an accession number.
-    pub fn studies(accession: &str) -> Query {
-        Query {
-            level: Level::Study,
-            keys: vec![
-                ("AccessionNumber", accession.to_string()),
-                ("StudyInstanceUID", String::new()),
-                ("PatientName", String::new()),
-                ("PatientID", String::new()),
-                ("ModalitiesInStudy", String::new()),
-                ("NumberOfStudyRelatedInstances", String::new()),
-                ("SpecificCharacterSet", String::new()),
-            ],
+    /// The studies of an accession number, with whom they belong to.
+    /// `issuer`: also ask IssuerOfPatientID, which some PACSs answer only
+    /// by opening a stored file per study (Orthanc 1.10 keeps it out of
+    /// its index), so a PACS that then fails is asked again without it.
+    pub fn studies(accession: &str, issuer: bool) -> Query {
+        let mut keys = vec![
+            ("AccessionNumber", accession.to_string()),
+            ("StudyInstanceUID", String::new()),
+            ("PatientName", String::new()),
+            ("PatientID", String::new()),
+            ("PatientBirthDate", String::new()),
+            ("StudyDate", String::new()),
+            ("StudyDescription", String::new()),
+            ("ModalitiesInStudy", String::new()),
+            ("NumberOfStudyRelatedInstances", String::new()),
+            ("SpecificCharacterSet", String::new()),
+        ];
+        if issuer {
+            keys.insert(4, ("IssuerOfPatientID", String::new()));
         }
+        Query { level: Level::Study, keys }
     }
 
     /// The series of a study.
@@ -96,10 +105,23 @@ impl Query {
         }
     }
 
-    /// Where the answers go in `out`: files, or one XML file.
-    fn as_xml(&self) -> bool {
-        self.level != Level::Study
+    /// How the answers are best taken: the STUDY level's names need the
+    /// Part 10 reader's decoding; the other levels' UIDs and counts go
+    /// faster as one XML file.
+    pub fn extract(&self) -> Extract {
+        if self.level == Level::Study { Extract::Files } else { Extract::Xml }
     }
+}
+
+/// How findscu hands over the answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extract {
+    /// `-X`: each answer as a DICOM file, its bytes as the PACS sent them.
+    Files,
+    /// `-Xs`: all answers in one XML file, converted to UTF-8 by DCMTK,
+    /// which drops an answer it cannot convert (ISO 2022 IR 87 with
+    /// DCMTK 3.6.7's iconv): the caller checks the count.
+    Xml,
 }
 
 /// The XML file's name inside the output folder (`-Xs` takes it relative
@@ -144,11 +166,12 @@ pub fn args(
     queries: &[Query],
     files: &[std::path::PathBuf],
     out: &Path,
+    extract: Extract,
 ) -> Vec<OsString> {
     // -sr: the log holds no datasets (names in raw bytes), only statuses.
     let mut options = words(["-S", "-v", "-sr"]);
     let Some(first) = queries.first() else { return Vec::new() };
-    if first.as_xml() {
+    if extract == Extract::Xml {
         options.extend(words(["-Xs", XML]));
     } else {
         options.push("-X".into());
@@ -210,12 +233,18 @@ pub fn ending(log: &[String], queries: usize) -> Ending {
 /// One response: its attributes as text (decoded, trimmed).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
-    values: Vec<(u32, String)>,
+    values: Vec<(u32, charset::Text)>,
+    /// Who the response says the patient is (STUDY level).
+    patient: Demographics,
 }
 
 impl Response {
     pub fn get(&self, tag: u32) -> &str {
-        self.values.iter().find(|(t, _)| *t == tag).map_or("", |(_, v)| v.as_str())
+        self.values.iter().find(|(t, _)| *t == tag).map_or("", |(_, v)| v.text.as_str())
+    }
+
+    pub fn patient(&self) -> &Demographics {
+        &self.patient
     }
 
     /// An IS/US count, when present and readable.
@@ -229,11 +258,11 @@ impl Response {
     }
 }
 
-/// The responses findscu wrote into `out` for queries like `query`, in order. A file this
-/// reader cannot read is an error: an unreadable answer is a PACS problem,
-/// never "no match".
-pub fn responses(query: &Query, out: &Path) -> std::io::Result<Vec<Response>> {
-    if query.as_xml() {
+/// The responses findscu wrote into `out`, in order. A file this reader
+/// cannot read is an error: an unreadable answer is a PACS problem, never
+/// "no match".
+pub fn responses(out: &Path, extract: Extract) -> std::io::Result<Vec<Response>> {
+    if extract == Extract::Xml {
         return match std::fs::read(out.join(XML)) {
             Ok(bytes) => parse_xml(&bytes),
             // No response at all: findscu writes no file.
@@ -249,7 +278,7 @@ pub fn responses(query: &Query, out: &Path) -> std::io::Result<Vec<Response>> {
     let mut responses = Vec::with_capacity(names.len());
     for name in names {
         match part10::read(&out.join(&name), false)? {
-            Some(data) => responses.push(Response { values: data.decoded() }),
+            Some(data) => responses.push(Response { values: data.decoded(), patient: data.demographics() }),
             None => {
                 return Err(std::io::Error::other(format!(
                     "response {} is not a data set this tool can read",
@@ -314,7 +343,8 @@ fn parse_xml(bytes: &[u8]) -> std::io::Result<Vec<Response>> {
                         // Control characters (a CR/LF in a name) go after
                         // the references are decoded.
                         let value: String = value.chars().filter(|c| !c.is_control()).collect();
-                        response.values.push((tag, value.trim_matches([' ', '\0']).to_string()));
+                        let text = value.trim_matches([' ', '\0']).to_string();
+                        response.values.push((tag, charset::Text { text, exact: true }));
                     }
                 }
                 "data-set" => responses.extend(current.take()),
@@ -369,7 +399,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let queries = [Query::instances("1.2", "1.2.3"), Query::instances("1.2", "1.2.4")];
         let files = write_queries(&queries, dir.path()).expect("query files");
-        let image = args("ME", &peer, &timeouts, &queries, &files, Path::new("/w/q1"));
+        let image = args("ME", &peer, &timeouts, &queries, &files, Path::new("/w/q1"), queries[0].extract());
         let joined = image.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
         assert!(
             joined.starts_with(
@@ -380,7 +410,8 @@ mod tests {
         assert!(joined.contains("query-0001.dcm") && joined.ends_with("query-0002.dcm"), "{joined}");
         let written = part10::read(&files[1], true).expect("read").expect("query");
         assert_eq!(written.ascii(tag::SERIES_INSTANCE_UID), "1.2.4");
-        let study = args("ME", &peer, &timeouts, &[Query::studies("A1")], &[], Path::new("/w/q2"));
+        let studies = [Query::studies("A1", true)];
+        let study = args("ME", &peer, &timeouts, &studies, &[], Path::new("/w/q2"), studies[0].extract());
         assert!(study.contains(&OsString::from("-X")));
     }
 

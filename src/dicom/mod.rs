@@ -2,6 +2,7 @@
 //! timeouts and DIMSE status classes. One module per DCMTK tool holds its
 //! argument vector and a pure parser of its output.
 
+pub mod charset;
 pub mod dcmmkdir;
 pub mod dcmsend;
 pub mod echoscu;

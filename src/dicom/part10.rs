@@ -4,15 +4,17 @@
 //! (patient, study, series, instance), never the pixel data. C-FIND
 //! responses that findscu writes with `-X` are read the same way.
 //!
-//! Text values are decoded by the data set's SpecificCharacterSet: the
-//! default repertoire, ISO_IR 100 (Latin-1) and ISO_IR 192 (UTF-8); bytes
-//! under any other or no declared set are read as UTF-8 when they are valid
-//! UTF-8, else as Latin-1, never dropped. Control characters (CR/LF in a
-//! name, say) are removed after decoding.
+//! Text values are decoded by the data set's SpecificCharacterSet (see
+//! `charset`): every set of the standard, ISO 2022 code extensions
+//! included. Control characters (CR/LF in a name, say) are removed after
+//! decoding.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+
+use super::charset;
+use crate::patients::Demographics;
 
 /// Media Storage Directory Storage: the DICOMDIR index, not an instance.
 pub const DICOMDIR_SOP_CLASS: &str = "1.2.840.10008.1.3.10";
@@ -21,11 +23,18 @@ pub const DICOMDIR_SOP_CLASS: &str = "1.2.840.10008.1.3.10";
 pub mod tag {
     pub const SPECIFIC_CHARACTER_SET: u32 = 0x0008_0005;
     pub const SOP_INSTANCE_UID: u32 = 0x0008_0018;
+    pub const STUDY_DATE: u32 = 0x0008_0020;
     pub const ACCESSION_NUMBER: u32 = 0x0008_0050;
     pub const MODALITY: u32 = 0x0008_0060;
     pub const MODALITIES_IN_STUDY: u32 = 0x0008_0061;
+    pub const STUDY_DESCRIPTION: u32 = 0x0008_1030;
     pub const PATIENT_NAME: u32 = 0x0010_0010;
     pub const PATIENT_ID: u32 = 0x0010_0020;
+    pub const ISSUER_OF_PATIENT_ID: u32 = 0x0010_0021;
+    pub const ISSUER_OF_PATIENT_ID_QUALIFIERS: u32 = 0x0010_0024;
+    pub const PATIENT_BIRTH_DATE: u32 = 0x0010_0030;
+    pub const UNIVERSAL_ENTITY_ID: u32 = 0x0040_0032;
+    pub const UNIVERSAL_ENTITY_ID_TYPE: u32 = 0x0040_0033;
     pub const STUDY_INSTANCE_UID: u32 = 0x0020_000D;
     pub const SERIES_INSTANCE_UID: u32 = 0x0020_000E;
     pub const SERIES_NUMBER: u32 = 0x0020_0011;
@@ -118,6 +127,9 @@ pub struct DataSet {
     pub meta: Meta,
     /// (tag, value) in file order.
     elements: Vec<(u32, Vec<u8>)>,
+    /// The first item of IssuerOfPatientIDQualifiersSequence, the one
+    /// sequence read: (tag, value) of its elements.
+    qualifiers: Vec<(u32, Vec<u8>)>,
     /// Where the data set starts in the file (after the meta group).
     pub data_offset: usize,
 }
@@ -127,42 +139,77 @@ impl DataSet {
         self.elements.iter().find(|(t, _)| *t == tag).map(|(_, v)| v.as_slice())
     }
 
-    /// A UI, CS or IS value (ASCII by definition).
+    /// A UI, CS, DA or IS value (ASCII by definition).
     pub fn ascii(&self, tag: u32) -> String {
         self.raw(tag).map(uid).unwrap_or_default()
     }
 
-    /// A text value (PN, LO, SH...) decoded by the SpecificCharacterSet.
-    pub fn text(&self, tag: u32) -> String {
-        let charset = self.ascii(tag::SPECIFIC_CHARACTER_SET);
-        self.raw(tag).map(|value| decode(value, &charset)).unwrap_or_default()
+    fn charset(&self) -> String {
+        self.ascii(tag::SPECIFIC_CHARACTER_SET)
+    }
+
+    /// A text value (PN, LO, SH...) decoded by the SpecificCharacterSet,
+    /// and whether every byte of it could be decoded.
+    pub fn text_checked(&self, tag: u32) -> charset::Text {
+        let charset = self.charset();
+        self.raw(tag)
+            .map(|value| decode(tag, value, &charset))
+            .unwrap_or(charset::Text { text: String::new(), exact: true })
     }
 
     /// Every element, decoded as text (the C-FIND answers' form).
-    pub fn decoded(&self) -> Vec<(u32, String)> {
-        let charset = self.ascii(tag::SPECIFIC_CHARACTER_SET);
-        self.elements.iter().map(|(tag, value)| (*tag, decode(value, &charset))).collect()
+    pub fn decoded(&self) -> Vec<(u32, charset::Text)> {
+        let charset = self.charset();
+        self.elements.iter().map(|(tag, value)| (*tag, decode(*tag, value, &charset))).collect()
+    }
+
+    /// Who the data set says its patient is.
+    pub fn demographics(&self) -> Demographics {
+        let name = self.text_checked(tag::PATIENT_NAME);
+        let charset = self.charset();
+        let qualifier = |wanted: u32| {
+            self.qualifiers
+                .iter()
+                .find(|(tag, _)| *tag == wanted)
+                .map(|(tag, value)| decode(*tag, value, &charset).text)
+                .unwrap_or_default()
+        };
+        let universal = qualifier(tag::UNIVERSAL_ENTITY_ID);
+        let identifier = |tag: u32| {
+            self.raw(tag).map(|value| clean(&charset::lenient(value, &charset))).unwrap_or_default()
+        };
+        Demographics {
+            id: identifier(tag::PATIENT_ID),
+            issuer: identifier(tag::ISSUER_OF_PATIENT_ID),
+            issuer_universal: (!universal.is_empty())
+                .then(|| (universal, qualifier(tag::UNIVERSAL_ENTITY_ID_TYPE))),
+            name: name.text,
+            name_exact: name.exact,
+            birth_date: self.ascii(tag::PATIENT_BIRTH_DATE),
+            his_id: String::new(),
+        }
     }
 }
 
-/// Decodes a text value by its SpecificCharacterSet (see the module note).
-pub fn decode(value: &[u8], charset: &str) -> String {
-    // The first value names the set of the whole value (ISO 2022 code
-    // extensions may switch inside it; those are read as bytes below).
-    let first = charset.split('\\').map(str::trim).find(|term| !term.is_empty()).unwrap_or("");
-    let text = match first {
-        "ISO_IR 100" | "ISO 2022 IR 100" => latin1(value),
-        "ISO_IR 192" => String::from_utf8_lossy(value).into_owned(),
-        _ => match std::str::from_utf8(value) {
-            Ok(text) => text.to_string(),
-            Err(_) => latin1(value),
-        },
-    };
-    text.chars().filter(|c| !c.is_control()).collect::<String>().trim_matches([' ', '\0']).to_string()
+/// Person names reset ISO 2022 code extensions at more delimiters.
+fn kind_of(tag: u32) -> charset::Kind {
+    // PatientName, OtherPatientNames, ReferringPhysicianName,
+    // PerformingPhysicianName, OperatorsName, NameOfPhysiciansReadingStudy.
+    const PERSON_NAMES: [u32; 6] =
+        [0x0010_0010, 0x0010_1001, 0x0008_0090, 0x0008_1050, 0x0008_1070, 0x0008_1060];
+    if PERSON_NAMES.contains(&tag) { charset::Kind::PersonName } else { charset::Kind::Text }
 }
 
-fn latin1(value: &[u8]) -> String {
-    value.iter().map(|&b| char::from(b)).collect()
+/// Decodes a text value by its SpecificCharacterSet (see `charset`), then
+/// drops control characters and the padding.
+fn decode(tag: u32, value: &[u8], specific_character_set: &str) -> charset::Text {
+    let decoded = charset::decode(value, specific_character_set, kind_of(tag));
+    charset::Text { text: clean(&decoded.text), exact: decoded.exact }
+}
+
+fn clean(text: &str) -> String {
+    let text: String = text.chars().filter(|c| !c.is_control()).collect();
+    text.trim_matches([' ', '\0']).to_string()
 }
 
 /// Writes a small Part 10 file (explicit VR little endian) holding
@@ -210,7 +257,8 @@ pub struct Identity {
     pub sop_class_uid: String,
     pub sop_instance_uid: String,
     pub transfer_syntax_uid: String,
-    pub patient_id: String,
+    /// Who the file says its patient is.
+    pub patient: Demographics,
     pub study_instance_uid: String,
     pub series_instance_uid: String,
     pub modality: String,
@@ -234,7 +282,7 @@ pub fn read_identity(path: &Path) -> io::Result<Option<Identity>> {
             sop_class_uid: data.meta.sop_class_uid.clone(),
             sop_instance_uid: instance,
             transfer_syntax_uid: data.meta.transfer_syntax_uid.clone(),
-            patient_id: data.text(tag::PATIENT_ID),
+            patient: data.demographics(),
             study_instance_uid: study,
             series_instance_uid: data.ascii(tag::SERIES_INSTANCE_UID),
             modality: data.ascii(tag::MODALITY),
@@ -283,7 +331,7 @@ fn parse_data_set(head: &[u8], part10: bool) -> Walk<Option<DataSet>> {
         "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99" => return Walk::Done(None),
         _ => true,
     };
-    let mut data = DataSet { meta, elements: Vec::new(), data_offset: start };
+    let mut data = DataSet { meta, data_offset: start, ..DataSet::default() };
     let mut reader = Reader { buf: head, at: start, explicit, depth: 0 };
     loop {
         // Data sets are sorted by tag: past group 0020 nothing we want
@@ -291,16 +339,19 @@ fn parse_data_set(head: &[u8], part10: bool) -> Walk<Option<DataSet>> {
         if reader.peek_group().is_some_and(|group| group > 0x0020) {
             break;
         }
+        let at = reader.at;
         let element = match reader.element() {
             Ok(Some(element)) => element,
             Ok(None) => break,
             Err(Short) => return Walk::NeedMore,
         };
-        if element.group != 0xFFFE {
-            data.elements.push((
-                (u32::from(element.group) << 16) | u32::from(element.element),
-                element.value.to_vec(),
-            ));
+        let tag = element.tag();
+        if tag == tag::ISSUER_OF_PATIENT_ID_QUALIFIERS {
+            // The one sequence whose content matters. It was read whole
+            // just now: a broken item only means no qualifiers.
+            data.qualifiers = first_item(head, at, explicit).unwrap_or_default();
+        } else if element.group != 0xFFFE {
+            data.elements.push((tag, element.value.to_vec()));
         }
     }
     Walk::Done(Some(data))
@@ -309,10 +360,52 @@ fn parse_data_set(head: &[u8], part10: bool) -> Walk<Option<DataSet>> {
 /// The buffer ended before the element did.
 struct Short;
 
+/// The elements of the first item of the sequence element at `at` (either
+/// length form, items of either length form).
+fn first_item(buf: &[u8], at: usize, explicit: bool) -> Result<Vec<(u32, Vec<u8>)>, Short> {
+    let mut reader = Reader { buf, at, explicit, depth: 0 };
+    reader.bytes(4)?;
+    let length = if explicit {
+        let vr = reader.bytes(2)?;
+        if long_vr(vr) {
+            reader.bytes(2)?;
+            reader.u32()?
+        } else {
+            u32::from(reader.u16()?)
+        }
+    } else {
+        reader.u32()?
+    };
+    if length == 0 {
+        return Ok(Vec::new());
+    }
+    let (group, element, item_length) = (reader.u16()?, reader.u16()?, reader.u32()?);
+    if (group, element) != (0xFFFE, 0xE000) {
+        return Ok(Vec::new());
+    }
+    let end = (item_length != u32::MAX).then(|| reader.at.saturating_add(item_length as usize));
+    let mut elements = Vec::new();
+    while end.is_none_or(|end| reader.at < end) {
+        match reader.element()? {
+            Some(e) if e.group == 0xFFFE && e.element == 0xE00D => break,
+            Some(e) if e.group != 0xFFFE => elements.push((e.tag(), e.value.to_vec())),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(elements)
+}
+
 struct Element<'a> {
     group: u16,
     element: u16,
     value: &'a [u8],
+}
+
+impl Element<'_> {
+    fn tag(&self) -> u32 {
+        (u32::from(self.group) << 16) | u32::from(self.element)
+    }
 }
 
 /// Walks little endian elements, skipping sequences of any nesting.
@@ -471,6 +564,9 @@ mod tests {
         if vr == b"SQ" {
             out.extend_from_slice(&[0, 0]);
             out.extend_from_slice(&u32::MAX.to_le_bytes());
+        } else if long_vr(vr) {
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
         } else {
             out.extend_from_slice(&(value.len() as u16).to_le_bytes());
         }
@@ -481,7 +577,7 @@ mod tests {
         match parse_data_set(bytes, true) {
             Walk::NeedMore => Walk::NeedMore,
             Walk::Done(data) => Walk::Done(data.map(|data| Identity {
-                patient_id: data.text(tag::PATIENT_ID),
+                patient: data.demographics(),
                 study_instance_uid: data.ascii(tag::STUDY_INSTANCE_UID),
                 series_instance_uid: data.ascii(tag::SERIES_INSTANCE_UID),
                 modality: data.ascii(tag::MODALITY),
@@ -512,7 +608,7 @@ mod tests {
         data(&mut bytes, 0x7FE0, 0x0010, b"OW", &[0, 0]);
         let Walk::Done(Some(identity)) = identity_of(&bytes) else { panic!("identity") };
         assert_eq!(identity.modality, "CT");
-        assert_eq!(identity.patient_id, "PID001");
+        assert_eq!(identity.patient.id, "PID001");
         assert_eq!(identity.study_instance_uid, "2.25.7");
         assert_eq!(identity.series_instance_uid, "2.25.8");
         assert_eq!(identity.sop_instance_uid, "2.25.1234");
@@ -521,17 +617,54 @@ mod tests {
     }
 
     #[test]
-    fn decodes_by_the_character_set() {
-        assert_eq!(decode(b"M\xdcLLER^JOS\xc9", "ISO_IR 100"), "MÜLLER^JOSÉ");
-        assert_eq!(decode("MÜLLER^JOSÉ".as_bytes(), "ISO_IR 192"), "MÜLLER^JOSÉ");
-        assert_eq!(decode(b"DOE^JOHN ", ""), "DOE^JOHN");
-        // No character set, but Latin-1 bytes: read, never dropped.
-        assert_eq!(decode(b"M\xdc-77", ""), "MÜ-77");
-        assert_eq!(decode("MÜ-77".as_bytes(), ""), "MÜ-77");
+    fn decodes_by_the_character_set_and_drops_controls() {
+        let pn = |bytes: &[u8], charset: &str| decode(tag::PATIENT_NAME, bytes, charset);
+        assert_eq!(pn(b"M\xdcLLER^JOS\xc9", "ISO_IR 100").text, "MÜLLER^JOSÉ");
+        assert_eq!(pn("MÜLLER^JOSÉ".as_bytes(), "ISO_IR 192").text, "MÜLLER^JOSÉ");
+        assert_eq!(pn(b"DOE^JOHN ", ""), charset::Text { text: "DOE^JOHN".into(), exact: true });
+        // No character set, but Latin-1 bytes: shown, never dropped, flagged.
+        assert_eq!(pn(b"M\xdc-77", ""), charset::Text { text: "M\\xDC-77".into(), exact: false });
         // CR/LF in a name go after decoding.
-        assert_eq!(decode(b"DOE^\r\nJOHN", "ISO_IR 100"), "DOE^JOHN");
-        assert_eq!(decode(b"\\ISO 2022 IR 100", ""), "\\ISO 2022 IR 100");
-        assert_eq!(decode(b"M\xdcLLER", "\\ISO 2022 IR 100"), "MÜLLER");
+        assert_eq!(pn(b"DOE^\r\nJOHN", "ISO_IR 100").text, "DOE^JOHN");
+        assert_eq!(pn(b"M\xdcLLER", "\\ISO 2022 IR 100").text, "M\\xDCLLER");
+        assert_eq!(pn(b"M\xdcLLER", "ISO 2022 IR 100").text, "MÜLLER");
+    }
+
+    #[test]
+    fn reads_the_issuer_and_its_qualifiers() {
+        for undefined in [true, false] {
+            let mut bytes = file("1.2.840.10008.5.1.4.1.1.2");
+            bytes.truncate(bytes.len() - 10);
+            data(&mut bytes, 0x0008, 0x0005, b"CS", b"ISO_IR 100");
+            data(&mut bytes, 0x0010, 0x0010, b"PN", b"M\xdcLLER^ANNA");
+            data(&mut bytes, 0x0010, 0x0020, b"LO", b"12345 ");
+            data(&mut bytes, 0x0010, 0x0021, b"LO", b"HOSP_A");
+            let mut item = Vec::new();
+            data(&mut item, 0x0040, 0x0032, b"UT", b"1.2.3.4 ");
+            data(&mut item, 0x0040, 0x0033, b"CS", b"ISO ");
+            if undefined {
+                data(&mut bytes, 0x0010, 0x0024, b"SQ", &[]);
+                bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+                bytes.extend_from_slice(&item);
+                bytes.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+                bytes.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+            } else {
+                let mut value = vec![0xFE, 0xFF, 0x00, 0xE0];
+                value.extend_from_slice(&(item.len() as u32).to_le_bytes());
+                value.extend_from_slice(&item);
+                bytes.extend_from_slice(&[0x10, 0x00, 0x24, 0x00, b'S', b'Q', 0, 0]);
+                bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(&value);
+            }
+            data(&mut bytes, 0x0010, 0x0030, b"DA", b"19700101");
+            let Walk::Done(Some(read)) = parse_data_set(&bytes, true) else { panic!("a data set") };
+            let patient = read.demographics();
+            assert_eq!(patient.id, "12345");
+            assert_eq!(patient.issuer, "HOSP_A");
+            assert_eq!(patient.issuer_universal, Some(("1.2.3.4".into(), "ISO".into())), "{undefined}");
+            assert_eq!((patient.name.as_str(), patient.name_exact), ("MÜLLER^ANNA", true));
+            assert_eq!(patient.birth_date, "19700101", "read past the sequence");
+        }
     }
 
     #[test]

@@ -16,7 +16,6 @@ use crate::job::{Context, FetchJob};
 use crate::patients::Patient;
 use crate::pipeline::find::Finder;
 use crate::pipeline::manifest::Proof;
-use crate::pipeline::retrieve::Allow;
 use crate::pipeline::{Deadline, StudySummary, disc, lookup, retrieve};
 use crate::sanitize;
 use crate::staging;
@@ -41,6 +40,10 @@ pub struct Fetched {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iso_bytes: Option<u64>,
     pub seconds: f64,
+    /// Images the PACS lists that are not on the disc (`--allow-partial`):
+    /// a PARTIAL DISC.
+    pub partial: bool,
+    pub missing: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -74,7 +77,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     // retrieve::prepare_receiver), on this thread: a child dies with the
     // thread that started it (see runner).
     let (found, receiver) = std::thread::scope(|scope| {
-        let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients));
+        let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow));
         let receiver = retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false);
         let found = lookup.join().unwrap_or_else(|_| Err(Failure::config("the lookup panicked")));
         (found, receiver)
@@ -82,8 +85,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let found = found?;
     let receiver = retrieve::receiver_after(receiver, context, &root, &job.pacs, work.path())?;
     let patients = found.patients.clone();
-    let first = found.first_patient().clone();
-    let name = default_name(&first.name, &job.accessions);
+    let name = default_name(&patients, &job.accessions);
     // Paths as the user typed them (shown), and from the folder they typed
     // them in (used: the tools run elsewhere, see runner).
     let image_shown = match &job.iso {
@@ -105,8 +107,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         disc::prepare(&output, job.force)?;
     }
     crate::signals::check()?;
-    let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
-    let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, allow, &deadline)
+    let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, job.allow, &deadline)
         .map_err(|failure| failure.for_patients(&patients))?;
     log::debug!("phase: verified");
     // What to undo if the lay-out fails: the whole folder when this job made
@@ -140,7 +141,10 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
             return Err(failure);
         }
     };
-    let mut warnings = retrieved.warnings;
+    let mut warnings = found.warnings.clone();
+    warnings.extend(retrieved.warnings);
+    let (missing, retrieved_patients) = (retrieved.missing, retrieved.patients);
+    let first = retrieved_patients.first().cloned().unwrap_or_else(|| found.first_patient().clone());
     let iso_bytes = match &image {
         Some(image) => {
             let tool = iso_tool.as_ref().ok_or_else(|| Failure::config("no ISO tool"))?;
@@ -155,7 +159,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         accessions: job.accessions.iter().map(|a| a.to_string()).collect(),
         patient_name: first.name,
         patient_id: first.id,
-        patients,
+        patients: retrieved_patients,
         proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
         studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study),
         files: layout.files,
@@ -164,6 +168,8 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         iso: image_shown.map(|image| image.display().to_string()),
         iso_bytes,
         seconds: started.elapsed().as_secs_f64(),
+        partial: missing > 0,
+        missing,
         warnings,
     })
 }
@@ -218,10 +224,14 @@ fn build_image(
 }
 
 /// `{PATIENT_NAME}-{ACC1_ACC2}`, safe as one file or folder name in the
-/// current folder whatever the PACS calls the patient.
-pub fn default_name(patient_name: &str, accessions: &[crate::accession::Accession]) -> String {
+/// current folder whatever the PACS calls the patient; `PATIENTS-...` for
+/// a disc of several patients (allowed), which no one name describes.
+pub fn default_name(patients: &[Patient], accessions: &[crate::accession::Accession]) -> String {
     let joined: Vec<&str> = accessions.iter().map(|a| a.as_str()).collect();
-    let name = sanitize::file_name(patient_name, 64, "patient");
+    let name = match patients {
+        [one] => sanitize::file_name(&one.name, 64, "patient"),
+        _ => "PATIENTS".to_string(),
+    };
     let accessions = sanitize::file_name(&joined.join("_"), 64, "study");
     format!("{name}-{accessions}")
 }
@@ -234,11 +244,14 @@ mod tests {
     #[test]
     fn default_folder_stays_in_the_working_folder() {
         let accessions = parse_list(&["ACC001,ACC002"], 20).expect("accessions");
-        assert_eq!(default_name("DOE^JOHN", &accessions), "DOE_JOHN-ACC001_ACC002");
-        let hostile = PathBuf::from(default_name("../../x^<y>", &accessions));
+        let named = |name: &str| vec![Patient { name: name.into(), ..Patient::default() }];
+        assert_eq!(default_name(&named("DOE^JOHN"), &accessions), "DOE_JOHN-ACC001_ACC002");
+        let hostile = PathBuf::from(default_name(&named("../../x^<y>"), &accessions));
         assert_eq!(hostile.components().count(), 1, "{hostile:?}");
         assert_eq!(hostile, PathBuf::from("x_y-ACC001_ACC002"));
-        assert_eq!(default_name("", &accessions), "patient-ACC001_ACC002");
-        assert_eq!(default_name("MÜLLER^JOSÉ", &accessions), "MULLER_JOSE-ACC001_ACC002");
+        assert_eq!(default_name(&named(""), &accessions), "patient-ACC001_ACC002");
+        assert_eq!(default_name(&named("MÜLLER^JOSÉ"), &accessions), "MULLER_JOSE-ACC001_ACC002");
+        let two = [named("SMITH^ANNA"), named("JONES^BOB")].concat();
+        assert_eq!(default_name(&two, &accessions), "PATIENTS-ACC001_ACC002");
     }
 }

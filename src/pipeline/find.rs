@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::dicom::AssociationProblem;
-use crate::dicom::findscu::{self, Ending, Query, Response};
+use crate::dicom::findscu::{self, Ending, Extract, Query, Response};
 use crate::dicom::runner::{self, Command};
 use crate::dicom::tools::Tool;
 use crate::failure::Failure;
@@ -31,11 +31,21 @@ pub struct Finder<'a> {
     next: AtomicUsize,
     /// Set by the retrieve: a refused image makes every query moot.
     stop: OnceLock<Arc<AtomicBool>>,
+    /// Every answer as a file (see `prefer_files`).
+    files_only: AtomicBool,
 }
 
 impl<'a> Finder<'a> {
     pub fn new(context: &'a Context, pacs: &'a Pacs, work: PathBuf, deadline: &'a Deadline) -> Finder<'a> {
-        Finder { context, pacs, work, deadline, next: AtomicUsize::new(1), stop: OnceLock::new() }
+        Finder {
+            context,
+            pacs,
+            work,
+            deadline,
+            next: AtomicUsize::new(1),
+            stop: OnceLock::new(),
+            files_only: AtomicBool::new(false),
+        }
     }
 
     /// Ends the queries running or to come once `flag` is true.
@@ -47,10 +57,45 @@ impl<'a> Finder<'a> {
         self.pacs
     }
 
+    /// From now on every answer comes as a file of its own: the PACS
+    /// answers in a character set DCMTK's XML conversion drops.
+    pub fn prefer_files(&self) {
+        self.files_only.store(true, Ordering::Relaxed);
+    }
+
     /// Runs `queries` (of one level, asking for the same keys) in one
     /// findscu run and association; the answer is all their responses.
     pub fn find(&self, queries: &[Query]) -> Result<Answer, Failure> {
         let Some(first) = queries.first() else { return Ok(Answer::Found(Vec::new())) };
+        let extract = if self.files_only.load(Ordering::Relaxed) { Extract::Files } else { first.extract() };
+        match self.find_as(queries, extract)? {
+            Taken::Answer(answer) => Ok(answer),
+            // An answer lost to DCMTK's character set conversion: asked
+            // again with each answer in a file of its own, its bytes as the
+            // PACS sent them (the Part 10 reader decodes every set).
+            Taken::Lost { announced, read } if extract == Extract::Xml => {
+                log::info!(
+                    "findscu's XML conversion kept {read} of {announced} answers (a character set DCMTK cannot \
+                     convert): asking again for one file per answer"
+                );
+                self.prefer_files();
+                match self.find_as(queries, Extract::Files)? {
+                    Taken::Answer(answer) => Ok(answer),
+                    Taken::Lost { announced, read } => Err(self.unreadable(announced, read)),
+                }
+            }
+            Taken::Lost { announced, read } => Err(self.unreadable(announced, read)),
+        }
+    }
+
+    fn unreadable(&self, announced: usize, read: usize) -> Failure {
+        Failure::pacs_unreachable(&format!(
+            "the PACS {} sent an answer this tool cannot read: {announced} responses came, {read} were read",
+            self.pacs.endpoint
+        ))
+    }
+
+    fn find_as(&self, queries: &[Query], extract: Extract) -> Result<Taken, Failure> {
         // The retrieve's own verdict (a refused image) says why.
         let stopped =
             || Failure::fetch_incomplete("the query was stopped: an image the PACS sent was refused");
@@ -74,6 +119,7 @@ impl<'a> Finder<'a> {
             queries,
             &files,
             &out,
+            extract,
         ));
         command.dir = Some(out.clone());
         command.cancel = stop.cloned();
@@ -84,32 +130,34 @@ impl<'a> Finder<'a> {
         if output.timed_out {
             return Err(pacs_failure(pacs, &AssociationProblem::Stalled));
         }
-        let answer = match findscu::ending(&output.lines, queries.len()) {
+        let taken = match findscu::ending(&output.lines, queries.len()) {
             Ending::Complete { responses: announced } => {
-                let unreadable = |why: String| {
+                let responses = findscu::responses(&out, extract).map_err(|err| {
                     Failure::pacs_unreachable(&format!(
-                        "the PACS {} sent an answer this tool cannot read: {why}",
+                        "the PACS {} sent an answer this tool cannot read: {err}",
                         pacs.endpoint
                     ))
-                };
-                let responses = findscu::responses(first, &out).map_err(|err| unreadable(err.to_string()))?;
-                // Every response must be read: a lost one (a findscu that
-                // numbers its files anew per query overwrites them) would
-                // be a study or an image silently left out.
-                if responses.len() != announced {
-                    return Err(unreadable(format!(
-                        "{announced} responses came, {} were read",
-                        responses.len()
-                    )));
+                })?;
+                // Every response must be read: a lost one would be a study
+                // or an image silently left out.
+                if responses.len() == announced {
+                    Taken::Answer(Answer::Found(responses))
+                } else {
+                    Taken::Lost { announced, read: responses.len() }
                 }
-                Answer::Found(responses)
             }
-            Ending::Refused(status) => Answer::Refused(status),
+            Ending::Refused(status) => Taken::Answer(Answer::Refused(status)),
             Ending::Failed(problem) => return Err(pacs_failure(pacs, &problem)),
         };
         let _ = std::fs::remove_dir_all(&out);
-        Ok(answer)
+        Ok(taken)
     }
+}
+
+/// What one findscu run gave: the answer, or fewer responses read than came.
+enum Taken {
+    Answer(Answer),
+    Lost { announced: usize, read: usize },
 }
 
 /// The PACS's association problem as a technician reads it.

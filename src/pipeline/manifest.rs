@@ -187,7 +187,7 @@ pub fn run(finder: &Finder, studies: &[FoundStudy]) -> Result<Manifest, Failure>
                 None => all_listed = false,
             }
         }
-        manifest.studies.push(from_series(study, series, all_listed));
+        manifest.studies.push(from_series(study, series, all_listed)?);
     }
     if images.is_none() {
         log::info!("the PACS refused the image query: checking the series' image counts");
@@ -240,21 +240,56 @@ fn by_count(study: &FoundStudy) -> Study {
 
 /// A study from its series: by the list when every series was listed, by
 /// the series' counts when they all have one, else by the study's count.
-fn from_series(study: &FoundStudy, mut series: Vec<Series>, all_listed: bool) -> Study {
+/// Every count the PACS gives must equal what its list names (a PACS that
+/// counts 20 and lists 17 is wrong about one of them, and the list alone
+/// would let 3 images go missing unseen).
+fn from_series(study: &FoundStudy, mut series: Vec<Series>, all_listed: bool) -> Result<Study, Failure> {
     let uid = study.study_instance_uid.clone();
+    let disagree = |what: String| {
+        Failure::fetch_incomplete(&format!(
+            "the PACS's counts disagree with its own list: accession {}, study {uid}: {what}; nothing was \
+             sent (the PACS may still be storing the study: try again later, else tell its administrator)",
+            study.accession
+        ))
+    };
     if all_listed {
+        for entry in &series {
+            let listed = entry.instances.as_ref().map_or(0, BTreeSet::len);
+            if let Some(count) = entry.count
+                && count != listed
+            {
+                return Err(disagree(format!("{} counted {count}, listed {listed}", entry.label())));
+            }
+        }
         let expected = series.iter().map(|s| s.instances.as_ref().map_or(0, BTreeSet::len)).sum();
-        return Study { uid, series, proof: Proof::InstanceList, expected: Some(expected) };
+        if let Some(count) = study.instances
+            && count != expected
+        {
+            return Err(disagree(format!("the study counted {count}, its series list {expected}")));
+        }
+        return Ok(Study { uid, series, proof: Proof::InstanceList, expected: Some(expected) });
     }
     // Some series not listed: each must then be counted, else the study.
     for entry in &mut series {
+        if let (Some(list), Some(count)) = (&entry.instances, entry.count)
+            && list.len() != count
+        {
+            return Err(disagree(format!("{} counted {count}, listed {}", entry.label(), list.len())));
+        }
         if entry.instances.is_some() && entry.count.is_none() {
             entry.count = entry.instances.as_ref().map(BTreeSet::len);
         }
         entry.instances = None;
     }
     match series.iter().map(|s| s.count).sum::<Option<usize>>() {
-        Some(expected) => Study { uid, series, proof: Proof::SeriesCounts, expected: Some(expected) },
-        None => Study { series, ..by_count(study) },
+        Some(expected) => {
+            if let Some(count) = study.instances
+                && count != expected
+            {
+                return Err(disagree(format!("the study counted {count}, its series {expected}")));
+            }
+            Ok(Study { uid, series, proof: Proof::SeriesCounts, expected: Some(expected) })
+        }
+        None => Ok(Study { series, ..by_count(study) }),
     }
 }

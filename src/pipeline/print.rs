@@ -20,7 +20,7 @@ use crate::patients::Patient;
 use crate::pipeline::find::Finder;
 use crate::pipeline::manifest::{self, Proof};
 use crate::pipeline::relay::{self, Instance};
-use crate::pipeline::retrieve::{self, Allow};
+use crate::pipeline::retrieve;
 use crate::pipeline::{Deadline, StudySummary, lookup};
 use crate::staging;
 
@@ -43,6 +43,10 @@ pub struct Printed {
     pub proof: &'static str,
     pub studies: Vec<StudySummary>,
     pub seconds: f64,
+    /// Images the PACS lists that are not on the disc (`--allow-partial`):
+    /// a PARTIAL DISC.
+    pub partial: bool,
+    pub missing: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -60,6 +64,8 @@ pub struct Plan {
     pub files_expected: Option<usize>,
     pub proof: &'static str,
     pub studies: Vec<StudySummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub enum Outcome {
@@ -80,7 +86,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     // runner), and the receiver must outlive the lookup.
     let (found, echoed, receiver) = std::thread::scope(|scope| {
         let echo = (!job.dry_run).then(|| scope.spawn(|| relay::echo(context, &job.publisher)));
-        let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow_mixed_patients));
+        let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow));
         let receiver =
             (!job.dry_run).then(|| retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false));
         let found = lookup.join().unwrap_or_else(|_| Err(Failure::config("the lookup panicked")));
@@ -106,14 +112,14 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
             files_expected: manifest.expected(),
             proof: manifest.proof().as_str(),
             studies: StudySummary::list(&found, &manifest, &counts),
+            warnings: found.warnings.clone(),
         }));
     }
     let sent = (|| {
         echoed.transpose()?;
         let early = receiver.unwrap_or(Ok(None));
         let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path())?;
-        let allow = Allow { partial: job.allow_partial, unproven: job.allow_unproven };
-        let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, allow, &deadline)?;
+        let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, job.allow, &deadline)?;
         log::debug!("phase: verified");
         crate::signals::check()?;
         let received = work.path().join("received");
@@ -133,22 +139,28 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         Ok((retrieved, relayed))
     })();
     let (retrieved, relayed) = sent.map_err(|failure: Failure| failure.for_patients(&patients))?;
-    for warning in &retrieved.warnings {
+    let mut warnings = found.warnings.clone();
+    warnings.extend(retrieved.warnings);
+    for warning in &warnings {
         log::warn!("{warning}");
     }
+    // The files may name more patients than the lookup did (allowed).
+    let first = retrieved.patients.first().cloned().unwrap_or(first);
     Ok(Outcome::Printed(Printed {
         accessions_sent: accessions,
         patient_name: first.name,
         destination,
         files_sent: relayed.files_sent,
         patient_id: first.id,
-        patients,
+        patients: retrieved.patients,
         publisher: job.publisher.name.clone(),
         called_ae: relayed.called_ae,
         sender: relayed.sender,
         proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
         studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study),
         seconds: started.elapsed().as_secs_f64(),
-        warnings: retrieved.warnings,
+        partial: retrieved.missing > 0,
+        missing: retrieved.missing,
+        warnings,
     }))
 }

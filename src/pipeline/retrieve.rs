@@ -24,11 +24,12 @@ use crate::dicom::runner::{self, Command, Running};
 use crate::dicom::tools::Tool;
 use crate::dicom::{AssociationProblem, RetrieveKeys, RetrieveLog, getscu, movescu, storescp};
 use crate::failure::{Class, Failure};
-use crate::job::{Context, Pacs};
+use crate::job::{Allow, Context, Pacs};
+use crate::patients::{Demographics, Patient};
 use crate::pipeline::Deadline;
 use crate::pipeline::arrivals::{self, Watch};
 use crate::pipeline::find::{Finder, pacs_failure};
-use crate::pipeline::lookup::Found;
+use crate::pipeline::lookup::{self, Found, FoundStudy};
 use crate::pipeline::manifest::{self, Manifest, Proof};
 use crate::progress::{Part, Progress, Stage};
 use crate::staging::{self, PortLock, Root};
@@ -50,17 +51,14 @@ pub struct Retrieved {
     pub manifest: Manifest,
     /// How completeness was proven.
     pub proof: Option<Proof>,
+    /// The patients, as the lookup and the received files together name
+    /// them (more than the lookup found only when several are allowed).
+    pub patients: Vec<Patient>,
+    /// Images listed that did not arrive, accepted with `--allow-partial`:
+    /// the disc is PARTIAL.
+    pub missing: usize,
     /// Shortfalls accepted with `--allow-partial`, and other remarks.
     pub warnings: Vec<String>,
-}
-
-/// What may be let pass.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Allow {
-    /// Known shortfalls (fewer files than the PACS lists, failed sub-operations).
-    pub partial: bool,
-    /// A PACS that gives nothing to prove completeness by.
-    pub unproven: bool,
 }
 
 pub fn run(
@@ -88,7 +86,7 @@ pub fn run(
     let progress = Progress::start(context.progress.clone(), Stage::Retrieve, &what, total, parts);
     let progress = Arc::new(Mutex::new(progress));
     let refusal = Arc::new(Refusal::default());
-    let requested = Arc::new(Requested::of(found));
+    let requested = Arc::new(Requested::of(found, allow.mixed_patients));
     let watch = {
         let (counting, refused, requested) = (progress.clone(), refusal.clone(), requested.clone());
         let parts_of_studies = counts.parts_of_studies.clone();
@@ -187,21 +185,47 @@ impl Counts {
 /// What the files may be: the requested studies, each of its patient,
 /// and once the manifest is in, the images the PACS lists for them.
 struct Requested {
-    /// StudyInstanceUID -> (index in `Found::studies`, PatientID).
-    studies: HashMap<String, (usize, String)>,
+    /// StudyInstanceUID -> index in `Found::studies`.
+    studies: HashMap<String, usize>,
+    /// Per study: who the lookup says its patient is.
+    stated: Vec<Demographics>,
+    /// Per study: its patient in the lookup's roster.
+    patient_of: Vec<usize>,
+    /// Studies of several patients may share the disc (each is named).
+    mixed_allowed: bool,
+    /// What the files have said so far.
+    learned: Mutex<Learned>,
     /// Per study: its SOP Instance UIDs where the PACS listed them.
     listed: std::sync::OnceLock<Vec<Option<HashSet<String>>>>,
 }
 
+/// Who the files said their patient is: per study, and per patient of
+/// the lookup's roster (everything its studies' files said, merged).
+#[derive(Default)]
+struct Learned {
+    studies: Vec<Option<Demographics>>,
+    patients: Vec<Option<Demographics>>,
+}
+
 impl Requested {
-    fn of(found: &Found) -> Requested {
+    fn of(found: &Found, mixed_allowed: bool) -> Requested {
         let studies = found
             .studies
             .iter()
             .enumerate()
-            .map(|(index, study)| (study.study_instance_uid.clone(), (index, study.patient_id.clone())))
+            .map(|(index, study)| (study.study_instance_uid.clone(), index))
             .collect();
-        Requested { studies, listed: std::sync::OnceLock::new() }
+        Requested {
+            studies,
+            stated: found.studies.iter().map(|s| s.patient.clone()).collect(),
+            patient_of: found.patient_of.clone(),
+            mixed_allowed,
+            learned: Mutex::new(Learned {
+                studies: vec![None; found.studies.len()],
+                patients: vec![None; found.patients.len()],
+            }),
+            listed: std::sync::OnceLock::new(),
+        }
     }
 
     /// The PACS's lists (studies in `Found` order).
@@ -216,30 +240,102 @@ impl Requested {
 
     /// The study a received file belongs to, or why it may go on no disc:
     /// another patient's image on a disc is a clinical and legal incident.
+    /// A file must agree with what the lookup said of its study's patient,
+    /// with the other files of its study, and (unless several patients are
+    /// allowed) with the files of the other studies of its patient.
     fn place(&self, identity: &Identity) -> Result<usize, Failure> {
         let refuse = |why: String| Failure::fetch_incomplete(&format!("{why}; nothing was kept"));
-        let Some((study, patient_id)) = self.studies.get(&identity.study_instance_uid) else {
+        let another = || "the PACS sent an image of another patient; nothing was kept";
+        let Some(&study) = self.studies.get(&identity.study_instance_uid) else {
             return Err(refuse(format!(
                 "the PACS sent an image of study {}, which was not requested",
                 identity.study_instance_uid
             )));
         };
-        if &identity.patient_id != patient_id {
+        let file = &identity.patient;
+        let stated = &self.stated[study];
+        if let Some(differs) = file.disagreement(stated) {
             return Err(refuse(format!(
-                "the PACS sent an image of patient {} for study {} of patient {}",
-                crate::sanitize::quoted(&identity.patient_id),
+                "the PACS sent an image of {} for study {} of {} ({} differs)",
+                file.describe(),
                 identity.study_instance_uid,
-                crate::sanitize::quoted(patient_id)
+                stated.describe(),
+                differs.attribute
             ))
-            .for_the_web("the PACS sent an image of another patient; nothing was kept"));
+            .for_the_web(another()));
         }
-        let list = self.listed.get().and_then(|lists| lists.get(*study)).and_then(Option::as_ref);
+        let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut learned.studies[study];
+        match slot {
+            Some(known) => {
+                if let Some(differs) = file.disagreement(known) {
+                    return Err(refuse(format!(
+                        "study {} holds images of two patients: {} and {} ({} differs)",
+                        identity.study_instance_uid,
+                        known.describe(),
+                        file.describe(),
+                        differs.attribute
+                    ))
+                    .for_the_web(another()));
+                }
+                known.fill_from(file);
+            }
+            None => {
+                let mut known = file.clone();
+                known.fill_from(stated);
+                *slot = Some(known);
+            }
+        }
+        let patient = self.patient_of.get(study).copied().unwrap_or(study);
+        if let Some(slot) = learned.patients.get_mut(patient) {
+            match slot {
+                Some(known) => match file.disagreement(known) {
+                    Some(differs) if !self.mixed_allowed => {
+                        return Err(Failure::fetch_incomplete(&format!(
+                            "the images name two patients where the PACS's answers named one: {} and {} \
+                             ({} differs); one disc holds one patient's images (--allow-mixed-patients puts \
+                             them on one disc); nothing was kept",
+                            known.describe(),
+                            file.describe(),
+                            differs.attribute
+                        ))
+                        .for_the_web(
+                            "the images belong to different patients; one disc holds one patient's images; \
+                             nothing was kept",
+                        ));
+                    }
+                    // Allowed: the verdict names each patient.
+                    Some(_) => {}
+                    None => known.fill_from(file),
+                },
+                None => *slot = Some(file.clone()),
+            }
+        }
+        drop(learned);
+        let list = self.listed.get().and_then(|lists| lists.get(study)).and_then(Option::as_ref);
         if let Some(list) = list
             && !list.contains(&identity.sop_instance_uid)
         {
             return Err(refuse(not_listed(&identity.sop_instance_uid, &identity.study_instance_uid)));
         }
-        Ok(*study)
+        Ok(study)
+    }
+
+    /// The studies as the lookup and the files together describe them.
+    fn studies_as_learned(&self, found: &Found) -> Vec<FoundStudy> {
+        let learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+        found
+            .studies
+            .iter()
+            .zip(&learned.studies)
+            .map(|(study, learned)| {
+                let mut study = study.clone();
+                if let Some(learned) = learned {
+                    study.patient.fill_from(learned);
+                }
+                study
+            })
+            .collect()
     }
 }
 
@@ -560,7 +656,7 @@ pub fn verify(
 ) -> Result<Retrieved, Failure> {
     let refuse = |why: String| Failure::fetch_incomplete(&format!("{why}; nothing was kept"));
     let (kept, repeats) = arrivals::deduplicate(arrivals).map_err(refuse)?;
-    let requested = Requested::of(found);
+    let requested = Requested::of(found, allow.mixed_patients);
     let mut by_study: Vec<Vec<Received>> = vec![Vec::new(); found.studies.len()];
     for (path, identity) in kept {
         // Each file was placed as it arrived (the final sweep's too); the
@@ -568,12 +664,33 @@ pub fn verify(
         let study = requested.place(&identity)?;
         by_study[study].push(Received { path, identity });
     }
+    // Whose images these are, by the lookup and every file together.
+    let studies = requested.studies_as_learned(found);
+    let (patients, _) = lookup::roster(&studies);
+    if patients.len() > found.patients.len() && !allow.mixed_patients {
+        return Err(refuse(format!(
+            "the images belong to more patients than the PACS's answers said: {}; one disc holds one \
+             patient's images (--allow-mixed-patients puts them on one disc)",
+            lookup::who(&patients)
+        ))
+        .for_the_web("the images belong to different patients; one disc holds one patient's images"));
+    }
     let mut problems: Vec<String> = statuses.to_vec();
     let mut warnings = Vec::new();
     if repeats > 0 {
         warnings.push(format!("the PACS sent {repeats} images twice (identical copies, kept once)"));
     }
+    let mut missing = 0;
     for ((study, received), listed) in found.studies.iter().zip(&by_study).zip(&manifest.studies) {
+        if received.is_empty() && listed.expected == Some(0) {
+            // Truly empty by the PACS's own list or counts: said, not hidden.
+            warnings.push(format!(
+                "accession {}: study {} holds no images in the PACS (an order whose images are not there \
+                 yet?): nothing of it is on the disc",
+                study.accession, study.study_instance_uid
+            ));
+            continue;
+        }
         // A study of which nothing arrived fails the job even with
         // --allow-partial: "sent 0 images" must never read as success.
         if received.is_empty() {
@@ -589,9 +706,21 @@ pub fn verify(
             });
         }
         match check_study(study.accession.as_str(), received, listed) {
-            Ok(Some(shortfall)) => problems.push(shortfall),
+            Ok(Some((shortfall, absent))) => {
+                problems.push(shortfall);
+                missing += absent;
+            }
             Ok(None) => {}
             Err(extra) => return Err(refuse(extra)),
+        }
+    }
+    // Every study of an accession empty: there is nothing to put on a disc.
+    for accession in found.studies.iter().map(|s| s.accession.as_str()) {
+        let any = found.studies.iter().zip(&by_study).any(|(s, r)| s.accession == accession && !r.is_empty());
+        if !any {
+            return Err(Failure::no_dicom_data(&format!(
+                "accession {accession}: the PACS holds no image of its studies"
+            )));
         }
     }
     let proof = manifest.proof();
@@ -631,16 +760,24 @@ pub fn verify(
         });
         files.extend(received);
     }
-    Ok(Retrieved { files, per_study, manifest: manifest.clone(), proof: Some(proof), warnings })
+    Ok(Retrieved {
+        files,
+        per_study,
+        manifest: manifest.clone(),
+        proof: Some(proof),
+        patients,
+        missing,
+        warnings,
+    })
 }
 
-/// One study's files against its manifest: `Ok(Some)` a shortfall, `Err`
-/// files the PACS did not list (refused).
+/// One study's files against its manifest: `Ok(Some)` a shortfall and how
+/// many images it lacks, `Err` files the PACS did not list (refused).
 fn check_study(
     accession: &str,
     received: &[Received],
     listed: &manifest::Study,
-) -> Result<Option<String>, String> {
+) -> Result<Option<(String, usize)>, String> {
     let study = &listed.uid;
     match listed.proof {
         Proof::InstanceList => {
@@ -660,11 +797,12 @@ fn check_study(
                 }
             }
             Ok((total > 0).then(|| {
-                format!(
+                let text = format!(
                     "accession {accession}: {total} of {} images of study {study} did not arrive ({})",
                     wanted.len(),
                     missing.join(", ")
-                )
+                );
+                (text, total)
             }))
         }
         Proof::SeriesCounts => {
@@ -695,7 +833,11 @@ fn check_study(
             }
             let expected = listed.expected.unwrap_or(0);
             Ok((total > 0).then(|| {
-                format!("accession {accession}: {total} of {expected} images of study {study} did not arrive ({})", missing.join(", "))
+                let text = format!(
+                    "accession {accession}: {total} of {expected} images of study {study} did not arrive ({})",
+                    missing.join(", ")
+                );
+                (text, total)
             }))
         }
         Proof::StudyCount => {
@@ -707,10 +849,11 @@ fn check_study(
                 ));
             }
             Ok((received.len() < expected).then(|| {
-                format!(
+                let text = format!(
                     "accession {accession}: {} of {expected} images of study {study} arrived",
                     received.len()
-                )
+                );
+                (text, expected - received.len())
             }))
         }
         Proof::Unproven => Ok(None),
@@ -730,13 +873,20 @@ mod tests {
         let study = FoundStudy {
             accession: "A1".into(),
             study_instance_uid: "2.25.1".into(),
-            patient_id: "P1".into(),
+            patient: Demographics { id: "P1".into(), name_exact: true, ..Demographics::default() },
             instances: Some(3),
             ..FoundStudy::default()
         };
         Found {
-            patients: vec![Patient { name: "N".into(), id: "P1".into(), accessions: vec!["A1".into()] }],
+            patients: vec![Patient {
+                name: "N".into(),
+                id: "P1".into(),
+                accessions: vec!["A1".into()],
+                ..Patient::default()
+            }],
             studies: vec![study],
+            patient_of: vec![0],
+            warnings: vec![],
         }
     }
 
@@ -795,26 +945,72 @@ mod tests {
 
     #[test]
     fn each_arrival_is_placed_and_checked_against_the_list_once_it_is_in() {
-        let requested = Requested::of(&found());
+        let requested = Requested::of(&found(), false);
         let image = |uid: &str, patient: &str, study: &str| Identity {
             sop_instance_uid: uid.into(),
-            patient_id: patient.into(),
+            patient: Demographics { id: patient.into(), ..Demographics::default() },
             study_instance_uid: study.into(),
             ..Identity::default()
         };
         let detail = |placed: Result<usize, Failure>| placed.expect_err("refused").detail;
         // Before the PACS's list: the study and the patient decide.
         assert_eq!(requested.place(&image("u9", "P1", "2.25.1")).ok(), Some(0));
-        assert!(detail(requested.place(&image("u1", "P2", "2.25.1"))).contains("of patient \"P2\""));
+        let wrong = detail(requested.place(&image("u1", "P2", "2.25.1")));
+        assert!(
+            wrong.contains("an image of \"P2\" for study 2.25.1 of \"P1\" (PatientID differs)"),
+            "{wrong}"
+        );
         assert!(detail(requested.place(&image("u1", "P1", "2.25.7"))).contains("which was not requested"));
         // After it: an image it does not list is refused at once.
         requested.know(&listed(&["u1", "u2"], Proof::InstanceList));
         assert_eq!(requested.place(&image("u1", "P1", "2.25.1")).ok(), Some(0));
         assert!(detail(requested.place(&image("u9", "P1", "2.25.1"))).contains("not in its own list"));
         // Counts are no list: nothing to hold an arrival to.
-        let counted = Requested::of(&found());
+        let counted = Requested::of(&found(), false);
         counted.know(&listed(&["u1", "u2"], Proof::SeriesCounts));
         assert_eq!(counted.place(&image("u9", "P1", "2.25.1")).ok(), Some(0));
+    }
+
+    /// Two studies the lookup gave to one patient (the PACS answered no
+    /// issuer), whose files name two issuers: two patients.
+    #[test]
+    fn files_that_name_two_issuers_are_two_patients() {
+        let mut found = found();
+        let mut second = found.studies[0].clone();
+        second.accession = "A2".into();
+        second.study_instance_uid = "2.25.2".into();
+        found.studies.push(second);
+        found.patient_of.push(0);
+        found.patients[0].accessions.push("A2".into());
+        let image = |uid: &str, study: &str, issuer: &str| Identity {
+            sop_instance_uid: uid.into(),
+            patient: Demographics {
+                id: "P1".into(),
+                issuer: issuer.into(),
+                name_exact: true,
+                ..Demographics::default()
+            },
+            study_instance_uid: study.into(),
+            ..Identity::default()
+        };
+        let requested = Requested::of(&found, false);
+        requested.place(&image("u1", "2.25.1", "HOSP_A")).expect("first");
+        requested.place(&image("u2", "2.25.1", "HOSP_A")).expect("same patient");
+        let err = requested.place(&image("u3", "2.25.2", "HOSP_B")).expect_err("another issuer");
+        assert!(
+            err.detail.contains("two patients") && err.detail.contains("IssuerOfPatientID"),
+            "{}",
+            err.detail
+        );
+        assert!(!err.web_detail().contains("P1"));
+        // Within one study the same is refused even when mixing is allowed.
+        let allowed = Requested::of(&found, true);
+        allowed.place(&image("u1", "2.25.1", "HOSP_A")).expect("first");
+        let err = allowed.place(&image("u2", "2.25.1", "HOSP_B")).expect_err("one study, two patients");
+        assert!(err.detail.contains("holds images of two patients"), "{}", err.detail);
+        allowed.place(&image("u3", "2.25.2", "HOSP_B")).expect("another study may be another patient");
+        let (patients, _) = lookup::roster(&allowed.studies_as_learned(&found));
+        assert_eq!(patients.iter().map(|p| p.issuer.as_str()).collect::<Vec<_>>(), ["HOSP_A", "HOSP_B"]);
     }
 
     /// Files written for real: deduplicate compares their bytes.
@@ -827,7 +1023,7 @@ mod tests {
                 std::fs::write(&path, content).expect("write");
                 let identity = Identity {
                     sop_instance_uid: uid.to_string(),
-                    patient_id: patient.to_string(),
+                    patient: Demographics { id: patient.to_string(), ..Demographics::default() },
                     study_instance_uid: "2.25.1".into(),
                     series_instance_uid: "2.25.1.1".into(),
                     ..Identity::default()
@@ -837,7 +1033,7 @@ mod tests {
             .collect()
     }
 
-    const ALL: Allow = Allow { partial: false, unproven: false };
+    const ALL: Allow = Allow { mixed_patients: false, unidentified: false, partial: false, unproven: false };
 
     #[test]
     fn a_file_written_over_before_it_was_taken_fails_the_retrieve() {
@@ -866,8 +1062,7 @@ mod tests {
         );
 
         let short = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b")]);
-        let partial =
-            verify(&found(), &list, short, &[], Allow { partial: true, unproven: false }).expect("allowed");
+        let partial = verify(&found(), &list, short, &[], Allow { partial: true, ..ALL }).expect("allowed");
         assert_eq!(partial.files.len(), 2);
         assert!(partial.warnings[0].contains("--allow-partial"));
 
@@ -875,8 +1070,8 @@ mod tests {
             dir.path(),
             &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u3", "P1", "c"), ("u9", "P1", "d")],
         );
-        let err =
-            verify(&found(), &list, extra, &[], Allow { partial: true, unproven: true }).expect_err("extra");
+        let err = verify(&found(), &list, extra, &[], Allow { partial: true, unproven: true, ..ALL })
+            .expect_err("extra");
         assert!(
             err.detail.contains("not in its own list") && err.detail.contains("nothing was kept"),
             "{}",
@@ -924,8 +1119,8 @@ mod tests {
             err.detail
         );
         let some = arrivals(dir.path(), &[("u1", "P1", "a")]);
-        let accepted = verify(&found(), &unproven, some, &[], Allow { partial: false, unproven: true })
-            .expect("accepted");
+        let accepted =
+            verify(&found(), &unproven, some, &[], Allow { unproven: true, ..ALL }).expect("accepted");
         assert_eq!(accepted.proof, Some(Proof::Unproven));
     }
 
@@ -945,7 +1140,7 @@ mod tests {
     #[test]
     fn nothing_received_fails_even_with_allow_partial() {
         let list = listed(&["u1"], Proof::InstanceList);
-        let err = verify(&found(), &list, Vec::new(), &[], Allow { partial: true, unproven: true })
+        let err = verify(&found(), &list, Vec::new(), &[], Allow { partial: true, unproven: true, ..ALL })
             .expect_err("none");
         assert_eq!(err.class, Class::FetchIncomplete);
     }

@@ -139,11 +139,16 @@ fn odd_answers_to_the_lookup_read_right() {
     assert_eq!(dry.json()["files_expected"], 30);
     case.sends_whole();
 
-    // Latin-1 bytes and no character set: read as Latin-1, not "not found".
+    // Latin-1 bytes and no character set in the answers: the id still
+    // matches the files' (which declare ISO_IR 100), the name is never
+    // guessed into some script: the files' own name is used, and the job
+    // says that the answer could not be decoded.
     let case = start("latin1", &[], "");
     let json = case.sends_whole();
     assert_eq!(json["patient_name"], "MÜLLER^JOSÉ");
     assert_eq!(json["patient_id"], "MÜ-77");
+    let warnings = json["warnings"].to_string();
+    assert!(warnings.contains("does not decode") && warnings.contains("M\\\\xDCLLER"), "{warnings}");
 
     // One study answered twice: one study.
     let case = start("study-twice", &[], "");

@@ -118,8 +118,8 @@ fn a_mixed_print_names_every_patient() {
     let run = env.run(&["print", "ACC001,ACC007", "--allow-mixed-patients"]);
     run.expect_code(0);
     assert!(run.stdout.contains("2 patients"), "{}", run.stdout);
-    assert!(run.stdout.contains("DOE, JOHN (PID001: ACC001)"), "{}", run.stdout);
-    assert!(run.stdout.contains("MÜLLER, JOSÉ (PID005: ACC007)"), "{}", run.stdout);
+    assert!(run.stdout.contains("DOE, JOHN (PID001) [ACC001]"), "{}", run.stdout);
+    assert!(run.stdout.contains("MÜLLER, JOSÉ (PID005) [ACC007]"), "{}", run.stdout);
     assert_eq!(received(&publisher), data.uids(&["ACC001", "ACC007"]));
     // The dry run lists the PACS's own image count per study.
     let run = env.run(&["--json", "print", "--dry-run", "ACC001,ACC007", "--allow-mixed-patients"]);

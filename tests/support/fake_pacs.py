@@ -3,7 +3,8 @@
 the DICOM files of a folder and, on request, misbehaves like real PACSs do.
 
     fake_pacs.py --port PORT --ae PACS --dir DIR [--behaviour NAME]
-                 [--peer AE=HOST:PORT ...] [--deliver K] [--ready-file FILE]
+                 [--peer AE=HOST:PORT ...] [--deliver K] [--late K] [--pause S]
+                 [--bind ADDRESS] [--ready-file FILE]
 
 Run it with the project's virtualenv (pynetdicom 3.0.4, pydicom 3.0.2):
     target/pyenv/bin/python tests/support/fake_pacs.py ...
@@ -17,14 +18,18 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import queue
 import re
 import signal
+import socket
 import sys
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 from pydicom import dcmread
@@ -46,6 +51,9 @@ from pynetdicom import (
     evt,
 )
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_MOVE
+from pynetdicom.dsutils import encode
+from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -133,6 +141,16 @@ BEHAVIOURS = {
     "refuse-series": "SERIES- and IMAGE-level C-FIND refused; STUDY normal",
     "image-needs-series": "IMAGE-level C-FIND refused (0xA900) unless it names exactly one "
     "SeriesInstanceUID",
+    "list-short": "the IMAGE-level C-FIND leaves out the last 3 instances of each study's first "
+    "series and retrieves send only the listed ones; STUDY and SERIES counts stay true",
+    "zero-count": "a STUDY-level C-FIND says NumberOfStudyRelatedInstances 0 for the archive's "
+    "first study; otherwise normal",
+    "parallel": "a C-MOVE sends over 3 sub-associations open at the same time (instances "
+    "round-robin), final Success with Completed N",
+    "late": "a C-MOVE sends all but the last K (--late, default 2), ends Success claiming N, "
+    "then --pause S (default 0.5) later sends the K on a new association",
+    "no-multi-study": "a C-MOVE/C-GET naming several StudyInstanceUIDs fails (0xA801 / 0xC000, "
+    "counts 0, nothing sent)",
 }
 
 # Behaviours whose C-FIND responses carry no NumberOf*Related* counts.
@@ -145,6 +163,13 @@ REFUSED_LEVELS = {
 }
 # --deliver K when not given: None means "N - 5, at least 1".
 DEFAULT_DELIVER = {"short": None, "repeats": None, "stall": 1, "abort": 1}
+# --pause S when not given.
+DEFAULT_PAUSE = {"late": 0.5}
+PAUSE = 0.1
+# list-short: instances left out at the end of each study's first series.
+LIST_SHORT_HIDDEN = 3
+# parallel: sub-associations a C-MOVE opens at the same time.
+PARALLEL_ASSOCIATIONS = 3
 
 LEVELS = ("STUDY", "SERIES", "IMAGE")
 # The unique key of each level, always returned at that level and below it.
@@ -172,6 +197,7 @@ PENDING = 0xFF00
 CANCEL = 0xFE00
 REFUSED = 0xA900  # Identifier does not match SOP class
 NO_MATCH_FAILURE = 0xC000  # what Orthanc sends when a retrieve matches nothing
+MOVE_DESTINATION_UNKNOWN = 0xA801
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
 
@@ -366,6 +392,8 @@ class Plan:
     summary: str
     remaining_claimed: int = 0
     stop_after: int | None = None
+    late: list = field(default_factory=list)  # instances a C-MOVE sends after its final response
+    parallel: bool = False  # a C-MOVE over PARALLEL_ASSOCIATIONS sub-associations
 
 
 class FakePacs:
@@ -373,7 +401,8 @@ class FakePacs:
     the chosen behaviour, and the stop signal that wakes stalled handlers."""
 
     def __init__(self, archive: Archive, behaviour: str, peers: dict[str, tuple[str, int]],
-                 deliver: int | None, no_match: str, refuse_status: int, pause: float = 0.1) -> None:
+                 deliver: int | None, no_match: str, refuse_status: int, pause: float = PAUSE,
+                 bind: str | None = None, late: int = 2) -> None:
         self.archive = archive
         self.behaviour = behaviour
         self.peers = peers
@@ -381,7 +410,15 @@ class FakePacs:
         self.pause = pause
         self.no_match = no_match
         self.refuse_status = refuse_status
+        self.bind = bind
+        self.late = late
         self.stop = threading.Event()
+        # list-short: the SOP Instance UIDs no IMAGE-level C-FIND lists and no retrieve sends.
+        self.unlisted = unlisted_instances(archive) if behaviour == "list-short" else set()
+        # zero-count: the study whose STUDY-level count says 0.
+        self.zero_study = archive.instances[0].study_uid if archive.instances else None
+        # Associations this server requested (see interrupt_requests).
+        self.requested: weakref.WeakSet = weakref.WeakSet()
 
     # -- plumbing ---------------------------------------------------------
 
@@ -398,6 +435,34 @@ class FakePacs:
             for label in ("Remaining", "Completed", "Failed", "Warning")
         )
         log(f"{names[field_]} final response 0x{command.Status:04X}: {counts}")
+
+    def association_options(self, instances: list[Instance]) -> dict:
+        """The associate() keyword arguments of an association this server
+        opens itself to a move destination (fresh contexts every time: an
+        association numbers the ones it is given)."""
+        options = {
+            "contexts": storage_contexts(instances),
+            "evt_handlers": [(evt.EVT_CONN_OPEN, nodelay), (evt.EVT_CONN_OPEN, self.note_request)],
+        }
+        if self.bind:
+            options["bind_address"] = (self.bind, 0)
+        return options
+
+    def note_request(self, event) -> None:
+        self.requested.add(event.assoc)
+
+    def interrupt_requests(self) -> None:
+        """At shutdown: ends the association requests still waiting for an
+        answer. pynetdicom negotiates a requested association in the thread
+        that called associate(), before the association's own thread starts,
+        so AE.shutdown() does not see it and the caller would wait the whole
+        ACSE timeout (30 s; a destination that accepts the connection but
+        does not answer, as a storescp without --fork busy with another
+        association). Handing it the "nothing came" it waits for makes it
+        abort (A-ABORT to the peer) at once, as on a timeout."""
+        for assoc in list(self.requested):
+            if assoc.is_requestor and not assoc.is_established and not assoc.is_alive():
+                assoc.dul.to_user_queue.put(None)
 
     def handle_echo(self, event) -> int:
         log(f"C-ECHO from {event.assoc.requestor.ae_title}")
@@ -425,6 +490,15 @@ class FakePacs:
                 return
 
         entities = self.archive.matching(level, match_keys(identifier))
+        note = ""
+        if level == "IMAGE" and self.unlisted:
+            listed = [e for e in entities if e[0].sop_uid not in self.unlisted]
+            if len(listed) != len(entities):
+                note = f", {len(entities) - len(listed)} left out (list-short)"
+            entities = listed
+        if (self.behaviour == "zero-count" and level == "STUDY" and "NumberOfStudyRelatedInstances" in identifier
+                and any(e[0].study_uid == self.zero_study for e in entities)):
+            note = f", NumberOfStudyRelatedInstances 0 for {self.zero_study} (zero-count)"
         responses: list[Dataset] = []
         for instances in entities:
             response = self.response(identifier, level, instances)
@@ -440,7 +514,7 @@ class FakePacs:
                 twin.PatientID = "OTHER-ID"
                 responses.append(twin)
         extra = f", {len(responses)} responses" if len(responses) != len(entities) else ""
-        log(f"{what} -> {plural(len(entities), 'match')}{extra}")
+        log(f"{what} -> {plural(len(entities), 'match')}{extra}{note}")
         for response in responses:
             if event.is_cancelled:
                 yield (CANCEL, None)
@@ -463,6 +537,8 @@ class FakePacs:
             "NumberOfStudyRelatedSeries": len({i.series_uid for i in study}),
             "NumberOfSeriesRelatedInstances": len(self.archive.series(first.series_uid)),
         }
+        if self.behaviour == "zero-count" and level == "STUDY" and first.study_uid == self.zero_study:
+            counts["NumberOfStudyRelatedInstances"] = 0
         response = Dataset()
         latin1 = self.behaviour == "latin1"
         if not latin1:
@@ -512,6 +588,7 @@ class FakePacs:
         level = str(identifier.get("QueryRetrieveLevel", ""))
         what = f"{operation} {level or '(no level)'} {describe(identifier)}"
         destination = None
+        name = ""
         if operation == "C-MOVE":
             name = str(event.move_destination or "").strip()
             destination = self.peers.get(name)
@@ -524,18 +601,31 @@ class FakePacs:
         matches = []
         if level in LEVELS:
             matches = [i for group in self.archive.matching(level, match_keys(identifier)) for i in group]
+        left_out = 0
+        if self.unlisted:
+            # list-short: what the IMAGE-level C-FIND leaves out is not sent either.
+            listed = [i for i in matches if i.sop_uid not in self.unlisted]
+            left_out = len(matches) - len(listed)
+            matches = listed
         if destination:
-            yield (destination[0], destination[1], {
-                "contexts": storage_contexts(matches),
-                "evt_handlers": [(evt.EVT_CONN_OPEN, nodelay)],
-            })
+            yield (destination[0], destination[1], self.association_options(matches))
 
-        # Both answers below are final responses with no sub-operation, which
+        # The answers below are final responses with no sub-operation, which
         # pynetdicom sends (as Success) only when told "0 sub-operations".
         if level not in LEVELS:
             log(f"{what} -> refused 0xA900: unknown QueryRetrieveLevel")
             rewrite_empty_retrieve(event.assoc, event.request.MessageID, REFUSED,
                                    "unknown QueryRetrieveLevel")
+            yield 0
+            return
+        studies = values_of(identifier["StudyInstanceUID"]) if "StudyInstanceUID" in identifier else []
+        if self.behaviour == "no-multi-study" and len(studies) > 1:
+            # As pynetdicom's qrscp app ends up answering: C-MOVE "Move
+            # Destination unknown", C-GET "Unable to process".
+            status = MOVE_DESTINATION_UNKNOWN if operation == "C-MOVE" else NO_MATCH_FAILURE
+            log(f"{what} -> refused 0x{status:04X}: {len(studies)} StudyInstanceUIDs (no-multi-study)")
+            rewrite_empty_retrieve(event.assoc, event.request.MessageID, status,
+                                   "more than one StudyInstanceUID")
             yield 0
             return
         if not matches:
@@ -547,8 +637,13 @@ class FakePacs:
             yield 0
             return
 
-        plan = self.plan(matches)
+        plan = self.plan(matches, operation, left_out)
         log(f"{what} -> {plural(len(matches), 'instance')}; {plan.summary}")
+        if plan.parallel:
+            # Done here, before the number of sub-operations is yielded:
+            # told "0", pynetdicom opens no sub-association of its own.
+            yield from self.move_in_parallel(event, name, destination, matches)
+            return
         yield plan.announced
         for index, item in enumerate(plan.items):
             if index == plan.stop_after:
@@ -566,7 +661,12 @@ class FakePacs:
                 return
             yield (PENDING, item())
         else:
-            log(f"{operation} sent all {plural(len(plan.items), 'instance')}")
+            if plan.late:
+                log(f"{operation} sent {len(plan.items)} of {plan.announced} instances; "
+                    f"{len(plan.late)} to go after the final response (late)")
+                self.send_late(event, name, destination, plan)
+            else:
+                log(f"{operation} sent all {plural(len(plan.items), 'instance')}")
         if plan.stop_after is not None:
             sent = min(plan.stop_after, len(plan.items))
             if self.behaviour == "stall":
@@ -583,11 +683,13 @@ class FakePacs:
             status.NumberOfRemainingSuboperations = plan.remaining_claimed
             yield (status, None)
 
-    def plan(self, matches: list[Instance]) -> Plan:
+    def plan(self, matches: list[Instance], operation: str = "C-MOVE", left_out: int = 0) -> Plan:
         """What a retrieve of `matches` announces and sends, per behaviour."""
         n = len(matches)
         loaders = [instance.load for instance in matches]
         plan = Plan(announced=n, items=loaders, summary="sending all")
+        if left_out:
+            plan.summary = f"sending the {n} listed, {left_out} left out (list-short)"
         if not matches:
             return plan
         k = self.deliver
@@ -626,7 +728,189 @@ class FakePacs:
             lost = matches[-1]
             plan.items = loaders[:-1] + [lambda: unreadable(lost)]
             plan.summary = f"sending all but {lost.sop_uid}, which fails (lose-one)"
+        elif self.behaviour == "parallel" and operation == "C-MOVE":
+            plan.parallel = True
+            ways = min(PARALLEL_ASSOCIATIONS, n)
+            plan.summary = f"sending all over {plural(ways, 'parallel sub-association')} (parallel)"
+        elif self.behaviour == "late" and operation == "C-MOVE":
+            late = min(self.late, n)
+            plan.items = loaders[: n - late]
+            plan.late = matches[n - late:]
+            plan.summary = (f"sending {n - late}, final Success claiming {n}, the last {late} "
+                            f"{self.pause:g} s later on a new association (late)")
         return plan
+
+    # -- late: instances after the final response ---------------------------
+
+    def send_late(self, event, name: str, destination: tuple[str, int], plan: Plan) -> None:
+        """Makes the coming final Success claim all `plan.announced`
+        completed, and starts the thread that sends `plan.late` once it has
+        gone out. Called from the handler after its last sub-operation."""
+        claimed = plan.announced
+        sent = threading.Event()
+        final: dict[str, int] = {}
+
+        def claim_all(primitive) -> None:
+            final["status"] = primitive.Status
+            if primitive.Status == 0x0000:
+                primitive.NumberOfRemainingSuboperations = 0
+                primitive.NumberOfCompletedSuboperations = claimed
+
+        on_final_response(event.assoc, event.request.MessageID, claim_all, sent.set)
+        threading.Thread(
+            target=self.deliver_late,
+            args=(event.assoc, event.request.MessageID, name, destination, plan.late, sent, final),
+            name="fake_pacs-late",
+        ).start()
+
+    def deliver_late(self, assoc, message_id: int, name: str, destination: tuple[str, int],
+                     instances: list[Instance], sent: threading.Event, final: dict) -> None:
+        """The late thread: waits for the final C-MOVE response to go out,
+        then --pause seconds, then sends `instances` to the move destination
+        on an association of their own."""
+        count = plural(len(instances), "instance")
+        while not sent.wait(0.05):
+            if self.stop.is_set() or not assoc.is_alive():
+                log(f"C-MOVE late: no final response went out; the last {count} are not sent")
+                return
+        if final.get("status") != 0x0000:
+            log(f"C-MOVE late: the final response was 0x{final.get('status', 0):04X}, not Success; "
+                f"the last {count} are not sent")
+            return
+        if self.stop.wait(self.pause):
+            log(f"C-MOVE late: shutting down; the last {count} are not sent")
+            return
+        log(f"C-MOVE late: {self.pause:g} s after the final response, sending the last {count} "
+            f"to {name} at {destination[0]}:{destination[1]} on a new association")
+        try:
+            store = assoc.ae.associate(destination[0], destination[1], ae_title=name,
+                                       **self.association_options(instances))
+        except OSError as error:  # e.g. a --bind address that is not ours
+            log(f"C-MOVE late: cannot open an association ({error}); the last {count} are not sent")
+            return
+        if not store.is_established:
+            log(f"C-MOVE late: {name} did not accept the association ({outcome(store)}); "
+                f"the last {count} are not sent")
+            return
+        results: Counter = Counter()
+        for msg_id, instance in enumerate(instances, 1):
+            if self.stop.is_set() or not store.is_established:
+                break
+            results[store_result(store, instance, msg_id, assoc.ae.ae_title, message_id)] += 1
+        if store.is_established:
+            store.release()
+        log(f"C-MOVE late: done, {results['Success']} of {count} stored"
+            + "".join(f", {results[k]} {k.lower()}" for k in ("Warning", "Failure") if results[k]))
+
+    # -- parallel: one C-MOVE over several sub-associations -------------------
+
+    def move_in_parallel(self, event, name: str, destination: tuple[str, int], matches: list[Instance]):
+        """Sends `matches` over up to PARALLEL_ASSOCIATIONS sub-associations,
+        each opened by its own thread, all open before the first C-STORE,
+        the instances dealt round-robin. This thread answers a pending
+        C-MOVE response per sub-operation, then yields "0 sub-operations"
+        and rewrites the final response pynetdicom makes of it to the real
+        counts."""
+        n = len(matches)
+        ways = min(PARALLEL_ASSOCIATIONS, n)
+        shares = [matches[index::ways] for index in range(ways)]
+        request = event.request
+        ae = event.assoc.ae
+        results: queue.Queue = queue.Queue()
+
+        def all_tried() -> None:
+            up = sum(1 for store in stores if store is not None and store.is_established)
+            then = "shutting down" if self.stop.is_set() else "sending"
+            log(f"C-MOVE {up} of {plural(ways, 'sub-association')} to {name} open; {then}")
+
+        stores: list = [None] * ways
+        barrier = threading.Barrier(ways, action=all_tried)
+
+        def worker(index: int, share: list[Instance]) -> None:
+            label = f"C-MOVE sub-association {index + 1}/{ways} to {name}"
+            store = None
+            try:
+                store = ae.associate(destination[0], destination[1], ae_title=name,
+                                     **self.association_options(share))
+                stores[index] = store
+                log(f"{label} " + ("open" if store.is_established else f"not open ({outcome(store)})"))
+            except OSError as error:  # e.g. a --bind address that is not ours
+                log(f"{label} not open ({error})")
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass
+            for msg_id, instance in enumerate(share, 1):
+                if self.stop.is_set() or store is None or not store.is_established:
+                    results.put((instance, "Failure"))
+                    continue
+                results.put((instance, store_result(store, instance, msg_id, ae.ae_title, request.MessageID)))
+            if store is not None and store.is_established:
+                store.release()
+            results.put(None)
+
+        threads = [threading.Thread(target=worker, args=(index, share), name=f"fake_pacs-parallel-{index + 1}")
+                   for index, share in enumerate(shares)]
+        for thread in threads:
+            thread.start()
+
+        remaining, completed, failed, warning = n, 0, 0, 0
+        failed_uids: list[str] = []
+        finished = 0
+        while finished < ways:
+            if self.stop.is_set():
+                log("C-MOVE interrupted: shutting down")
+                abort(event.assoc)
+                yield 0  # pynetdicom sends nothing on an aborted association
+                return
+            try:
+                item = results.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                finished += 1
+                continue
+            instance, category = item
+            remaining -= 1
+            if category == "Success":
+                completed += 1
+            elif category == "Warning":
+                warning += 1
+            else:
+                failed += 1
+                failed_uids.append(instance.sop_uid)
+            pending = C_MOVE()
+            pending.MessageID = request.MessageID
+            pending.MessageIDBeingRespondedTo = request.MessageID
+            pending.AffectedSOPClassUID = request.AffectedSOPClassUID
+            pending.Status = PENDING
+            pending.NumberOfRemainingSuboperations = remaining
+            pending.NumberOfCompletedSuboperations = completed
+            pending.NumberOfFailedSuboperations = failed
+            pending.NumberOfWarningSuboperations = warning
+            event.assoc.dimse.send_msg(pending, event.context.context_id)
+        if failed == 0 and warning == 0:
+            log(f"C-MOVE sent all {plural(n, 'instance')} over {plural(ways, 'sub-association')}")
+        else:
+            log(f"C-MOVE over {plural(ways, 'sub-association')}: {completed} completed, {warning} warning, "
+                f"{failed} failed")
+        syntax = event.context.transfer_syntax
+
+        def real_counts(primitive) -> None:
+            # What pynetdicom says after its own sub-operations, here made of ours.
+            primitive.Status = 0x0000 if not (failed or warning) else 0xA702 if failed == n else 0xB000
+            primitive.NumberOfRemainingSuboperations = 0
+            primitive.NumberOfCompletedSuboperations = completed
+            primitive.NumberOfFailedSuboperations = failed
+            primitive.NumberOfWarningSuboperations = warning
+            if failed or warning:
+                status = Dataset()
+                status.FailedSOPInstanceUIDList = failed_uids
+                primitive.Identifier = BytesIO(encode(status, syntax.is_implicit_VR, syntax.is_little_endian,
+                                                      syntax.is_deflated))
+
+        on_final_response(event.assoc, request.MessageID, real_counts)
+        yield 0
 
 
 def fresh_uid(source_uid: str, purpose: str) -> str:
@@ -705,29 +989,90 @@ def abort(assoc) -> None:
     assoc.abort(block=True)
 
 
+def on_final_response(assoc, message_id: int, change=None, after=None) -> None:
+    """Hooks the coming final (not Pending) response to `message_id` on this
+    association: `change(primitive)` may rewrite it before it is encoded,
+    `after()` runs once it has been handed to the network thread.
+
+    pynetdicom builds the final response of a retrieve itself, from the
+    sub-operations it counted; this is the one place to make it say
+    something else. Only this association's DIMSE provider is touched, and
+    only for that one response."""
+    provider = assoc.dimse
+    send = provider.send_msg
+
+    def send_msg(primitive, context_id):
+        final = (getattr(primitive, "MessageIDBeingRespondedTo", None) == message_id
+                 and primitive.Status not in (PENDING, 0xFF01))
+        if final:
+            del provider.send_msg  # back to the class's method
+            if change is not None:
+                change(primitive)
+        send(primitive, context_id)
+        if final and after is not None:
+            after()
+
+    provider.send_msg = send_msg
+
+
 def rewrite_empty_retrieve(assoc, message_id: int, status: int, comment: str) -> None:
     """Makes the coming final response to `message_id` a failure `status`
     with all counts 0, as Orthanc answers a retrieve that matches nothing.
 
     pynetdicom answers a retrieve with no sub-operations "Success, counts 0"
     and offers no way to choose another status without counting a failed
-    sub-operation, so that one response is rewritten on its way out. Only
-    this association's DIMSE provider is touched, and only once."""
-    provider = assoc.dimse
-    send = provider.send_msg
+    sub-operation, so that one response is rewritten on its way out."""
 
-    def send_msg(primitive, context_id):
-        if getattr(primitive, "MessageIDBeingRespondedTo", None) == message_id and primitive.Status == 0x0000:
+    def fail(primitive) -> None:
+        if primitive.Status == 0x0000:
             primitive.Status = status
             primitive.NumberOfRemainingSuboperations = 0
             primitive.NumberOfCompletedSuboperations = 0
             primitive.NumberOfFailedSuboperations = 0
             primitive.NumberOfWarningSuboperations = 0
             primitive.ErrorComment = comment
-            del provider.send_msg  # back to the class's method
-        send(primitive, context_id)
 
-    provider.send_msg = send_msg
+    on_final_response(assoc, message_id, fail)
+
+
+def store_result(store, instance: Instance, msg_id: int, originator_aet: str, originator_id: int) -> str:
+    """One C-STORE sub-operation on an association of our own: "Success",
+    "Warning" or "Failure" (no answer, no presentation context, or a
+    failure status), as pynetdicom counts them."""
+    try:
+        status = store.send_c_store(instance.load(), msg_id=msg_id, originator_aet=originator_aet,
+                                    originator_id=originator_id)
+    except (OSError, ValueError, AttributeError, RuntimeError) as error:
+        log(f"C-STORE of {instance.sop_uid} failed: {error}")
+        return "Failure"
+    code = status.get("Status")
+    category = STORAGE_SERVICE_CLASS_STATUS.get(code, ("Failure", ""))[0] if code is not None else "Failure"
+    return category if category in ("Success", "Warning") else "Failure"
+
+
+def outcome(assoc) -> str:
+    """Why an association we requested is not established."""
+    if assoc.is_rejected:
+        return "rejected"
+    if getattr(assoc, "_sent_abort", False):  # pynetdicom's ACSE timeout, or our shutdown
+        return "no answer, aborted"
+    if assoc.is_aborted:
+        return "aborted by the peer"
+    return "no connection"
+
+
+def unlisted_instances(archive: Archive) -> set[str]:
+    """list-short: the last LIST_SHORT_HIDDEN instances of each study's first
+    series (in archive order), which no IMAGE-level C-FIND lists."""
+    hidden: set[str] = set()
+    seen: set[str] = set()
+    for first in archive.instances:
+        if first.study_uid in seen:
+            continue
+        seen.add(first.study_uid)
+        series = [i for i in archive.study(first.study_uid) if i.series_uid == first.series_uid]
+        hidden.update(i.sop_uid for i in series[-LIST_SHORT_HIDDEN:])
+    return hidden
 
 
 def make_ae(title: str, archive: Archive) -> AE:
@@ -781,7 +1126,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--peer", action="append", type=parse_peer, default=[],
                         help="C-MOVE destination AE=HOST:PORT (repeatable)")
     parser.add_argument("--deliver", type=int, help="K for short, repeats, stall, abort")
-    parser.add_argument("--pause", type=float, default=0.1, help="seconds before each instance (slow)")
+    parser.add_argument("--late", type=int, default=2, help="K for late: instances sent after the "
+                        "final response (default 2)")
+    parser.add_argument("--pause", type=float, help="seconds before each instance (slow, foreign-first; "
+                        "default 0.1), or after the final response (late; default 0.5)")
+    parser.add_argument("--bind", metavar="ADDRESS", help="source address of the associations this "
+                        "server opens (C-MOVE sub-associations); default: the system's choice")
     parser.add_argument("--no-match", choices=("failure", "success"), default="failure",
                         help="final status of a retrieve matching nothing: failure = 0xC000 "
                         "with counts 0 like Orthanc (default), success = 0x0000 with counts 0")
@@ -794,10 +1144,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--dir {args.dir} is not a folder")
     if args.deliver is not None and args.deliver < 1:
         parser.error("--deliver must be at least 1")
+    if args.late < 1:
+        parser.error("--late must be at least 1")
+    if args.bind:
+        # Checked now: pynetdicom would only answer each C-MOVE 0xC515.
+        try:
+            with socket.socket() as probe:
+                probe.bind((args.bind, 0))
+        except OSError as error:
+            parser.error(f"--bind {args.bind}: {error.strerror or error}")
+    if args.pause is None:
+        args.pause = DEFAULT_PAUSE.get(args.behaviour, PAUSE)
     return args
 
 
-def serve(args: argparse.Namespace, ae: AE, handlers: list, stop: threading.Event) -> int:
+def serve(args: argparse.Namespace, ae: AE, handlers: list, stop: threading.Event,
+          on_stop=None) -> int:
     """Listens until SIGTERM/SIGINT, then stops every association and thread."""
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -812,6 +1174,8 @@ def serve(args: argparse.Namespace, ae: AE, handlers: list, stop: threading.Even
     while not stop.wait(0.5):
         pass
     log(f"fake_pacs: stopping")
+    if on_stop is not None:
+        on_stop()
     left = stop_server(server, ae)
     if left:
         log(f"fake_pacs: threads still running: {', '.join(left)}")
@@ -835,7 +1199,7 @@ def main(argv: list[str]) -> int:
     log(f"fake_pacs: {len(archive.instances)} instances in {studies} studies from {args.dir}; "
         f"behaviour {args.behaviour}")
     pacs = FakePacs(archive, args.behaviour, dict(args.peer), args.deliver, args.no_match, args.refuse_status,
-                    args.pause)
+                    args.pause, bind=args.bind, late=args.late)
     handlers = [
         (evt.EVT_CONN_OPEN, nodelay),
         (evt.EVT_C_ECHO, pacs.handle_echo),
@@ -844,7 +1208,7 @@ def main(argv: list[str]) -> int:
         (evt.EVT_C_MOVE, pacs.handle_move),
         (evt.EVT_DIMSE_SENT, pacs.log_final),
     ]
-    return serve(args, make_ae(args.ae, archive), handlers, pacs.stop)
+    return serve(args, make_ae(args.ae, archive), handlers, pacs.stop, pacs.interrupt_requests)
 
 
 if __name__ == "__main__":
