@@ -129,8 +129,12 @@ pub fn decode(value: &[u8], specific_character_set: &str, kind: Kind) -> Text {
     match term(first) {
         Term::Utf8 => whole(value, encoding_rs::UTF_8),
         Term::Gb18030 => whole(value, encoding_rs::GB18030),
+        // A two-byte set is never a value's initial state: where a PACS
+        // names one first (Orthanc's JapaneseKanji says just "ISO 2022 IR
+        // 87"), the value starts in ASCII and escapes switch.
         Term::Sets(g0, g1) if declared || value.is_ascii() => {
-            iso2022(value, (g0.unwrap_or(G0::Ascii), g1), kind)
+            let g0 = g0.filter(|g0| !g0.two_bytes()).unwrap_or(G0::Ascii);
+            iso2022(value, (g0, g1), kind)
         }
         Term::Unknown if value.is_ascii() => iso2022(value, (G0::Ascii, G1::None), kind),
         // Nothing declared (the default repertoire is ASCII) yet bytes
@@ -401,6 +405,11 @@ mod tests {
         assert_eq!(pn(b"\xe9", "ISO 2022 IR 6").text, "\\xE9");
         assert_eq!(pn(b"x", "ISO_IR 999"), Text { text: "x".into(), exact: true });
         assert!(!pn(b"\xe9", "ISO_IR 999").exact);
+        // A two-byte set named first starts in ASCII all the same.
+        assert_eq!(
+            pn(b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", "ISO 2022 IR 87").text,
+            "Yamada^Tarou=山田^太郎"
+        );
         // Identifiers compare alike however they were (un)declared.
         assert_eq!(lenient(b"M\xdc-77", ""), lenient(b"M\xdc-77", "ISO_IR 100"));
         assert_eq!(lenient("MÜ-77".as_bytes(), ""), "MÜ-77");

@@ -51,6 +51,10 @@ pub struct Study {
     pub series: Vec<Series>,
     /// Names and ids in ISO_IR 100 (Latin-1) rather than UTF-8.
     pub latin1: bool,
+    /// IssuerOfPatientID, when the study has one.
+    pub issuer: Option<String>,
+    /// PatientBirthDate (DA).
+    pub birth_date: String,
 }
 
 impl Study {
@@ -62,6 +66,8 @@ impl Study {
             study_uid: uid(),
             series,
             latin1: false,
+            issuer: None,
+            birth_date: "19600101".into(),
         }
     }
 }
@@ -124,7 +130,10 @@ fn instance(
     put(&mut data, 0x0008, 0x0090, b"PN", b"");
     put(&mut data, 0x0010, 0x0010, b"PN", &text(&study.patient_name));
     put(&mut data, 0x0010, 0x0020, b"LO", &text(&study.patient_id));
-    put(&mut data, 0x0010, 0x0030, b"DA", b"19600101");
+    if let Some(issuer) = &study.issuer {
+        put(&mut data, 0x0010, 0x0021, b"LO", issuer.as_bytes());
+    }
+    put(&mut data, 0x0010, 0x0030, b"DA", study.birth_date.as_bytes());
     put(&mut data, 0x0010, 0x0040, b"CS", b"O");
     put(&mut data, 0x0020, 0x000D, b"UI", study.study_uid.as_bytes());
     put(&mut data, 0x0020, 0x000E, b"UI", series_uid.as_bytes());

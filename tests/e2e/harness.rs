@@ -460,6 +460,12 @@ impl Orthanc {
 
     /// Also knows these (AE, port) peers on 127.0.0.1 as move destinations.
     pub fn start_knowing(peers: &[(&str, u16)]) -> Orthanc {
+        Orthanc::start_with(peers, "Latin1")
+    }
+
+    /// Answers C-FINDs in `encoding` (Orthanc's DefaultEncoding: Latin1,
+    /// Utf8, JapaneseKanji...).
+    pub fn start_with(peers: &[(&str, u16)], encoding: &str) -> Orthanc {
         let program = require("Orthanc", "orthanc");
         let dir = tempfile::tempdir().expect("orthanc dir");
         let dicom_port = free_port();
@@ -485,6 +491,7 @@ impl Orthanc {
             "DicomModalities": modalities,
             // No in-memory copy of stored files: lose_one_image must bite.
             "MaximumStorageCacheSize": 0,
+            "DefaultEncoding": encoding,
         });
         let config_path = dir.path().join("orthanc.json");
         std::fs::write(&config_path, config.to_string()).expect("orthanc config");

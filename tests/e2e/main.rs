@@ -8,6 +8,7 @@ mod dicom_gen;
 mod disc;
 mod fetch;
 mod harness;
+mod identity;
 mod live_page;
 mod misbehaving;
 mod package;
