@@ -47,6 +47,8 @@ pub struct Pacs {
     /// `total` is the whole job's deadline (pacs.timeout_total_secs).
     pub timeouts: Timeouts,
     pub move_port: u16,
+    /// Further addresses the PACS delivers from (`pacs.move_from`).
+    pub move_from: Vec<String>,
     pub retrieve: Retrieve,
     pub strategy: Strategy,
     pub modalities: Vec<String>,
@@ -235,6 +237,7 @@ pub fn pacs(config: &Config) -> Result<Pacs, Failure> {
             section.timeout_total_secs,
         ]),
         move_port: section.move_port,
+        move_from: section.move_from.clone(),
         retrieve: section.retrieve,
         strategy: section.strategy,
         modalities: section.modalities.clone(),

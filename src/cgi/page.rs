@@ -448,6 +448,7 @@ mod tests {
             seconds: 1.0,
             partial: false,
             missing: 0,
+            delivered_by: vec![],
             warnings: vec![],
         }
     }

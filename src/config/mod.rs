@@ -76,6 +76,9 @@ pub struct Pacs {
     pub calling_ae: String,
     #[serde(deserialize_with = "values::port")]
     pub move_port: u16,
+    /// Further addresses (or host names) the PACS delivers C-MOVEs from
+    /// (a cluster's other nodes); `host`'s addresses always may.
+    pub move_from: Vec<String>,
     pub retrieve: Retrieve,
     pub strategy: Strategy,
     pub modalities: Vec<String>,
@@ -104,6 +107,7 @@ impl Default for Pacs {
             called_ae: "ANY-SCP".into(),
             calling_ae: "PACS2CD".into(),
             move_port: 11112,
+            move_from: Vec::new(),
             retrieve: Retrieve::Move,
             strategy: Strategy::Study,
             modalities: LEGACY_MODALITIES.iter().map(|m| m.to_string()).collect(),

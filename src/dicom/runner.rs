@@ -45,6 +45,9 @@ pub struct Command {
     /// Ends the program when this becomes true (within the watchdog's
     /// poll): another thread found that its work is refused anyway.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Its standard input instead of /dev/null (the C-MOVE receiver's
+    /// storescp --inetd gets the accepted connection there).
+    pub stdin: Option<std::os::fd::OwnedFd>,
 }
 
 impl Command {
@@ -57,6 +60,7 @@ impl Command {
             stop_at: None,
             keep_on_signal: false,
             cancel: None,
+            stdin: None,
         }
     }
 
@@ -74,11 +78,14 @@ impl Command {
         self.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
-    fn expression(&self) -> duct::Expression {
+    fn expression(&self) -> std::io::Result<duct::Expression> {
         let parent = std::process::id();
-        duct::cmd(&self.program, &self.args)
-            .env("TCP_NODELAY", "1")
-            .stdin_null()
+        let command = duct::cmd(&self.program, &self.args).env("TCP_NODELAY", "1");
+        let command = match &self.stdin {
+            Some(fd) => command.stdin_file(fd.try_clone()?),
+            None => command.stdin_null(),
+        };
+        Ok(command
             .stderr_to_stdout()
             .unchecked()
             .dir(self.dir.clone().unwrap_or_else(|| PathBuf::from("/")))
@@ -90,7 +97,7 @@ impl Command {
                     command.pre_exec(move || die_with_parent(parent));
                 }
                 Ok(())
-            })
+            }))
     }
 }
 
@@ -231,7 +238,7 @@ fn start(command: &Command) -> Result<duct::ReaderHandle, Failure> {
     log::debug!("running {} {}", command.program.display(), shown_args(&command.args));
     command
         .expression()
-        .reader()
+        .and_then(|expression| expression.reader())
         .map_err(|err| Failure::config(format!("cannot start {}: {err}", command.program.display())))
 }
 

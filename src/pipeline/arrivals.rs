@@ -1,15 +1,17 @@
 //! Files arriving from the PACS, checked as they come. The retrieving tool
-//! (storescp behind C-MOVE, getscu for C-GET) writes into `incoming/`; an
+//! writes into `incoming/` (getscu) or into a folder of its own per
+//! association under it (the C-MOVE receiver's storescp, see receiver); an
 //! inotify watch sees each file as it is closed, moves it at once to
-//! `received/` under a name of ours, and reads whose image it is. Moving it
-//! away matters: getscu names a file by its SOP Instance UID and a repeat
-//! of the same UID would overwrite the first copy unseen; here every
-//! reception stays a file of its own, so a repeat can be compared with its
-//! first copy (identical: kept once; different: refused).
+//! `received/` under a name of ours, and reads whose image it is and who
+//! delivered it. Moving it away matters: getscu names a file by its SOP
+//! Instance UID and a repeat of the same UID would overwrite the first copy
+//! unseen; here every reception stays a file of its own, so a repeat can be
+//! compared with its first copy (identical: kept once; different: refused).
 //!
 //! After the retrieve only what must wait for the last file remains: a
-//! sweep of `incoming/` for anything the watch missed (a full event queue),
-//! then a comparison of what arrived with what was asked for.
+//! sweep of every watched folder for anything the watch missed (a full
+//! event queue, a folder made before the watch began), then a comparison
+//! of what arrived with what was asked for.
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
@@ -24,18 +26,41 @@ use crate::dicom::part10::{self, Identity};
 use crate::failure::Failure;
 use crate::staging::lower;
 
-/// One reception: the file as moved to `received/`, and what it is.
+/// Who delivered a file: the association, its peer and calling AE title.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The receiver's count of associations, from 1 (0: the C-GET's own).
+    pub association: usize,
+    /// The peer's address.
+    pub peer: String,
+    /// The calling AE title of its A-ASSOCIATE-RQ.
+    pub calling_ae: String,
+    /// Opened before the job asked for anything: another job's images,
+    /// sent late to the same port; dropped, never blamed on this job.
+    pub early: bool,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (AE {})", self.peer, crate::sanitize::quoted(&self.calling_ae))
+    }
+}
+
+/// One reception: the file as moved to `received/`, what it is, and who
+/// delivered it (when known).
 #[derive(Clone, Debug)]
 pub struct Arrival {
     pub path: PathBuf,
     /// Whose image it is, or why it cannot be told.
     pub identity: Result<Identity, String>,
+    pub source: Option<Arc<Source>>,
 }
 
 /// Called for each identified arrival, on the watching thread (progress).
-pub type OnArrival = Box<dyn FnMut(&Identity) + Send>;
+pub type OnArrival = Box<dyn FnMut(&Identity, Option<&Source>) + Send>;
 
-/// The watch over `incoming/`, running until `finish`.
+/// The watch over `incoming/` and the folders added to it, running until
+/// `finish`.
 pub struct Watch {
     incoming: PathBuf,
     state: Arc<State>,
@@ -51,16 +76,40 @@ pub struct Watch {
     done: Option<mpsc::Receiver<()>>,
 }
 
+/// Adds folders to a watch, from another thread (the C-MOVE receiver).
+#[derive(Clone)]
+pub struct Folders {
+    inotify: Arc<Inotify>,
+    state: Arc<State>,
+}
+
+impl Folders {
+    /// Watches `dir`, whose files `source` delivers.
+    pub fn add(&self, dir: &Path, source: Source) -> std::io::Result<()> {
+        let wd = self.inotify.add(dir)?;
+        let folder = Folder { path: dir.to_path_buf(), source: Some(Arc::new(source)) };
+        self.state.folders.lock().unwrap_or_else(|p| p.into_inner()).insert(wd, folder);
+        Ok(())
+    }
+}
+
+struct Folder {
+    path: PathBuf,
+    source: Option<Arc<Source>>,
+}
+
 struct State {
     received: PathBuf,
     arrivals: Mutex<Vec<Arrival>>,
     on_arrival: Mutex<OnArrival>,
+    /// Watch descriptor -> the folder it watches.
+    folders: Mutex<HashMap<i32, Folder>>,
 }
 
 impl State {
-    /// Moves one closed file out of `incoming/` and identifies it.
-    fn take(&self, incoming: &Path, name: &OsStr) {
-        let from = incoming.join(name);
+    /// Moves one closed file out of its folder and identifies it.
+    fn take(&self, dir: &Path, name: &OsStr, source: Option<Arc<Source>>) {
+        let from = dir.join(name);
         let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
         let to = self.received.join(format!("{:06}", arrivals.len() + 1));
         if std::fs::rename(&from, &to).is_err() {
@@ -73,9 +122,15 @@ impl State {
             Err(err) => Err(err.to_string().to_lowercase()),
         };
         if let Ok(identity) = &identity {
-            (self.on_arrival.lock().unwrap_or_else(|p| p.into_inner()))(identity);
+            (self.on_arrival.lock().unwrap_or_else(|p| p.into_inner()))(identity, source.as_deref());
         }
-        arrivals.push(Arrival { path: to, identity });
+        arrivals.push(Arrival { path: to, identity, source });
+    }
+
+    /// The folder and source of a watch descriptor.
+    fn folder(&self, wd: i32) -> Option<(PathBuf, Option<Arc<Source>>)> {
+        let folders = self.folders.lock().unwrap_or_else(|p| p.into_inner());
+        folders.get(&wd).map(|folder| (folder.path.clone(), folder.source.clone()))
     }
 }
 
@@ -86,7 +141,13 @@ pub fn incoming_of(work: &Path) -> PathBuf {
 
 impl Watch {
     /// Creates `incoming/` and `received/` under `work` and starts watching.
+    #[cfg(test)]
     pub fn start(work: &Path, on_arrival: OnArrival) -> Result<Watch, Failure> {
+        Ok(Watch::start_with_folders(work, on_arrival)?.0)
+    }
+
+    /// `start`, and the handle that adds folders to the watch.
+    pub fn start_with_folders(work: &Path, on_arrival: OnArrival) -> Result<(Watch, Folders), Failure> {
         let incoming = incoming_of(work);
         let received = work.join("received");
         for dir in [&incoming, &received] {
@@ -97,7 +158,8 @@ impl Watch {
         let cannot_watch = |err: std::io::Error| {
             Failure::config(format!("cannot watch {}: {}", incoming.display(), lower(&err)))
         };
-        let inotify = Inotify::watch(&incoming).map_err(cannot_watch)?;
+        let inotify = Arc::new(Inotify::new().map_err(cannot_watch)?);
+        let wd = inotify.add(&incoming).map_err(cannot_watch)?;
         // SAFETY: eventfd returns a new descriptor or -1.
         let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if raw < 0 {
@@ -105,15 +167,19 @@ impl Watch {
         }
         // SAFETY: raw is a fresh descriptor that nothing else owns.
         let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let mut folders = HashMap::new();
+        folders.insert(wd, Folder { path: incoming.clone(), source: None });
         let state = Arc::new(State {
             received,
             arrivals: Mutex::new(Vec::new()),
             on_arrival: Mutex::new(on_arrival),
+            folders: Mutex::new(folders),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (done_sender, done) = mpsc::channel::<()>();
+        let handle = Folders { inotify: inotify.clone(), state: state.clone() };
         {
-            let (state, stop, incoming, wake) = (state.clone(), stop.clone(), incoming.clone(), wake.clone());
+            let (state, stop, wake) = (state.clone(), stop.clone(), wake.clone());
             std::thread::Builder::new()
                 .name("arrivals".into())
                 .spawn(move || {
@@ -122,19 +188,18 @@ impl Watch {
                     loop {
                         // Read what is there; after `stop`, once more, then end.
                         let stopping = stop.load(Ordering::Acquire);
-                        match inotify.names(&wake, Duration::from_millis(500)) {
-                            Ok(names) => {
+                        match inotify.events(&wake, Duration::from_millis(500)) {
+                            Ok(events) => {
                                 // At once, never batched: C-GET writes a
                                 // repeated instance over the first copy.
-                                for name in names {
-                                    state.take(&incoming, &name);
+                                for (wd, name) in events {
+                                    if let Some((dir, source)) = state.folder(wd) {
+                                        state.take(&dir, &name, source);
+                                    }
                                 }
                             }
                             Err(err) => {
-                                log::debug!(
-                                    "watching {}: {err}; the final sweep takes over",
-                                    incoming.display()
-                                );
+                                log::debug!("watching the arrivals: {err}; the final sweep takes over");
                                 return;
                             }
                         }
@@ -143,7 +208,8 @@ impl Watch {
                             // it first, so the bar ends when the job says.
                             drop(state);
                             drop(done_sender);
-                            // The slow close, after the job has moved on.
+                            // The slow close, after the job has moved on
+                            // (when this is the last handle).
                             drop(inotify);
                             return;
                         }
@@ -151,7 +217,7 @@ impl Watch {
                 })
                 .map_err(|err| Failure::config(format!("cannot start watching: {err}")))?;
         }
-        Ok(Watch { incoming, state, stop, wake, done: Some(done) })
+        Ok((Watch { incoming, state, stop, wake, done: Some(done) }, handle))
     }
 
     /// The folder the retrieving tool writes into.
@@ -168,16 +234,31 @@ impl Watch {
     /// watch missed, and returns every arrival in order.
     pub fn finish(mut self) -> Vec<Arrival> {
         self.stop_thread();
-        let mut left: Vec<OsString> = std::fs::read_dir(&self.incoming)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
-            .map(|entry| entry.file_name())
-            .collect();
-        left.sort();
-        for name in left {
-            self.state.take(&self.incoming, &name);
+        // Every watched folder, and any folder under `incoming/` the watch
+        // never heard of: nothing that arrived is left unexamined.
+        let mut dirs: Vec<(PathBuf, Option<Arc<Source>>)> = {
+            let folders = self.state.folders.lock().unwrap_or_else(|p| p.into_inner());
+            folders.values().map(|f| (f.path.clone(), f.source.clone())).collect()
+        };
+        for entry in std::fs::read_dir(&self.incoming).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) && !dirs.iter().any(|(d, _)| *d == path) {
+                dirs.push((path, None));
+            }
+        }
+        dirs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (dir, source) in dirs {
+            let mut left: Vec<OsString> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+                .map(|entry| entry.file_name())
+                .collect();
+            left.sort();
+            for name in left {
+                self.state.take(&dir, &name, source.clone());
+            }
         }
         std::mem::take(&mut *self.state.arrivals.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -203,25 +284,31 @@ impl Drop for Watch {
     }
 }
 
+/// An arrival that could be identified.
+pub type Kept = (PathBuf, Identity, Option<Arc<Source>>);
+
 /// Groups arrivals by SOP Instance UID: the first copy of each, and the
 /// paths of later copies that are byte for byte the same data set.
 /// Different data under one UID is an error naming the UID.
-pub fn deduplicate(arrivals: Vec<Arrival>) -> Result<(Vec<(PathBuf, Identity)>, usize), String> {
+pub fn deduplicate(arrivals: Vec<Arrival>) -> Result<(Vec<Kept>, usize), String> {
     let mut first: HashMap<String, usize> = HashMap::new();
-    let mut kept: Vec<(PathBuf, Identity)> = Vec::new();
+    let mut kept: Vec<Kept> = Vec::new();
     let mut repeats = 0;
     for arrival in arrivals {
         let identity = match arrival.identity {
             Ok(identity) => identity,
-            Err(why) => return Err(format!("a received file cannot be read ({why})")),
+            Err(why) => {
+                let from = arrival.source.map(|s| format!(", delivered by {s}")).unwrap_or_default();
+                return Err(format!("a received file cannot be read ({why}{from})"));
+            }
         };
         match first.get(&identity.sop_instance_uid) {
             None => {
                 first.insert(identity.sop_instance_uid.clone(), kept.len());
-                kept.push((arrival.path, identity));
+                kept.push((arrival.path, identity, arrival.source));
             }
             Some(&index) => {
-                let (path, original) = &kept[index];
+                let (path, original, _) = &kept[index];
                 if !same_data(path, original, &arrival.path, &identity) {
                     return Err(format!(
                         "the PACS sent two different images with one SOP Instance UID {}",
@@ -248,36 +335,44 @@ fn same_data(a: &Path, a_id: &Identity, b: &Path, b_id: &Identity) -> bool {
     }
 }
 
-/// The Linux inotify interface, for one folder: file names as they are
-/// closed after writing or moved in.
+/// The Linux inotify interface: file names as they are closed after
+/// writing or moved in, in the folders added.
 struct Inotify {
     fd: OwnedFd,
 }
 
 impl Inotify {
-    fn watch(dir: &Path) -> std::io::Result<Inotify> {
+    fn new() -> std::io::Result<Inotify> {
         // SAFETY: inotify_init1 returns a new descriptor or -1.
         let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if raw < 0 {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: raw is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Inotify { fd: unsafe { OwnedFd::from_raw_fd(raw) } })
+    }
+
+    /// Watches `dir`; returns its watch descriptor.
+    fn add(&self, dir: &Path) -> std::io::Result<i32> {
         let path = CString::new(dir.as_os_str().as_bytes())
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
         // SAFETY: a valid descriptor and NUL-terminated path.
         let wd = unsafe {
-            libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO)
+            libc::inotify_add_watch(
+                self.fd.as_raw_fd(),
+                path.as_ptr(),
+                libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_ONLYDIR | libc::IN_DONT_FOLLOW,
+            )
         };
         if wd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Inotify { fd })
+        Ok(wd)
     }
 
-    /// The names of the events pending, waiting up to `wait` for the first
-    /// (or for `wake` to be written).
-    fn names(&self, wake: &OwnedFd, wait: Duration) -> std::io::Result<Vec<OsString>> {
+    /// The (watch descriptor, name) of the events pending, waiting up to
+    /// `wait` for the first (or for `wake` to be written).
+    fn events(&self, wake: &OwnedFd, wait: Duration) -> std::io::Result<Vec<(i32, OsString)>> {
         let mut polls = [
             libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
@@ -287,7 +382,7 @@ impl Inotify {
         if ready <= 0 || polls[0].revents == 0 {
             return Ok(Vec::new());
         }
-        let mut names = Vec::new();
+        let mut events = Vec::new();
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             // SAFETY: the buffer is valid for its length.
@@ -310,12 +405,12 @@ impl Inotify {
                 } else if event.len > 0 {
                     let raw = &buffer[name_at..name_end];
                     let name = raw.split(|&b| b == 0).next().unwrap_or(raw);
-                    names.push(OsStr::from_bytes(name).to_os_string());
+                    events.push((event.wd, OsStr::from_bytes(name).to_os_string()));
                 }
                 at = name_end;
             }
         }
-        Ok(names)
+        Ok(events)
     }
 }
 
@@ -328,7 +423,7 @@ mod tests {
         let work = tempfile::tempdir().expect("work");
         let seen = Arc::new(Mutex::new(0usize));
         let counter = seen.clone();
-        let watch = Watch::start(work.path(), Box::new(move |_| *counter.lock().expect("count") += 1))
+        let watch = Watch::start(work.path(), Box::new(move |_, _| *counter.lock().expect("count") += 1))
             .expect("watch");
         std::fs::write(watch.incoming().join("a"), "not dicom").expect("write");
         std::fs::write(watch.incoming().join("b"), "not dicom either").expect("write");

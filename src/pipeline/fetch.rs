@@ -44,6 +44,9 @@ pub struct Fetched {
     /// a PARTIAL DISC.
     pub partial: bool,
     pub missing: usize,
+    /// Who delivered the files to the C-MOVE receiver.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delivered_by: Vec<crate::pipeline::retrieve::DeliveredBy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -143,7 +146,8 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     };
     let mut warnings = found.warnings.clone();
     warnings.extend(retrieved.warnings);
-    let (missing, retrieved_patients) = (retrieved.missing, retrieved.patients);
+    let (missing, retrieved_patients, delivered_by) =
+        (retrieved.missing, retrieved.patients, retrieved.delivered_by);
     let first = retrieved_patients.first().cloned().unwrap_or_else(|| found.first_patient().clone());
     let iso_bytes = match &image {
         Some(image) => {
@@ -170,6 +174,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         seconds: started.elapsed().as_secs_f64(),
         partial: missing > 0,
         missing,
+        delivered_by,
         warnings,
     })
 }

@@ -8,6 +8,7 @@ pub mod lookup;
 pub mod manifest;
 pub mod patient_api;
 pub mod print;
+pub mod receiver;
 pub mod relay;
 pub mod retrieve;
 

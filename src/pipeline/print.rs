@@ -47,6 +47,9 @@ pub struct Printed {
     /// a PARTIAL DISC.
     pub partial: bool,
     pub missing: usize,
+    /// Who delivered the files to the C-MOVE receiver.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delivered_by: Vec<crate::pipeline::retrieve::DeliveredBy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -161,6 +164,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         seconds: started.elapsed().as_secs_f64(),
         partial: retrieved.missing > 0,
         missing: retrieved.missing,
+        delivered_by: retrieved.delivered_by,
         warnings,
     }))
 }

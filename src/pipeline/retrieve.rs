@@ -16,13 +16,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{Retrieve, Strategy};
 use crate::dicom::part10::Identity;
-use crate::dicom::runner::{self, Command, Running};
+use crate::dicom::runner::{self, Command};
 use crate::dicom::tools::Tool;
-use crate::dicom::{AssociationProblem, RetrieveKeys, RetrieveLog, getscu, movescu, storescp};
+use crate::dicom::{AssociationProblem, RetrieveKeys, RetrieveLog, getscu, movescu};
 use crate::failure::{Class, Failure};
 use crate::job::{Allow, Context, Pacs};
 use crate::patients::{Demographics, Patient};
@@ -31,14 +31,26 @@ use crate::pipeline::arrivals::{self, Watch};
 use crate::pipeline::find::{Finder, pacs_failure};
 use crate::pipeline::lookup::{self, Found, FoundStudy};
 use crate::pipeline::manifest::{self, Manifest, Proof};
+use crate::pipeline::receiver::Receiver;
 use crate::progress::{Part, Progress, Stage};
-use crate::staging::{self, PortLock, Root};
+use crate::staging::{PortLock, Root};
 
 /// A file received and identified.
 #[derive(Clone, Debug)]
 pub struct Received {
     pub path: PathBuf,
     pub identity: Identity,
+    /// Who delivered it (the C-MOVE receiver's association).
+    pub source: Option<Arc<arrivals::Source>>,
+}
+
+/// Who delivered a job's files, and how many each (the JSON's
+/// `delivered_by`: peers and AE titles the receiver accepted).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveredBy {
+    pub peer: String,
+    pub calling_ae: String,
+    pub files: usize,
 }
 
 /// The verified result: files in study, series, instance order.
@@ -57,6 +69,8 @@ pub struct Retrieved {
     /// Images listed that did not arrive, accepted with `--allow-partial`:
     /// the disc is PARTIAL.
     pub missing: usize,
+    /// Who delivered the files (C-MOVE).
+    pub delivered_by: Vec<DeliveredBy>,
     /// Shortfalls accepted with `--allow-partial`, and other remarks.
     pub warnings: Vec<String>,
 }
@@ -87,15 +101,22 @@ pub fn run(
     let progress = Arc::new(Mutex::new(progress));
     let refusal = Arc::new(Refusal::default());
     let requested = Arc::new(Requested::of(found, allow.mixed_patients));
-    let watch = {
+    let (watch, folders) = {
         let (counting, refused, requested) = (progress.clone(), refusal.clone(), requested.clone());
         let parts_of_studies = counts.parts_of_studies.clone();
-        Watch::start(
+        Watch::start_with_folders(
             work,
-            Box::new(move |identity| {
+            Box::new(move |identity, source| {
+                // Not this job's: dropped at the verdict.
+                if source.is_some_and(|source| source.early) {
+                    return;
+                }
                 let part = match requested.place(identity) {
                     Ok(study) => parts_of_studies.get(study).copied(),
-                    Err(failure) => {
+                    Err(mut failure) => {
+                        if let Some(source) = source {
+                            failure.detail = format!("{} (delivered by {source})", failure.detail);
+                        }
                         refused.refuse(failure);
                         None
                     }
@@ -104,6 +125,9 @@ pub fn run(
             }),
         )?
     };
+    if let Some(receiver) = &receiver {
+        receiver.receiver.attach(folders);
+    }
     // The manifest is asked for beside the transfer: it costs a few
     // C-FINDs, which the PACS answers while it sends. A refused image
     // stops them too.
@@ -144,7 +168,38 @@ pub fn run(
     let transferred = transferred?;
     let manifest = manifest?;
     none_overwritten(transferred.stored, arrivals.len())?;
-    verify(found, &manifest, arrivals, &transferred.statuses, allow)
+    let arrivals = drop_early(arrivals);
+    let mut retrieved = verify(found, &manifest, arrivals, &transferred.statuses, allow)?;
+    if !transferred.refused.is_empty() {
+        let peers: BTreeSet<&str> = transferred.refused.iter().map(|(peer, _)| peer.as_str()).collect();
+        retrieved.warnings.push(format!(
+            "the move port refused {} connection(s) that did not come from the PACS ({}); nothing of \
+             theirs was kept",
+            transferred.refused.len(),
+            peers.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(retrieved)
+}
+
+/// Drops what associations opened before the job asked for anything
+/// delivered: a PACS finishing an earlier job's C-MOVE late, on the same
+/// port. Those images belong to no study of this job; they are logged,
+/// not held against the PACS's answer to this one.
+fn drop_early(arrivals: Vec<arrivals::Arrival>) -> Vec<arrivals::Arrival> {
+    let (early, own): (Vec<_>, Vec<_>) =
+        arrivals.into_iter().partition(|a| a.source.as_ref().is_some_and(|s| s.early));
+    if let Some(first) = early.first().and_then(|a| a.source.as_ref()) {
+        log::warn!(
+            "{} image(s) from {first} arrived before this job asked for any (an earlier job's, sent late): \
+             dropped",
+            early.len()
+        );
+    }
+    for arrival in &early {
+        let _ = std::fs::remove_file(&arrival.path);
+    }
+    own
 }
 
 /// The accessions a retrieve's count is split into (parts of the
@@ -363,19 +418,18 @@ impl Refusal {
     }
 }
 
-/// The C-MOVE receiver of a job: the lock on the move port and storescp
-/// listening on it, writing into the job's `incoming` folder.
+/// The C-MOVE receiver of a job: the lock on the move port and the
+/// receiver listening on it, writing into the job's `incoming` folder.
 pub struct MoveReceiver {
-    // Fields drop in this order: storescp is gone (the port free) before
-    // the lock lets the next job in.
-    running: Running,
+    // Fields drop in this order: the port is free before the lock lets the
+    // next job in.
+    receiver: Receiver,
     _lock: PortLock,
 }
 
 /// Takes the lock and starts the receiver when the PACS is to C-MOVE;
 /// `None` for C-GET. A job tries this beside the lookup, without waiting
-/// for the lock (storescp takes some 40 ms to listen, which the lookup's
-/// C-FIND hides), then again after the lookup with `receiver_after`.
+/// for the lock, then again after the lookup with `receiver_after`.
 pub fn prepare_receiver(
     context: &Context,
     root: &Root,
@@ -393,12 +447,8 @@ pub fn prepare_receiver(
         (true, None) => Duration::from_secs(context.config.lock_wait_secs),
     };
     let lock = root.lock(pacs.move_port, wait, &mut |message| log::info!("{message}"))?;
-    let incoming = arrivals::incoming_of(work);
-    std::fs::create_dir_all(&incoming).map_err(|err| {
-        Failure::config(format!("cannot create {}: {}", incoming.display(), staging::lower(&err)))
-    })?;
-    let running = start_receiver(context, pacs, &incoming)?;
-    Ok(Some(MoveReceiver { running, _lock: lock }))
+    let receiver = Receiver::start(context, pacs, &arrivals::incoming_of(work), &work.join("receiver"))?;
+    Ok(Some(MoveReceiver { receiver, _lock: lock }))
 }
 
 /// The receiver the job started beside its lookup or, when the port was
@@ -455,6 +505,9 @@ fn transfer(
     let mut statuses: Vec<String> = Vec::new();
     let mut stored = Some(0);
     let mut cancelled = false;
+    if let Some(receiver) = &receiver {
+        receiver.receiver.asking();
+    }
     for keys in &requests {
         let remaining = deadline.remaining().map_err(|_| too_slow(pacs))?;
         crate::signals::check()?;
@@ -487,46 +540,54 @@ fn transfer(
         }
         stored = stored.zip(log.stored).map(|(a, b)| a + b);
     }
-    if let Some(receiver) = receiver {
+    let mut refused = Vec::new();
+    if let Some(MoveReceiver { receiver, _lock }) = receiver {
         // Every file is on disk before the PACS sends the final response
-        // (storescp writes each before answering its C-STORE), so the
-        // receiver can go now; after a refusal, once the PACS is quiet.
+        // (storescp writes each before answering its C-STORE); what the
+        // receiver waits for is a sub-association still ending. After a
+        // refusal the PACS may go on sending once movescu is gone: what it
+        // sends must reach this job's receiver (and go with the staging
+        // folder), not the next job's on the same port, so the receiver and
+        // the lock stay until nothing has happened for a second, at most ten.
         if cancelled {
-            drain(watch);
+            receiver.wait_quiet(Duration::from_secs(1), Duration::from_secs(10));
+        } else {
+            receiver.wait_quiet(QUIET, Duration::from_secs(5));
         }
-        let output = receiver.running.stop();
-        if let Some(problem) = storescp::start_problem(&output.lines) {
-            log::debug!("the C-MOVE receiver said: {problem}");
+        let tally = receiver.stop();
+        for association in &tally.associations {
+            log::debug!("association {} from {}", association.source.association, association.source);
         }
+        if !tally.refused.is_empty() {
+            log::warn!(
+                "the move port refused {} connection(s) that did not come from the PACS ({})",
+                tally.refused.len(),
+                tally
+                    .refused
+                    .iter()
+                    .map(|(peer, _)| peer.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        refused = tally.refused;
     }
-    Ok(Transferred { statuses, stored })
+    Ok(Transferred { statuses, stored, refused })
 }
 
-/// After a C-MOVE stopped for a refused image: a PACS may go on with the
-/// sub-operations once movescu is gone. What it sends must reach this
-/// job's receiver (and be thrown away with the staging folder), not the
-/// next job's on the same port, which would refuse a good study for it.
-/// So the receiver and the port's lock stay until nothing has arrived for
-/// a second, for at most ten.
-fn drain(watch: &Watch) {
-    let started = Instant::now();
-    let mut seen = watch.count();
-    while started.elapsed() < Duration::from_secs(10) && crate::signals::check().is_ok() {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = watch.count();
-        if now == seen {
-            return;
-        }
-        log::debug!("the PACS is still sending after the C-MOVE was stopped ({} files more)", now - seen);
-        seen = now;
-    }
-}
+/// How long the receiver waits, once the last C-MOVE has ended and no
+/// association is open, for a PACS that ends a sub-association late.
+const QUIET: Duration = Duration::from_millis(20);
 
 /// What the C-MOVEs or C-GETs said: their problems, and how many files the
 /// tool wrote (getscu says; storescp writes each under a name of its own).
 struct Transferred {
     statuses: Vec<String>,
     stored: Option<usize>,
+    /// Connections to the move port refused: (peer, why).
+    refused: Vec<(String, String)>,
 }
 
 /// What one C-MOVE or C-GET run's log says: an error that ends the job,
@@ -569,55 +630,6 @@ fn judge(
     Ok(Some(format!("the PACS ended the {verb} with {status}{counts}")))
 }
 
-/// Starts storescp on the move port and waits until it listens.
-fn start_receiver(context: &Context, pacs: &Pacs, incoming: &Path) -> Result<Running, Failure> {
-    let port = pacs.move_port;
-    let taken = || {
-        Failure::busy(&format!(
-            "port {port} (pacs.move_port) is in use by another program, so the PACS cannot send to us: \
-             stop that program or choose another move_port (and tell the PACS)"
-        ))
-    };
-    // Anything listening there now is not ours: the lock is held.
-    if storescp::listening(port) {
-        return Err(taken());
-    }
-    let program = context.toolbox.path(Tool::Storescp)?;
-    let mut command = Command::new(&program, Duration::from_secs(crate::config::MAX_SECS));
-    command.args(storescp::args(pacs.calling_ae.as_str(), port, &pacs.timeouts, incoming));
-    command.dir = incoming.parent().map(Path::to_path_buf);
-    let receiver = runner::spawn(&command, Box::new(|_| {}))?;
-    let started = Instant::now();
-    loop {
-        // Listening, and storescp alive: not another program that took the
-        // port in the meantime (storescp would then have ended).
-        if storescp::listening(port) && receiver.is_running() {
-            return Ok(receiver);
-        }
-        if !receiver.is_running() {
-            let output = receiver.stop();
-            return Err(match storescp::start_problem(&output.lines) {
-                Some(why) if why.contains("in use") => taken(),
-                Some(why) => Failure::config(format!(
-                    "the C-MOVE receiver (storescp) on port {port} did not start: {why}"
-                )),
-                None => {
-                    Failure::config(format!("the C-MOVE receiver (storescp) on port {port} ended at once"))
-                }
-            });
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            return Err(Failure::config(format!(
-                "the C-MOVE receiver (storescp) did not listen on port {port} within 10 s"
-            )));
-        }
-        crate::signals::check()?;
-        // The probe costs microseconds: look often; a privileged port is
-        // looked up in /proc/net (see storescp::listening), which costs more.
-        std::thread::sleep(Duration::from_millis(if port < 1024 { 5 } else { 1 }));
-    }
-}
-
 fn too_slow(pacs: &Pacs) -> Failure {
     Failure::fetch_incomplete(&format!(
         "the retrieve from the PACS {} did not finish within pacs.timeout_total_secs ({} s)",
@@ -658,11 +670,16 @@ pub fn verify(
     let (kept, repeats) = arrivals::deduplicate(arrivals).map_err(refuse)?;
     let requested = Requested::of(found, allow.mixed_patients);
     let mut by_study: Vec<Vec<Received>> = vec![Vec::new(); found.studies.len()];
-    for (path, identity) in kept {
+    for (path, identity, source) in kept {
         // Each file was placed as it arrived (the final sweep's too); the
         // verdict places it again, where nothing else can slip past.
-        let study = requested.place(&identity)?;
-        by_study[study].push(Received { path, identity });
+        let study = requested.place(&identity).map_err(|mut failure| {
+            if let Some(source) = &source {
+                failure.detail = format!("{} (delivered by {source})", failure.detail);
+            }
+            failure
+        })?;
+        by_study[study].push(Received { path, identity, source });
     }
     // Whose images these are, by the lookup and every file together.
     let studies = requested.studies_as_learned(found);
@@ -760,6 +777,17 @@ pub fn verify(
         });
         files.extend(received);
     }
+    let mut delivered_by: Vec<DeliveredBy> = Vec::new();
+    for source in files.iter().filter_map(|f| f.source.as_deref()) {
+        match delivered_by.iter_mut().find(|d| d.peer == source.peer && d.calling_ae == source.calling_ae) {
+            Some(known) => known.files += 1,
+            None => delivered_by.push(DeliveredBy {
+                peer: source.peer.clone(),
+                calling_ae: source.calling_ae.clone(),
+                files: 1,
+            }),
+        }
+    }
     Ok(Retrieved {
         files,
         per_study,
@@ -767,6 +795,7 @@ pub fn verify(
         proof: Some(proof),
         patients,
         missing,
+        delivered_by,
         warnings,
     })
 }
@@ -891,24 +920,6 @@ mod tests {
     }
 
     #[test]
-    fn after_a_refusal_the_receiver_waits_until_the_pacs_is_quiet() {
-        let work = tempfile::tempdir().expect("work");
-        let watch = Watch::start(work.path(), Box::new(|_| {})).expect("watch");
-        let incoming = watch.incoming().to_path_buf();
-        // A PACS that goes on sending for a while after movescu is gone.
-        let sender = std::thread::spawn(move || {
-            for n in 0..5 {
-                std::fs::write(incoming.join(format!("late{n}")), "not dicom").expect("write");
-                std::thread::sleep(Duration::from_millis(400));
-            }
-        });
-        std::thread::sleep(Duration::from_millis(100));
-        drain(&watch);
-        sender.join().expect("sender");
-        assert_eq!(watch.count(), 5, "the receiver went before the PACS was done");
-    }
-
-    #[test]
     fn the_count_splits_by_accession() {
         let mut found = found();
         let second = |accession: &str, uid: &str, instances| FoundStudy {
@@ -1028,7 +1039,7 @@ mod tests {
                     series_instance_uid: "2.25.1.1".into(),
                     ..Identity::default()
                 };
-                Arrival { path, identity: Ok(identity) }
+                Arrival { path, identity: Ok(identity), source: None }
             })
             .collect()
     }

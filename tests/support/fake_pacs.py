@@ -789,7 +789,8 @@ class FakePacs:
             log(f"C-MOVE late: cannot open an association ({error}); the last {count} are not sent")
             return
         if not store.is_established:
-            log(f"C-MOVE late: {name} did not accept the association ({outcome(store)}); "
+            log(f"C-MOVE late: {name} did not accept the association "
+                f"({outcome(store, store in self.requested)}); "
                 f"the last {count} are not sent")
             return
         results: Counter = Counter()
@@ -818,9 +819,11 @@ class FakePacs:
         ae = event.assoc.ae
         results: queue.Queue = queue.Queue()
 
+        opened = [0]  # set by the barrier's action, before any result arrives
+
         def all_tried() -> None:
-            up = sum(1 for store in stores if store is not None and store.is_established)
-            then = "shutting down" if self.stop.is_set() else "sending"
+            up = opened[0] = sum(1 for store in stores if store is not None and store.is_established)
+            then = "shutting down" if self.stop.is_set() else "sending" if up else "answering 0xA801"
             log(f"C-MOVE {up} of {plural(ways, 'sub-association')} to {name} open; {then}")
 
         stores: list = [None] * ways
@@ -833,7 +836,8 @@ class FakePacs:
                 store = ae.associate(destination[0], destination[1], ae_title=name,
                                      **self.association_options(share))
                 stores[index] = store
-                log(f"{label} " + ("open" if store.is_established else f"not open ({outcome(store)})"))
+                why = "" if store.is_established else outcome(store, store in self.requested)
+                log(f"{label} " + ("open" if store.is_established else f"not open ({why})"))
             except OSError as error:  # e.g. a --bind address that is not ours
                 log(f"{label} not open ({error})")
             try:
@@ -872,6 +876,8 @@ class FakePacs:
                 continue
             instance, category = item
             remaining -= 1
+            if not opened[0]:
+                continue  # none open: the one answer is the final 0xA801 below
             if category == "Success":
                 completed += 1
             elif category == "Warning":
@@ -889,6 +895,16 @@ class FakePacs:
             pending.NumberOfFailedSuboperations = failed
             pending.NumberOfWarningSuboperations = warning
             event.assoc.dimse.send_msg(pending, event.context.context_id)
+        if not opened[0]:
+            # As pynetdicom answers when its own sub-association is not accepted.
+            def refuse(primitive) -> None:
+                primitive.Status = MOVE_DESTINATION_UNKNOWN
+                for label in ("Remaining", "Completed", "Failed", "Warning"):
+                    setattr(primitive, f"NumberOf{label}Suboperations", None)
+
+            on_final_response(event.assoc, request.MessageID, refuse)
+            yield 0
+            return
         if failed == 0 and warning == 0:
             log(f"C-MOVE sent all {plural(n, 'instance')} over {plural(ways, 'sub-association')}")
         else:
@@ -1050,8 +1066,12 @@ def store_result(store, instance: Instance, msg_id: int, originator_aet: str, or
     return category if category in ("Success", "Warning") else "Failure"
 
 
-def outcome(assoc) -> str:
-    """Why an association we requested is not established."""
+def outcome(assoc, connected: bool) -> str:
+    """Why an association we requested is not established (`connected`:
+    whether its TCP connection was ever made)."""
+    if not connected:
+        # pynetdicom "aborts" these too, so _sent_abort says nothing here.
+        return "no connection"
     if assoc.is_rejected:
         return "rejected"
     if getattr(assoc, "_sent_abort", False):  # pynetdicom's ACSE timeout, or our shutdown
