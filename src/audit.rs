@@ -65,6 +65,10 @@ struct FinishedLine<'a> {
     proof: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// What the job said although it went on (an empty study, a refused
+    /// connection to the move port, a name that could not be decoded).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
 }
 
 impl AuditLog {
@@ -154,6 +158,12 @@ impl AuditLog {
 }
 
 fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &str) -> String {
+    let warnings: &[String] = match result {
+        Ok(Report::Print(printed)) => &printed.warnings,
+        Ok(Report::Plan(plan)) => &plan.warnings,
+        Ok(Report::Fetch(fetched)) => &fetched.warnings,
+        _ => &[],
+    };
     let (patients, destination, files, outcome, proof, detail): (&[Patient], _, _, _, _, _) = match result {
         Ok(Report::Print(printed)) => (
             &printed.patients,
@@ -192,6 +202,7 @@ fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &st
         files,
         proof,
         detail,
+        warnings,
     })
 }
 

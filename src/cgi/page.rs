@@ -84,6 +84,7 @@ impl<'a> Verdict<'a> {
                     escape_html(&printed.destination)
                 );
                 body.push_str(&studies_table(&printed.studies));
+                body.push_str(&notes(&printed.warnings, &printed.patients));
                 body
             }
             Ok(Report::Plan(plan)) => {
@@ -118,6 +119,27 @@ impl<'a> Verdict<'a> {
             self.class,
             self.title
         )
+    }
+}
+
+/// What the job said although it went on, as a list; a note that names a
+/// patient stays in the audit log and the error log (web pages never name
+/// a patient beyond the one shown).
+fn notes(warnings: &[String], patients: &[Patient]) -> String {
+    let names = |w: &String| {
+        patients
+            .iter()
+            .any(|p| (!p.name.is_empty() && w.contains(&p.name)) || (!p.id.is_empty() && w.contains(&p.id)))
+    };
+    let shown: Vec<String> = warnings
+        .iter()
+        .filter(|w| !names(w))
+        .map(|w| format!("<li>{}</li>", escape_html(&sentence(w))))
+        .collect();
+    if shown.is_empty() {
+        String::new()
+    } else {
+        format!("<ul class=\"notes\">\n{}\n</ul>\n", shown.join("\n"))
     }
 }
 

@@ -1174,11 +1174,24 @@ pub struct FakePacs {
     pub dicom_port: u16,
     pub move_port: u16,
     pub dir: TempDir,
+    /// The loopback address it listens on and sends from.
+    pub host: String,
     _server: Server,
 }
 
 impl FakePacs {
     pub fn start(behaviour: &str, files: &[crate::dicom_gen::Written], extra: &[&str]) -> FakePacs {
+        FakePacs::start_at("127.0.0.1", behaviour, files, extra)
+    }
+
+    /// A PACS that looks like another host: it listens on `host` (another
+    /// loopback address) and opens its sub-associations from there.
+    pub fn start_at(
+        host: &str,
+        behaviour: &str,
+        files: &[crate::dicom_gen::Written],
+        extra: &[&str],
+    ) -> FakePacs {
         let python = pynetdicom_python();
         let dir = tempfile::tempdir().expect("fake PACS dir");
         let data = dir.path().join("data");
@@ -1200,21 +1213,42 @@ impl FakePacs {
                 .arg(format!("{OUR_AE}=127.0.0.1:{move_port}"))
                 .arg("--ready-file")
                 .arg(&ready)
+                .args(["--host", host, "--bind", host])
                 .args(extra),
             &log,
         );
         wait_for_ready(&ready, "fake_pacs.py", &log);
-        FakePacs { dicom_port, move_port, dir, _server: server }
+        FakePacs { dicom_port, move_port, dir, host: host.to_string(), _server: server }
     }
 
     pub fn config(&self, extra: &str) -> String {
-        pacs_section(self.dicom_port, self.move_port, extra)
+        pacs_section(self.dicom_port, self.move_port, extra).replacen(
+            "host = \"127.0.0.1\"",
+            &format!("host = \"{}\"", self.host),
+            1,
+        )
     }
 
     /// What it logged (one line per request).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("fake_pacs.log")).unwrap_or_default()
     }
+}
+
+/// Pushes `files` to a Storage SCP on 127.0.0.1:`port` as AE FORGER, from
+/// `from` (a loopback address) when given, with tests/support/push.py;
+/// returns its exit code and what it printed.
+pub fn push(files: &[&Path], port: u16, from: Option<&str>) -> (Option<i32>, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/push.py");
+    let mut command = Command::new(pynetdicom_python());
+    command.arg(script).arg(format!("127.0.0.1:{port}")).args(files).args(["--timeout", "5"]);
+    if let Some(from) = from {
+        command.args(["--bind", from]);
+    }
+    let output = command.output().expect("push.py");
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code(), said)
 }
 
 /// A CD publisher that stops answering after `stall_after` files

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::dicom_gen::{self, CT_IMAGE, MR_IMAGE, Series, Study, Written};
-use crate::harness::{Dcmqrscp, Orthanc, Publisher, Storescp, TestEnv, require};
+use crate::harness::{
+    Answer, Dcmqrscp, FakePacs, Orthanc, PatientApi, Publisher, Storescp, TestEnv, require,
+};
 
 /// Either real PACS.
 enum Pacs {
@@ -371,4 +373,172 @@ fn for_people(name: &str) -> String {
         Some(given) => format!("{family}, {given}"),
         None => family.to_string(),
     }
+}
+
+/// A PACS whose own counts (31 in the study, 20 in its first series) say
+/// more than its image list (17 in that series), and which sends what it
+/// lists: the list alone would let 3 images go missing unseen.
+#[test]
+fn counts_that_disagree_with_the_list_fail_the_job() {
+    let source = tempfile::tempdir().expect("source");
+    let study = Study::new(
+        "DOE^JOHN",
+        "PID001",
+        "CNT1",
+        vec![Series::new("CT", CT_IMAGE, 20), Series::new("MR", MR_IMAGE, 11)],
+    );
+    let files = dicom_gen::write_study(source.path(), &study);
+    let pacs = FakePacs::start("list-short", &files, &[]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    for retrieve in ["move", "get"] {
+        let env = TestEnv::new(&format!(
+            "{}{}",
+            pacs.config(&format!("retrieve = \"{retrieve}\"\n")),
+            TestEnv::publisher_section(publisher.port, "dcmsend", "")
+        ));
+        let run = env.run(&["--json", "print", "CNT1"]);
+        run.expect_code(75);
+        let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains("counted 20, listed 17"), "{retrieve}: {detail}");
+        assert!(publisher.received_uids().is_empty(), "{retrieve}");
+        env.assert_staging_empty();
+    }
+}
+
+/// Accession Z1 holds a CT study the PACS counts 0 (it holds 5) and an MR
+/// study of 6: the count is wrong, and the job says so rather than send 6.
+#[test]
+fn a_study_counted_zero_is_still_asked_for() {
+    let source = tempfile::tempdir().expect("source");
+    let mut files = dicom_gen::write_study(
+        &source.path().join("ct"),
+        &Study::new("DOE^JOHN", "PID001", "Z1", vec![Series::new("CT", CT_IMAGE, 5)]),
+    );
+    files.extend(dicom_gen::write_study(
+        &source.path().join("mr"),
+        &Study::new("DOE^JOHN", "PID001", "Z1", vec![Series::new("MR", MR_IMAGE, 6)]),
+    ));
+    let pacs = FakePacs::start("zero-count", &files, &[]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["--json", "print", "Z1"]);
+    run.expect_code(75);
+    let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("the study counted 0, its series list 5"), "{detail}");
+    assert!(publisher.received_uids().is_empty());
+    // The dry run asks too, and says the same.
+    env.run(&["--json", "print", "--dry-run", "Z1"]).expect_code(75);
+}
+
+/// Where the HIS's ids are not the PACS's (`same_id_as_pacs = false`),
+/// the two are one patient, and the result shows both.
+#[test]
+fn his_ids_of_their_own_are_shown_not_counted() {
+    let pacs = Orthanc::start();
+    let source = tempfile::tempdir().expect("source");
+    pacs.load(&dicom_gen::write_study(
+        source.path(),
+        &Study::new("DOE^JOHN", "PID001", "HIS1", vec![Series::new("CT", CT_IMAGE, 3)]),
+    ));
+    let api = PatientApi::start(vec![(
+        "/patients/HIS1",
+        Answer::json(200, r#"{"patient":{"name":"DOE^JOHN","mrn":"RM-001"}}"#),
+    )]);
+    let env = TestEnv::new(&format!(
+        "audit_log = \"audit.log\"\n{}{}same_id_as_pacs = false\n",
+        pacs.config(""),
+        api.config(None)
+    ));
+    let out = env.dir.path().join("disc");
+    let run = env.run(&["--json", "fetch", "HIS1", "-o", out.to_str().expect("utf-8")]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["patients"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json["patients"][0]["id"], "PID001");
+    assert_eq!(json["patients"][0]["his_id"], "RM-001");
+    let audit = env.audit_lines("audit.log");
+    assert_eq!(audit.last().expect("audit")["patients"][0]["his_id"], "RM-001");
+    let text = env.run(&["fetch", "HIS1", "-o", env.dir.path().join("disc2").to_str().expect("utf-8")]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("DOE, JOHN (PID001, HIS RM-001)"), "{}", text.stdout);
+}
+
+/// A PACS whose answers give no issuer: the two studies look like one
+/// patient until their images arrive naming two issuers. Refused then
+/// (75, nothing kept), or, when allowed, both named.
+#[test]
+fn issuers_only_the_images_give_still_tell_patients_apart() {
+    let source = tempfile::tempdir().expect("source");
+    let twin = |issuer: &str, accession: &str, dir: &str| {
+        let study = patient(
+            "SMITH^ANNA",
+            "12345",
+            Some(issuer),
+            "19700101",
+            accession,
+            Series::new("CT", CT_IMAGE, 4),
+        );
+        dicom_gen::write_study(&source.path().join(dir), &study)
+    };
+    let mut files = twin("HOSP_A", "ISSA", "a");
+    files.extend(twin("HOSP_B", "ISSB", "b"));
+    let pacs = FakePacs::start("no-issuer", &files, &[]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "audit_log = \"audit.log\"\n{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["--json", "print", "ISSA,ISSB"]);
+    run.expect_code(75);
+    let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(
+        detail.contains("HOSP_A") && detail.contains("HOSP_B") && detail.contains("nothing was kept"),
+        "{detail}"
+    );
+    assert!(publisher.received_uids().is_empty());
+    env.assert_staging_empty();
+    let run = env.run(&["--json", "print", "ISSA,ISSB", "--allow-mixed-patients"]);
+    run.expect_code(0);
+    let issuers: Vec<String> = run.json()["patients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["issuer"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(issuers, ["HOSP_A", "HOSP_B"], "{}", run.stdout);
+    assert_eq!(publisher.received_uids().len(), 8);
+    let audit = env.audit_lines("audit.log");
+    assert_eq!(audit.last().expect("audit")["patients"].as_array().map(Vec::len), Some(2));
+}
+
+/// An accession with a study that holds nothing yet (an order): the job
+/// sends the other study and says so, never silently.
+#[test]
+fn an_empty_study_is_named() {
+    let source = tempfile::tempdir().expect("source");
+    let files = dicom_gen::write_study(
+        source.path(),
+        &Study::new("DOE^JOHN", "PID001", "E1", vec![Series::new("CT", CT_IMAGE, 5)]),
+    );
+    let pacs = FakePacs::start("empty-study", &files, &[]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "audit_log = \"audit.log\"\n{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["--json", "print", "E1"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["files_sent"], 5);
+    assert!(run.json()["warnings"].to_string().contains("holds no images"), "{}", run.stdout);
+    let text = env.run(&["print", "E1"]);
+    text.expect_code(0);
+    assert!(text.stderr.contains("holds no images"), "{}", text.stderr);
+    let audit = env.audit_lines("audit.log");
+    assert!(audit.last().expect("audit")["warnings"].to_string().contains("holds no images"), "{audit:?}");
 }

@@ -1,15 +1,20 @@
-//! The C-MOVE receiver: pacs2cd's own storescp on the move port, one for
-//! the whole job, stopped and reaped on every path — a port taken by
-//! another program, SIGTERM, and SIGKILL of pacs2cd itself (the kernel
-//! ends the receiver with its parent, and the port is free again).
+//! The C-MOVE receiver: pacs2cd's own socket on the move port, taking only
+//! the PACS's connections, one storescp per association, stopped and
+//! reaped on every path — a port taken by another program (IPv4 or IPv6),
+//! a forger pushing mid-job, parallel sub-associations, SIGTERM, and
+//! SIGKILL of pacs2cd itself (the kernel ends the receivers with it, and
+//! the port is free again).
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
 use crate::data::big_pacs;
-use crate::harness::{Orthanc, Publisher, Storescp, TestEnv, processes_mentioning};
+use crate::dicom_gen::{self, CT_IMAGE, MR_IMAGE, Series, Study, Written};
+use crate::harness::{FakePacs, Orthanc, Publisher, Storescp, TestEnv, processes_mentioning, push};
 
 fn config(pacs: &Orthanc, publisher: u16) -> String {
     format!("{}{}", pacs.config(""), TestEnv::publisher_section(publisher, "dcmsend", ""))
@@ -41,15 +46,14 @@ fn wait_for_arrivals(staging: &Path, child: &mut Child) {
     }
 }
 
-/// No receiver left: nothing listens on the move port, no storescp names it.
-fn assert_receiver_gone(pacs: &Orthanc) {
+/// No receiver left: nothing listens on the move port, no storescp writes
+/// into this test's staging root.
+fn assert_receiver_gone(env: &TestEnv, pacs: &Orthanc) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let port = format!(" {} ", pacs.move_port);
+    let staging = env.staging.display().to_string();
     loop {
-        let left: Vec<String> = processes_mentioning("storescp")
-            .into_iter()
-            .filter(|p| format!("{p} ").contains(&port))
-            .collect();
+        let left: Vec<String> =
+            processes_mentioning("storescp").into_iter().filter(|p| p.contains(&staging)).collect();
         let bound = TcpListener::bind(("0.0.0.0", pacs.move_port)).is_err();
         if left.is_empty() && !bound {
             return;
@@ -69,13 +73,102 @@ fn a_move_port_taken_by_another_program_is_busy() {
     run.expect_code(75);
     assert_eq!(run.json()["error"], "busy");
     assert!(
-        run.json()["detail"].as_str().is_some_and(|d| d.contains("in use by another program")),
+        run.json()["detail"].as_str().is_some_and(
+            |d| d.contains("in use by another program") && d.contains(&pacs.move_port.to_string())
+        ),
         "{}",
         run.stdout
     );
     assert!(publisher.received_uids().is_empty());
     env.assert_staging_empty();
     drop(squatter);
+    // A squatter on IPv6 alone is seen too (the receiver binds both).
+    let v6 = std::net::TcpListener::bind(("::1", pacs.move_port)).expect("squat the move port on IPv6");
+    let run = env.run(&["--json", "print", "BIG001"]);
+    run.expect_code(75);
+    assert!(run.json()["detail"].as_str().is_some_and(|d| d.contains("IPv6")), "{}", run.stdout);
+    drop(v6);
+}
+
+/// One study of 30 images, the forged image a stranger pushes into it (same
+/// study and patient, a series of its own), and their files.
+fn study_and_forgery(dir: &Path) -> (Vec<Written>, Vec<Written>) {
+    let study = Study::new("DOE^JOHN", "PID001", "ACC100", vec![Series::new("CT", CT_IMAGE, 30)]);
+    let files = dicom_gen::write_study(&dir.join("study"), &study);
+    let forged = Study { series: vec![Series::new("MR", MR_IMAGE, 1)], ..study };
+    (files, dicom_gen::write_study(&dir.join("forged"), &forged))
+}
+
+#[test]
+fn only_the_pacs_delivers_to_the_move_port() {
+    let source = tempfile::tempdir().expect("source");
+    let (files, forged) = study_and_forgery(source.path());
+    // The PACS looks like another host: 127.0.0.2.
+    let pacs = FakePacs::start_at("127.0.0.2", "slow", &files, &["--pause", "0.1"]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "audit_log = \"audit.log\"\n{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
+        .args(["--config", env.config.to_str().expect("utf-8"), "--json", "print", "ACC100"])
+        .env("HOME", env.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_arrivals(&env.staging, &mut child);
+    // Mid-job, a local user pushes from loopback, and a host elsewhere
+    // (127.0.0.3): both are closed without an answer.
+    let forgery: Vec<&Path> = forged.iter().map(|f| f.path.as_path()).collect();
+    for from in [None, Some("127.0.0.3")] {
+        let (code, said) = push(&forgery, pacs.move_port, from);
+        assert_eq!(code, Some(1), "{from:?}: {said}");
+        assert!(said.contains("closed by the peer"), "{from:?}: {said}");
+    }
+    // DCMTK's own storescu, as a local user would push.
+    let storescu = crate::harness::require("storescu", "dcmtk");
+    let pushed = Command::new(storescu)
+        .args(["-aet", "PACS", "-aec", "PACS2CD", "127.0.0.1", &pacs.move_port.to_string()])
+        .arg(&forged[0].path)
+        .output()
+        .expect("storescu");
+    assert!(!pushed.status.success(), "storescu's push was taken");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let expected: BTreeSet<String> = files.iter().map(|f| f.sop_instance_uid.clone()).collect();
+    let received: BTreeSet<String> = publisher.received_uids().into_iter().collect();
+    assert_eq!(received, expected, "only the PACS's images reach the publisher");
+    assert!(stderr.contains("refused a connection to the move port from 127.0.0.1"), "{stderr}");
+    assert!(stderr.contains("refused a connection to the move port from 127.0.0.3"), "{stderr}");
+    assert_eq!(json["delivered_by"][0]["peer"], "127.0.0.2", "{json}");
+    assert_eq!(json["delivered_by"][0]["files"], 30, "{json}");
+    assert!(json["warnings"].to_string().contains("refused 3 connection(s)"), "{json}");
+    env.assert_staging_empty();
+}
+
+#[test]
+fn a_move_over_parallel_sub_associations_arrives_whole() {
+    let source = tempfile::tempdir().expect("source");
+    let (files, _) = study_and_forgery(source.path());
+    let pacs = FakePacs::start("parallel", &files, &[]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["--json", "print", "ACC100"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["files_sent"], 30);
+    let associations: BTreeSet<String> =
+        run.json()["delivered_by"].as_array().into_iter().flatten().map(|d| d["peer"].to_string()).collect();
+    assert_eq!(associations.len(), 1, "one peer");
+    assert!(pacs.log().contains("parallel"), "{}", pacs.log());
+    env.assert_staging_empty();
 }
 
 #[test]
@@ -92,7 +185,7 @@ fn sigterm_and_sigkill_mid_move_leave_no_receiver() {
     let output = child.wait_with_output().expect("wait");
     assert_eq!(output.status.code(), Some(143), "{}", String::from_utf8_lossy(&output.stderr));
     env.assert_staging_empty();
-    assert_receiver_gone(&pacs);
+    assert_receiver_gone(&env, &pacs);
     assert!(publisher.received_uids().is_empty(), "nothing reaches the robot before the disc is proven");
 
     // SIGKILL: pacs2cd cannot clean up, but its receiver must not live on
@@ -101,7 +194,7 @@ fn sigterm_and_sigkill_mid_move_leave_no_receiver() {
     wait_for_arrivals(&env.staging, &mut child);
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    assert_receiver_gone(&pacs);
+    assert_receiver_gone(&env, &pacs);
     // The next job gets the port, and the disc.
     env.run(&["print", "BIG001"]).expect_code(0);
     assert_eq!(publisher.received_uids().len(), 400);

@@ -151,6 +151,9 @@ BEHAVIOURS = {
     "then --pause S (default 0.5) later sends the K on a new association",
     "no-multi-study": "a C-MOVE/C-GET naming several StudyInstanceUIDs fails (0xA801 / 0xC000, "
     "counts 0, nothing sent)",
+    "no-issuer": "C-FIND responses never carry IssuerOfPatientID (the files do); otherwise normal",
+    "empty-study": "a STUDY-level C-FIND also answers, for each accession, a study the archive "
+    "holds no instance of (NumberOfStudyRelatedInstances 0; no series); otherwise normal",
 }
 
 # Behaviours whose C-FIND responses carry no NumberOf*Related* counts.
@@ -513,6 +516,17 @@ class FakePacs:
                 twin = copy.deepcopy(response)
                 twin.PatientID = "OTHER-ID"
                 responses.append(twin)
+        if self.behaviour == "empty-study" and level == "STUDY":
+            for accession in sorted({e[0].value("AccessionNumber") for e in entities}):
+                template = next(e for e in entities if e[0].value("AccessionNumber") == accession)
+                empty = self.response(identifier, level, template)
+                empty.StudyInstanceUID = fresh_uid(template[0].study_uid, "empty-study")
+                if "NumberOfStudyRelatedInstances" in empty:
+                    empty.NumberOfStudyRelatedInstances = 0
+                if "ModalitiesInStudy" in empty:
+                    empty.ModalitiesInStudy = ""
+                responses.append(empty)
+                note += f", an empty study {empty.StudyInstanceUID} (empty-study)"
         extra = f", {len(responses)} responses" if len(responses) != len(entities) else ""
         log(f"{what} -> {plural(len(entities), 'match')}{extra}{note}")
         for response in responses:
@@ -562,6 +576,8 @@ class FakePacs:
                 response[header[keyword].tag] = copy.deepcopy(header[keyword])
             else:
                 response[keyword] = DataElement(keyword, vr_of(keyword), None)
+        if self.behaviour == "no-issuer" and "IssuerOfPatientID" in response:
+            del response.IssuerOfPatientID
         if latin1:
             # Re-encode the names ourselves: raw bytes go out as they are, with
             # no SpecificCharacterSet to tell the client what they mean.
