@@ -24,13 +24,15 @@
 //! - MSG: a UTF-8 BOM, then the XML (RFC 5424 6.4: the BOM says it is UTF-8).
 //!
 //! The local socket (/dev/log) gets the format glibc's syslog(3) writes,
-//! not RFC 5424: systemd-journald's /dev/log and rsyslog's imuxsock (with
-//! its default parser) read only that one, and take `<PRI>1 TIMESTAMP ...`
-//! for a message from a program named "1" (checked with Debian's rsyslog in
-//! the tests). Its MSGID has no slot there; the record is found by the
-//! program name and the facility. Audit messages are several KB: rsyslog's
-//! default `maxMessageSize` (8 KB) cuts longer ones, so a hospital that
-//! keeps them with rsyslog sets `global(maxMessageSize="64k")`.
+//! not RFC 5424. rsyslog's imuxsock, with its default parser, reads only
+//! that one: given `<85>1 2026-... host pacs2cd 42 IHE+RFC-3881 - ...` it
+//! logs a message from a program named "1" without MSGID (the tests see
+//! this with Debian's rsyslog). systemd-journald's /dev/log reads the same
+//! BSD form: its parser wants `TAG[PID]:` after the date (from its source;
+//! the test machines run no systemd). There the MSGID has no slot; the
+//! record is found by program name and facility. Audit messages are several
+//! KB: rsyslog's default `maxMessageSize` (8096 bytes) cuts longer ones, so a
+//! hospital that keeps them with rsyslog sets `global(maxMessageSize="64k")`.
 
 // Jobs, `check` and the CGI mode start using this in the change that wires
 // it in; this line goes then.
@@ -67,6 +69,8 @@ const FACILITY: u8 = 10;
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a stream waits for the repository to close after the message.
 const CLOSE_WAIT: Duration = Duration::from_millis(1000);
+/// How long `probe` waits after a TLS handshake for a repository to hang up.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
 /// The largest UDP payload over IPv4 (65535 - 8 - 20).
 const UDP_MAX: usize = 65_507;
 
@@ -499,8 +503,8 @@ impl Syslog {
                                 Probe::Failed(format!("tls://{peer}: no TLS configuration")),
                             );
                         };
-                        match send_stream(peer, Some(config), &[], self.timeout) {
-                            Ok(_) => Probe::Ok(format!(
+                        match probe_tls(peer, config, self.timeout) {
+                            Ok(()) => Probe::Ok(format!(
                                 "tls://{peer}: TLS handshake done, its certificate is trusted"
                             )),
                             Err(why) => Probe::Failed(why),
@@ -587,31 +591,23 @@ fn connect(peer: &Peer, timeout: Duration) -> Result<TcpStream, String> {
     Err(last)
 }
 
-/// Sends one frame over TCP, or over TLS when `tls` is given (an empty
-/// frame: only the handshake, for `probe`), then closes and waits for the
-/// repository to close in turn: then it has read everything.
+/// Sends one frame over TCP, or over TLS when `tls` is given, then closes
+/// and waits for the repository to close in turn: then it has read
+/// everything. (A repository that refuses this host's client certificate
+/// after the handshake resets the connection, which the wait sees.)
 fn send_stream(
     peer: &Peer,
     tls: Option<&Arc<ClientConfig>>,
     frame: &[u8],
     timeout: Duration,
 ) -> Result<Receipt, String> {
-    let stream = connect(peer, timeout)?;
     let Some(config) = tls else {
-        let mut stream = stream;
+        let mut stream = connect(peer, timeout)?;
         stream.write_all(frame).map_err(|err| format!("tcp://{peer}: {}", describe_io(&err)))?;
         return close(stream, peer);
     };
-    let name = ServerName::try_from(peer.host.clone())
-        .map_err(|_| format!("tls://{peer}: {} is not a valid TLS server name", peer.host))?;
-    let connection =
-        ClientConnection::new(Arc::clone(config), name).map_err(|err| format!("tls://{peer}: {err}"))?;
-    let mut tls = StreamOwned::new(connection, stream);
+    let mut tls = handshake(peer, config, timeout)?;
     let fail = |err: std::io::Error| format!("tls://{peer}: {}", describe_tls(&err));
-    // The handshake happens first; an untrusted certificate ends it here.
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).map_err(fail)?;
-    }
     tls.write_all(frame).map_err(fail)?;
     tls.conn.send_close_notify();
     tls.flush().map_err(fail)?;
@@ -633,6 +629,51 @@ fn send_stream(
             // An alert (a client certificate the repository refuses) or a reset.
             Err(err) => return Err(fail(err)),
         }
+    }
+}
+
+/// Connects and completes the TLS handshake: an untrusted certificate, or
+/// one for another name, ends it here, before anything is sent.
+fn handshake(
+    peer: &Peer,
+    config: &Arc<ClientConfig>,
+    timeout: Duration,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let stream = connect(peer, timeout)?;
+    let name = ServerName::try_from(peer.host.clone())
+        .map_err(|_| format!("tls://{peer}: {} is not a valid TLS server name", peer.host))?;
+    let connection =
+        ClientConnection::new(Arc::clone(config), name).map_err(|err| format!("tls://{peer}: {err}"))?;
+    let mut tls = StreamOwned::new(connection, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).map_err(|err| format!("tls://{peer}: {}", describe_tls(&err)))?;
+    }
+    Ok(tls)
+}
+
+/// The handshake, then a moment's wait: a repository that refuses this
+/// host's certificate (or its lack of one) hangs up right after the
+/// handshake, while one that accepts it waits for a message. Sends no record.
+fn probe_tls(peer: &Peer, config: &Arc<ClientConfig>, timeout: Duration) -> Result<(), String> {
+    let mut tls = handshake(peer, config, timeout)?;
+    tls.sock
+        .set_read_timeout(Some(PROBE_WAIT))
+        .map_err(|err| format!("tls://{peer}: {}", describe_io(&err)))?;
+    let hung_up = |why: String| {
+        Err(format!(
+            "tls://{peer} hung up after the TLS handshake ({why}): does it refuse this host's client certificate?"
+        ))
+    };
+    let mut buffer = [0u8; 512];
+    match tls.read(&mut buffer) {
+        Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+            Ok(())
+        }
+        Ok(0) => hung_up("it closed the connection".into()),
+        Ok(_) => hung_up("it sent data".into()),
+        Err(err) => hung_up(describe_tls(&err)),
     }
 }
 
@@ -731,3 +772,208 @@ impl RateLimit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin { hostname: "ws1.radiology.example".into(), pid: 4242 }
+    }
+
+    fn time() -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(1_795_816_245_123_456)
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_microseconds() {
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(timestamp(time()), "2026-11-27T21:50:45.123456Z");
+        // Before 1970 (a clock gone wrong) is the epoch, not a panic.
+        assert_eq!(timestamp(UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn the_rfc5424_header_is_the_one_ihe_asks_for() {
+        let message = rfc5424(&origin(), Severity::Notice, time(), "<AuditMessage/>");
+        let expected = "<85>1 2026-11-27T21:50:45.123456Z ws1.radiology.example pacs2cd 4242 IHE+RFC-3881 - \u{FEFF}<AuditMessage/>";
+        assert_eq!(String::from_utf8(message).expect("utf-8"), expected);
+        // authpriv (10) * 8 + warning (4).
+        let warning = rfc5424(&origin(), Severity::Warning, time(), "x");
+        assert!(warning.starts_with(b"<84>1 "));
+        // A host name that is not a header field is made one.
+        let odd = Origin { hostname: "ws 1\u{e9}".into(), pid: 1 };
+        assert!(
+            String::from_utf8_lossy(&rfc5424(&odd, Severity::Notice, time(), "x"))
+                .contains(" ws_1_ pacs2cd 1 ")
+        );
+        let none = Origin { hostname: String::new(), pid: 1 };
+        assert!(
+            String::from_utf8_lossy(&rfc5424(&none, Severity::Notice, time(), "x")).contains(" - pacs2cd 1 ")
+        );
+    }
+
+    #[test]
+    fn the_local_format_is_glibcs() {
+        let message =
+            String::from_utf8(local(&origin(), Severity::Notice, time(), "<AuditMessage/>")).expect("utf-8");
+        let (pri, rest) = message.split_at(4);
+        assert_eq!(pri, "<85>");
+        // "Nov 27 21:50:45" in the local time zone: 15 characters.
+        let (stamp, rest) = rest.split_at(15);
+        assert_eq!(stamp.as_bytes()[3], b' ');
+        assert_eq!(&stamp[9..10], ":");
+        assert_eq!(rest, " pacs2cd[4242]: <AuditMessage/>");
+    }
+
+    #[test]
+    fn frames_count_octets() {
+        assert_eq!(octet_counted(b"hello"), b"5 hello");
+        // Bytes, not characters; a line end inside is just a byte.
+        assert_eq!(octet_counted("é\n".as_bytes()), "3 é\n".as_bytes());
+        assert_eq!(octet_counted(&[]), b"0 ");
+    }
+
+    #[test]
+    fn destinations_parse_or_name_the_value() {
+        let peer = |host: &str, port| Peer { host: host.into(), port };
+        assert_eq!("local".parse(), Ok(Destination::Local(DEV_LOG.into())));
+        assert_eq!("udp://10.0.0.7:514".parse(), Ok(Destination::Udp(peer("10.0.0.7", 514))));
+        assert_eq!(
+            "tcp://arr.hospital.example:601".parse(),
+            Ok(Destination::Tcp(peer("arr.hospital.example", 601)))
+        );
+        assert_eq!("tls://[fd00::7]:6514".parse(), Ok(Destination::Tls(peer("fd00::7", 6514))));
+        assert_eq!(Destination::Tls(peer("fd00::7", 6514)).to_string(), "tls://[fd00::7]:6514");
+        assert_eq!(Destination::Local(DEV_LOG.into()).to_string(), "local");
+        for bad in [
+            "",
+            "Local",
+            "syslog",
+            "/dev/log",
+            "tcp://",
+            "tcp://host",
+            "tcp://host:",
+            "tcp://host:0",
+            "tcp://host:65536",
+            "tcp://:514",
+            "tcp://user@host:514",
+            "tcp://host:514/path",
+            "tcp://ho st:514",
+            "tcp://fd00::7:514",
+            "tcp://[nothost]:514",
+            "https://arr:443",
+            "udp://host:514 ",
+        ] {
+            let err = bad.parse::<Destination>().expect_err(bad);
+            assert!(err.starts_with(&format!("audit_syslog: {bad:?} ")), "{err}");
+            assert!(err.contains("\"tls://HOST:PORT\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_configuration_keys_deserialize() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Keys {
+            #[serde(default = "default_destinations")]
+            audit_syslog: Vec<Destination>,
+            #[serde(default)]
+            audit_tls: AuditTls,
+        }
+        let keys: Keys = toml::from_str(
+            "audit_syslog = [\"local\", \"tls://arr.example:6514\"]\n\
+             [audit_tls]\nca = \"/etc/pacs2cd/arr-ca.pem\"\ncert = \"/etc/pacs2cd/client.pem\"\nkey = \"/etc/pacs2cd/client.key\"\n",
+        )
+        .expect("keys");
+        assert_eq!(keys.audit_syslog.len(), 2);
+        assert_eq!(keys.audit_tls.ca.as_deref(), Some(Path::new("/etc/pacs2cd/arr-ca.pem")));
+        let defaults: Keys = toml::from_str("").expect("defaults");
+        assert_eq!(defaults.audit_syslog, [Destination::Local(DEV_LOG.into())]);
+        let none: Keys = toml::from_str("audit_syslog = []").expect("none");
+        assert!(none.audit_syslog.is_empty());
+        let err = toml::from_str::<Keys>("audit_syslog = [\"ftp://x:21\"]").err().expect("refused");
+        assert!(err.to_string().contains("\"ftp://x:21\" has an unknown scheme"), "{err}");
+        assert!(toml::from_str::<Keys>("[audit_tls]\ncafile = \"x\"").is_err(), "unknown keys are errors");
+    }
+
+    #[test]
+    fn tls_needs_a_ca_and_a_key_with_its_certificate() {
+        let tls = [Destination::Tls(Peer { host: "arr".into(), port: 6514 })];
+        let err = Syslog::new(&tls, &AuditTls::default()).err().expect("no ca");
+        assert!(err.detail.contains("[audit_tls] ca is not set"), "{}", err.detail);
+        let missing = AuditTls { ca: Some("/nonexistent/ca.pem".into()), ..AuditTls::default() };
+        let err = Syslog::new(&tls, &missing).err().expect("missing file");
+        assert!(err.detail.contains("/nonexistent/ca.pem"), "{}", err.detail);
+        let dir = tempfile::tempdir().expect("dir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let err = Syslog::new(&tls, &AuditTls { ca: Some(empty.clone()), ..AuditTls::default() })
+            .err()
+            .expect("empty");
+        assert!(err.detail.contains("holds no PEM certificate"), "{}", err.detail);
+        // Without a tls:// destination, [audit_tls] is not read at all.
+        assert!(Syslog::new(&default_destinations(), &missing).is_ok());
+    }
+
+    #[test]
+    fn a_message_too_big_for_udp_is_not_sent_cut() {
+        let peer = Peer { host: "127.0.0.1".into(), port: 9 };
+        let err = send_udp(&peer, &vec![b'x'; UDP_MAX + 1]).expect_err("too big");
+        assert!(err.contains("65508 bytes") && err.contains("use tcp:// or tls://"), "{err}");
+    }
+
+    #[test]
+    fn the_rate_limit_holds_back_and_then_counts() {
+        let mut limit = RateLimit::new(2, Duration::from_secs(60));
+        let start = Instant::now();
+        assert_eq!(limit.check("10.9.9.9", start), Verdict::Send { held_back: 0 });
+        assert_eq!(limit.check("10.9.9.9", start), Verdict::Send { held_back: 0 });
+        assert_eq!(limit.check("10.9.9.9", start), Verdict::HoldBack);
+        assert_eq!(limit.check("10.9.9.9", start + Duration::from_secs(59)), Verdict::HoldBack);
+        // Another key has its own window.
+        assert_eq!(limit.check("10.8.8.8", start), Verdict::Send { held_back: 0 });
+        // The next window's first record says how many were held back.
+        assert_eq!(limit.check("10.9.9.9", start + Duration::from_secs(60)), Verdict::Send { held_back: 2 });
+        assert_eq!(limit.check("10.9.9.9", start + Duration::from_secs(61)), Verdict::Send { held_back: 0 });
+        // Cycling keys cannot grow the map without end.
+        for n in 0..(MAX_KEYS * 2) {
+            limit.check(&n.to_string(), start + Duration::from_secs(200 + n as u64 * 120));
+        }
+        assert!(limit.keys.len() <= MAX_KEYS + 1);
+    }
+
+    #[test]
+    fn probes_say_what_is_missing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("log");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").expect("write");
+        // A socket file nobody listens on any more.
+        let stale = dir.path().join("stale");
+        drop(UnixDatagram::bind(&stale).expect("bind"));
+        let syslog = Syslog::new(
+            &[
+                Destination::Local(missing),
+                Destination::Local(file),
+                Destination::Local(stale),
+                Destination::Udp(Peer { host: "127.0.0.1".into(), port: 9 }),
+            ],
+            &AuditTls::default(),
+        )
+        .expect("syslog");
+        let probes: Vec<Probe> = syslog.probe().into_iter().map(|(_, p)| p).collect();
+        assert!(matches!(&probes[0], Probe::Failed(why) if why.contains("no such file")), "{probes:?}");
+        assert!(matches!(&probes[1], Probe::Failed(why) if why.ends_with("is not a socket")), "{probes:?}");
+        assert!(matches!(&probes[2], Probe::Failed(why) if why.contains("connection refused")), "{probes:?}");
+        assert!(
+            matches!(&probes[3], Probe::Unconfirmed(why) if why.contains("cannot be confirmed")),
+            "{probes:?}"
+        );
+    }
+}
+
+/// The transports against Debian's rsyslogd, a real receiver.
+#[cfg(test)]
+mod rsyslog;
