@@ -847,6 +847,17 @@ pub fn encode_identifier(keys: &[QueryKey]) -> Vec<u8> {
 // The XML.
 
 impl AuditMessage {
+    /// The syslog severity of this record: notice for a success, warning
+    /// for any failure (see `syslog`).
+    pub fn severity(&self) -> super::syslog::Severity {
+        match self.event.outcome.indicator {
+            Indicator::Success => super::syslog::Severity::Notice,
+            Indicator::MinorFailure | Indicator::SeriousFailure | Indicator::MajorFailure => {
+                super::syslog::Severity::Warning
+            }
+        }
+    }
+
     /// The message as one line of XML (UTF-8, no namespace, as A.5.1).
     pub fn to_xml(&self) -> String {
         let mut xml = Xml::default();
@@ -1449,6 +1460,11 @@ mod tests {
                 .map(|i| i.code())
                 .collect();
         assert_eq!(codes, ["0", "4", "8", "12"]);
+        let kinds = every_kind();
+        let severities: Vec<super::super::syslog::Severity> =
+            kinds.iter().map(|(_, m)| m.severity()).collect();
+        use super::super::syslog::Severity::{Notice, Warning};
+        assert_eq!(severities, [Notice, Notice, Notice, Warning, Notice, Notice, Warning, Warning]);
         let outcome =
             Outcome::of(Err(&Failure::pacs_unreachable("PACS 10.0.0.5:4242 refused the association")));
         assert_eq!(

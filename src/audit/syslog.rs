@@ -721,6 +721,11 @@ fn describe_tls(err: &std::io::Error) -> String {
 /// `window`, so a scan of the move port or a client retrying a wrong token
 /// cannot flood the repository. What is held back is counted, and the
 /// next record sent for that key says how many were.
+///
+/// The state lives in this process: enough for the refusals of one job's
+/// receiver. The CGI mode runs a process per request, so limiting refused
+/// tokens there needs the count kept between processes (a small file in
+/// the staging root, say), which this does not do.
 pub struct RateLimit {
     burst: u32,
     window: Duration,
