@@ -8,6 +8,9 @@
 //!
 //! Each line is one `O_APPEND` write, so lines of concurrent jobs never mix.
 
+pub mod atna;
+pub mod syslog;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
