@@ -41,7 +41,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { USAGE } else { 0 });
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    // Everything this program creates is born private; outputs get their
+    // modes explicitly (staging, disc folders, images, the audit log).
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0o077) };
+    // Under CGI stderr is nginx's error log: a request that went well
+    // writes nothing there.
+    let cgi = matches!(cli.command, cli::Command::Cgi);
+    init_logging(cli.verbose, cli.quiet, cgi);
     if let Err(err) = signals::install() {
         log::warn!("cannot watch for signals, an interrupted job may leave files behind: {err}");
     }
@@ -108,9 +115,10 @@ pub(crate) fn run(context: &Context, job: Job) -> Result<Report, Failure> {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, cgi: bool) {
     let level = match (quiet, verbose) {
         (true, _) => log::LevelFilter::Error,
+        (false, 0) if cgi => log::LevelFilter::Warn,
         (false, 0) => log::LevelFilter::Info,
         (false, 1) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,

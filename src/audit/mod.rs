@@ -13,7 +13,7 @@ pub mod syslog;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,41 +79,45 @@ impl AuditLog {
     /// shared model the web service and the technicians write one log, its
     /// folder's setgid bit gives it the group), never through a symlink.
     pub fn open(path: &Path) -> Result<AuditLog, Failure> {
-        let cannot = |err: std::io::Error| {
-            let why = match err.raw_os_error() {
-                Some(libc::ELOOP) => "it is a symbolic link".to_string(),
-                _ => err.to_string().to_lowercase(),
-            };
+        let refuse = |why: String| {
             Failure::config(format!(
                 "cannot open the audit log {}: {why} (audit_log in the configuration); nothing was done",
                 path.display()
             ))
         };
-        let options = |create: bool| {
-            let mut options = OpenOptions::new();
-            options.append(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-            if create {
-                options.create_new(true).mode(0o660);
-            }
-            options
+        let cannot = |err: std::io::Error| {
+            refuse(match err.raw_os_error() {
+                Some(libc::ELOOP) => "it is a symbolic link".to_string(),
+                // A FIFO nobody reads: never wait for one.
+                Some(libc::ENXIO) => "it is not a regular file".to_string(),
+                _ => err.to_string().to_lowercase(),
+            })
         };
-        let file = match options(true).open(path) {
-            Ok(file) => {
-                // The mode went through the umask: say it once more.
-                file.set_permissions(std::fs::Permissions::from_mode(0o660)).map_err(cannot)?;
-                file
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                options(false).open(path).map_err(cannot)?
+        // Never through a symlink, never blocking (a FIFO planted there
+        // would hold every job, deaf to signals), close-on-exec.
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        let file = match OpenOptions::new().append(true).custom_flags(flags).open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                create_private(path).map_err(|why| refuse(why))?
             }
             Err(err) => return Err(cannot(err)),
         };
-        if !file.metadata().map_err(cannot)?.is_file() {
-            return Err(cannot(std::io::Error::other("not a regular file")));
+        let meta = file.metadata().map_err(cannot)?;
+        if !meta.is_file() {
+            return Err(refuse("it is not a regular file".into()));
+        }
+        // Whoever owns the log can rewrite it: root (the installer's) or
+        // the user running the job, nobody else.
+        let me = euid();
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(refuse(format!(
+                "it belongs to {}, who could rewrite it; it must be root's (the package makes it) or yours",
+                crate::staging::user_name(meta.uid())
+            )));
         }
         Ok(AuditLog { file, path: path.to_path_buf() })
     }
-
     /// Writes and flushes the started line. An error here means the job
     /// must not run.
     pub fn started(&mut self, request: &Request) -> Result<Started, Failure> {
@@ -225,6 +229,36 @@ fn job_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A missing log is created only in a folder that is the running user's
+/// alone (a single user's own log, 0600): in a shared folder, whoever ran
+/// first would own everyone's log; there the installer makes it.
+fn create_private(path: &Path) -> Result<File, String> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let meta = std::fs::symlink_metadata(folder).map_err(|err| {
+        format!("its folder {} cannot be read: {}", folder.display(), err.to_string().to_lowercase())
+    })?;
+    if !meta.is_dir() || meta.uid() != euid() || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "it does not exist, and its folder {} is not yours alone; the administrator creates a shared log \
+             (install -o root -g GROUP -m 0660 /dev/null {})",
+            folder.display(),
+            path.display()
+        ));
+    }
+    OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|err| err.to_string().to_lowercase())
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// The user running the command: the login name of the real user id, and
 /// who ran sudo when that is how it started.
 pub fn local_user() -> String {
@@ -261,6 +295,7 @@ fn rfc3339(unix: u64) -> String {
 mod tests {
     use super::*;
     use crate::failure::{Failure, RelayCounts};
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn dates() {
@@ -313,7 +348,22 @@ mod tests {
             (Some("started"), Some("finished"))
         );
         assert_eq!(lines[0]["job"], lines[1]["job"]);
-        assert_eq!(path.metadata().expect("meta").permissions().mode() & 0o777, 0o660);
+        assert_eq!(path.metadata().expect("meta").mode() & 0o777, 0o600, "a private folder's log is private");
+    }
+
+    #[test]
+    fn a_log_of_another_user_is_refused() {
+        // Only root can hand a file to another user (CI runs as root).
+        if euid() != 0 {
+            assert!(std::env::var_os("CI").is_none(), "this test needs root under CI");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, "").expect("write");
+        std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+        let err = AuditLog::open(&path).err().expect("another's log");
+        assert!(err.detail.contains("could rewrite it"), "{}", err.detail);
     }
 
     #[test]
@@ -327,6 +377,22 @@ mod tests {
         assert!(err.detail.contains("symbolic link"), "{}", err.detail);
         // Not a regular file (and every write fails): refused before any job.
         assert!(AuditLog::open(Path::new("/dev/full")).is_err());
+        // A FIFO nobody reads is refused at once, not waited on.
+        let fifo = dir.path().join("fifo.log");
+        let c_fifo = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o666) }, 0);
+        let started = std::time::Instant::now();
+        let err = AuditLog::open(&fifo).err().expect("fifo refused");
+        assert!(err.detail.contains("not a regular file"), "{}", err.detail);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Missing in a folder others may write: nobody creates it there.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o3770)).expect("chmod");
+        let err = AuditLog::open(&shared.join("audit.log")).err().expect("not created");
+        assert!(err.detail.contains("is not yours alone"), "{}", err.detail);
+        assert!(!shared.join("audit.log").exists());
         assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious");
     }
 }

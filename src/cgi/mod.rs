@@ -34,7 +34,8 @@ use response::Response;
 /// Serves the request in the environment; always writes a response.
 pub fn serve(cli: &Cli) -> ExitCode {
     let request = Request::from_vars(|name| std::env::var(name).ok());
-    log::info!("{} {} from {}", request.method, request.path, request.remote_addr);
+    // The path only: the query may carry the token (access_token).
+    log::debug!("{} {} from {}", request.method, request.path, request.remote_addr);
     // A browser asking for a print gets the live page; it begins only once
     // the request is checked, so refusals keep their status.
     let live = (request.method == "GET"
@@ -115,15 +116,23 @@ type Handled = Result<(Report, Option<TempDir>), Failure>;
 
 fn handle(cli: &Cli, request: &Request, live: Option<Arc<LivePage>>) -> Handled {
     let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
-    // From here on every request is recorded, refused ones too: an
-    // unauthorised or malformed request is what an audit must show. The
-    // started line is on disk before any traffic, or nothing moves.
+    // Who may ask, before anything is recorded: a request without the
+    // token, with another method or to another path is refused and only
+    // counted in the error log (a flood of them must not fill the audit
+    // log, nor put an unauthenticated query in it).
+    if request.method != "GET" && request.method != "HEAD" {
+        return Err(Failure::method_not_allowed(&request.method));
+    }
+    let route = route(&request.path).ok_or_else(|| Failure::unknown_url(&request.path))?;
+    check_token(&config, request)?;
+    // From here on every request is recorded, those refused for their
+    // accessions included. The started line is on disk before any
+    // traffic, or nothing moves.
     let mut audit = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
-    let route = route(&request.path);
     let audited = audit::Request {
-        command: if matches!(route, Some(Route::Download(_))) { "cgi iso" } else { "cgi print" },
+        command: if matches!(route, Route::Download(_)) { "cgi iso" } else { "cgi print" },
         requester: request.remote_addr.clone(),
-        accessions: route.map(|r| request.values(r.param())).unwrap_or_default(),
+        accessions: request.values(route.param()),
     };
     let started = audit.as_mut().map(|log| log.started(&audited)).transpose()?;
     let result = answer(request, route, config, origin, live);
@@ -135,16 +144,11 @@ fn handle(cli: &Cli, request: &Request, live: Option<Arc<LivePage>>) -> Handled 
 
 fn answer(
     request: &Request,
-    route: Option<Route>,
+    route: Route,
     config: Config,
     origin: config::Origin,
     live: Option<Arc<LivePage>>,
 ) -> Handled {
-    if request.method != "GET" && request.method != "HEAD" {
-        return Err(Failure::method_not_allowed(&request.method));
-    }
-    let route = route.ok_or_else(|| Failure::unknown_url(&request.path))?;
-    check_token(&config, request)?;
     // A parameter given empty is as good as missing; given twice, both count.
     let accessions: Vec<String> =
         request.values(route.param()).into_iter().filter(|v| !v.trim().is_empty()).collect();

@@ -277,6 +277,11 @@ impl TestEnv {
         let audit = env.dir.path().join("audit");
         std::fs::create_dir(&audit).expect("audit");
         own(&audit, "root", STAFF_GROUP, 0o3770);
+        // The installer makes the shared log (pacs2cd never creates one in
+        // a shared folder).
+        let log = audit.join("audit.log");
+        std::fs::write(&log, "").expect("audit log");
+        own(&log, "root", STAFF_GROUP, 0o660);
         own(&env.config, "root", STAFF_GROUP, 0o640);
         env
     }
