@@ -183,24 +183,15 @@ fn patient_api_item(context: &Context) -> CheckItem {
     }
 }
 
-/// The audit log can be appended to (or created), without creating it.
+/// The audit log opens as a job would open it; a missing one is not created.
 fn audit_item(context: &Context) -> CheckItem {
     const ITEM: &str = "audit log";
     let Some(path) = &context.config.audit_log else {
         return CheckItem::skipped(ITEM, "none (audit_log unset)");
     };
-    let target =
-        if path.exists() { path.clone() } else { path.parent().map(|p| p.to_path_buf()).unwrap_or_default() };
-    let writable = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()))
-        // SAFETY: a valid NUL-terminated path.
-        .is_ok_and(|c_path| unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0);
-    if writable && std::fs::symlink_metadata(path).map_or(true, |m| m.is_file()) {
-        CheckItem::ok(ITEM, format!("{} writable", path.display()))
-    } else {
-        CheckItem::failed(
-            ITEM,
-            Failure::config(format!("{} cannot be written by this user: no job would run", path.display())),
-        )
+    match crate::audit::describe(path) {
+        Ok(detail) => CheckItem::ok(ITEM, detail),
+        Err(failure) => CheckItem::failed(ITEM, failure),
     }
 }
 
@@ -209,16 +200,11 @@ fn viewer_item(context: &Context) -> CheckItem {
     let Some(viewer) = &context.config.tools.viewer_dir else {
         return CheckItem::skipped(ITEM, "none (tools.viewer_dir unset): discs get no viewer");
     };
-    match std::fs::read_dir(viewer) {
-        Ok(entries) => CheckItem::ok(ITEM, format!("{} ({} entries)", viewer.display(), entries.count())),
-        Err(err) => CheckItem::failed(
-            ITEM,
-            Failure::config(format!(
-                "tools.viewer_dir {} cannot be read: {}",
-                viewer.display(),
-                err.to_string().to_lowercase()
-            )),
-        ),
+    match crate::pipeline::disc::check_viewer(viewer) {
+        Ok(files) => {
+            CheckItem::ok(ITEM, format!("{} ({files} files, writable by nobody else)", viewer.display()))
+        }
+        Err(failure) => CheckItem::failed(ITEM, failure),
     }
 }
 

@@ -180,10 +180,8 @@ pub struct FetchOptions {
 pub fn fetch_job(config: &Config, accessions: &[String], options: FetchOptions) -> Result<FetchJob, Failure> {
     let accessions = accession::parse_list(accessions, config.cgi.max_accessions)?;
     let pacs = pacs(config)?;
-    if let Some(viewer) = &config.tools.viewer_dir
-        && !viewer.is_dir()
-    {
-        return Err(Failure::config(format!("tools.viewer_dir {} is not a folder", viewer.display())));
+    if let Some(viewer) = &config.tools.viewer_dir {
+        crate::pipeline::disc::check_viewer(viewer)?;
     }
     Ok(FetchJob {
         accessions,

@@ -14,6 +14,7 @@ mod failure;
 mod generated;
 mod iso;
 mod job;
+mod output;
 mod patients;
 mod pipeline;
 mod progress;

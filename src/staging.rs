@@ -62,7 +62,7 @@ pub struct Root {
 pub fn open(path: &Path, group: &str) -> Result<Root, Failure> {
     let path = std::path::absolute(path).map_err(|err| unusable(path, &err.to_string()))?;
     if std::fs::symlink_metadata(&path).is_err() {
-        check_ancestors(&path, group)?;
+        check_ancestors(&path, false)?;
         DirBuilder::new().recursive(true).mode(0o700).create(&path).map_err(|err| {
             unusable(
                 &path,
@@ -91,7 +91,7 @@ pub fn open(path: &Path, group: &str) -> Result<Root, Failure> {
 pub fn describe(path: &Path, group: &str) -> Result<String, Failure> {
     let path = std::path::absolute(path).map_err(|err| unusable(path, &err.to_string()))?;
     if std::fs::symlink_metadata(&path).is_err() {
-        check_ancestors(&path, group)?;
+        check_ancestors(&path, false)?;
         return Ok(format!(
             "{} does not exist yet: the first job creates it, private (0700) to the user who runs it",
             path.display()
@@ -120,7 +120,7 @@ pub fn describe(path: &Path, group: &str) -> Result<String, Failure> {
 }
 
 fn inspect_existing(path: &Path, group: &str) -> Result<Root, Failure> {
-    check_ancestors(path, group)?;
+    check_ancestors(path, false)?;
     // O_NOFOLLOW: a symlink planted where the root should be is refused,
     // and what is checked is what is opened.
     let folder =
@@ -151,6 +151,8 @@ fn inspect_existing(path: &Path, group: &str) -> Result<Root, Failure> {
                 ),
             ));
         }
+        // Above a root everyone shares, only root may change anything.
+        check_ancestors(path, true)?;
         Sharing::Shared { group: group.to_string() }
     } else {
         return Err(unusable(
@@ -167,30 +169,45 @@ fn inspect_existing(path: &Path, group: &str) -> Result<Root, Failure> {
 }
 
 /// The folders above the root must not be replaceable by others: each is
-/// owned by root or by us, and writable by nobody else unless sticky (like
-/// /tmp, where others cannot rename what is not theirs).
-fn check_ancestors(path: &Path, group: &str) -> Result<(), Failure> {
+/// owned by root or by us (root alone above a shared root) and writable by
+/// nobody else. A sticky folder others may write (/tmp) is the one
+/// exception, since others cannot rename what they do not own: the entry
+/// below it must then be root's or ours. A folder of the staging group is
+/// no exception: a second member could rename the root away and put one
+/// of his own in its place.
+pub fn check_ancestors(path: &Path, root_only: bool) -> Result<(), Failure> {
     let me = euid();
-    let staging_gid = group_id(group);
+    let mut below_owner: Option<u32> = std::fs::symlink_metadata(path).ok().map(|m| m.uid());
     for ancestor in path.ancestors().skip(1) {
         if ancestor.as_os_str().is_empty() {
             continue;
         }
-        let Ok(meta) = std::fs::symlink_metadata(ancestor) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(ancestor) else {
+            below_owner = None;
+            continue;
+        };
         let mode = meta.mode() & 0o7777;
         let sticky = mode & 0o1000 != 0;
-        let owner_ok = meta.uid() == 0 || meta.uid() == me;
-        let others_ok = mode & 0o002 == 0 || sticky;
-        let group_ok = mode & 0o020 == 0 || sticky || Some(meta.gid()) == staging_gid;
-        if !(owner_ok && others_ok && group_ok) {
+        let owner_ok = meta.uid() == 0 || (!root_only && meta.uid() == me);
+        let writable_by_others = mode & 0o022 != 0;
+        let below_is_safe = below_owner.is_none_or(|owner| owner == 0 || owner == me);
+        let write_ok = !writable_by_others || (sticky && below_is_safe);
+        if !(owner_ok && write_ok) {
+            let need = if root_only {
+                "owned by root and writable by root alone"
+            } else {
+                "owned by root or you and writable by nobody else"
+            };
             return Err(Failure::config(format!(
-                "staging folder {} is not safe: the folder {} above it (owner {}, mode {mode:04o}) could be replaced by other users \
-                 (see staging_dir in the configuration)",
+                "staging folder {} is not safe: the folder {} above it (owner {}, group {}, mode {mode:04o}) could be \
+                 replaced by other users; every folder above it must be {need} (see staging_dir in the configuration)",
                 path.display(),
                 ancestor.display(),
-                user_name(meta.uid())
+                user_name(meta.uid()),
+                group_name(meta.gid())
             )));
         }
+        below_owner = Some(meta.uid());
     }
     Ok(())
 }
@@ -480,6 +497,26 @@ mod tests {
         std::os::unix::fs::symlink(base.path().join("real"), &link).expect("symlink");
         let err = open(&link, GROUP).expect_err("symlink");
         assert!(err.detail.contains("symbolic link"), "{}", err.detail);
+    }
+
+    #[test]
+    fn a_folder_above_that_others_may_write_is_refused() {
+        let base = tempfile::tempdir().expect("base");
+        let parent = base.path().join("parent");
+        std::fs::create_dir(&parent).expect("mkdir");
+        // Group-writable, whatever the group (the staging group included):
+        // a member could rename the root away and plant his own.
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o770)).expect("chmod");
+        let err = open(&parent.join("stage"), GROUP).expect_err("group-writable parent");
+        assert_eq!(err.class, crate::failure::Class::Configuration);
+        assert!(
+            err.detail.contains(&parent.display().to_string()) && err.detail.contains("0770"),
+            "{}",
+            err.detail
+        );
+        // Sticky like /tmp: others cannot rename what is ours.
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        open(&parent.join("stage"), GROUP).expect("a sticky folder above is fine");
     }
 
     #[test]

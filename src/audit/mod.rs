@@ -99,7 +99,14 @@ impl AuditLog {
         let file = match OpenOptions::new().append(true).custom_flags(flags).open(path) {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                create_private(path).map_err(|why| refuse(why))?
+                private_folder(path).map_err(refuse)?;
+                OpenOptions::new()
+                    .append(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(path)
+                    .map_err(cannot)?
             }
             Err(err) => return Err(cannot(err)),
         };
@@ -229,10 +236,21 @@ fn job_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What `check` says of the log: it opens as a job would open it (a
+/// missing one is not created).
+pub fn describe(path: &Path) -> Result<String, Failure> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return private_folder(path)
+            .map(|()| format!("{} does not exist yet: the first job creates it (0600)", path.display()))
+            .map_err(|why| Failure::config(format!("the audit log {}: {why}", path.display())));
+    }
+    AuditLog::open(path).map(|_| format!("{} writable", path.display()))
+}
+
 /// A missing log is created only in a folder that is the running user's
 /// alone (a single user's own log, 0600): in a shared folder, whoever ran
 /// first would own everyone's log; there the installer makes it.
-fn create_private(path: &Path) -> Result<File, String> {
+fn private_folder(path: &Path) -> Result<(), String> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let meta = std::fs::symlink_metadata(folder).map_err(|err| {
         format!("its folder {} cannot be read: {}", folder.display(), err.to_string().to_lowercase())
@@ -245,13 +263,7 @@ fn create_private(path: &Path) -> Result<File, String> {
             path.display()
         ));
     }
-    OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|err| err.to_string().to_lowercase())
+    Ok(())
 }
 
 fn euid() -> u32 {

@@ -8,21 +8,12 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use super::{
-    Endpoint, Problems, RECEIVE_PDU, RetrieveKeys, RetrieveLog, Timeouts, log_line, scu_args, words,
-};
+use super::{Endpoint, Problems, RECEIVE_PDU, RetrieveLog, Timeouts, log_line, scu_args, words};
 
-pub fn args(
-    calling: &str,
-    peer: &Endpoint,
-    timeouts: &Timeouts,
-    into: &Path,
-    keys: &RetrieveKeys,
-) -> Vec<OsString> {
+pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, into: &Path, query: &Path) -> Vec<OsString> {
     let mut options = words(["-S", "-v", "+xs", "-pdu", RECEIVE_PDU, "-od"]);
     options.push(into.into());
-    options.extend(keys.args().into_iter().map(OsString::from));
-    scu_args(calling, peer, timeouts, options, Vec::new())
+    scu_args(calling, peer, timeouts, options, vec![query.into()])
 }
 
 pub fn parse(log: &[String]) -> RetrieveLog {

@@ -256,16 +256,23 @@ pub enum RetrieveKeys<'a> {
 }
 
 impl RetrieveKeys<'_> {
-    pub fn args(&self) -> Vec<String> {
-        let mut keys = vec!["QueryRetrieveLevel=STUDY".to_string()];
+    /// Writes the request's identifier as a query file for movescu or
+    /// getscu: the UIDs and accessions stay out of the command line, which
+    /// every local user can read in /proc.
+    pub fn write_query(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let joined;
+        let mut elements: Vec<(u32, &[u8; 2], &str)> = vec![(0x0008_0052, b"CS", "STUDY")];
         match self {
-            RetrieveKeys::Studies(uids) => keys.push(format!("StudyInstanceUID={}", uids.join("\\"))),
+            RetrieveKeys::Studies(uids) => {
+                joined = uids.join("\\");
+                elements.push((part10::tag::STUDY_INSTANCE_UID, b"UI", &joined));
+            }
             RetrieveKeys::AccessionModality(accession, modality) => {
-                keys.push(format!("AccessionNumber={accession}"));
-                keys.push(format!("ModalitiesInStudy={modality}"));
+                elements.push((part10::tag::ACCESSION_NUMBER, b"SH", accession));
+                elements.push((part10::tag::MODALITIES_IN_STUDY, b"CS", modality));
             }
         }
-        keys.into_iter().flat_map(|key| ["-k".to_string(), key]).collect()
+        part10::write_query(path, &elements)
     }
 }
 

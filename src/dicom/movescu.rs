@@ -6,16 +6,16 @@
 //! code is 0 even when the PACS aborted: the final response is the verdict.
 
 use std::ffi::OsString;
+use std::path::Path;
 
-use super::{
-    Endpoint, Problems, RetrieveKeys, RetrieveLog, Suboperations, Timeouts, log_line, scu_args, words,
-};
+use super::{Endpoint, Problems, RetrieveLog, Suboperations, Timeouts, log_line, scu_args, words};
 
-pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, keys: &RetrieveKeys) -> Vec<OsString> {
+/// The arguments for a C-MOVE of the identifier in `query` (a file
+/// `RetrieveKeys::write_query` wrote).
+pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, query: &Path) -> Vec<OsString> {
     // The move destination is ourselves, by our calling AE title.
-    let mut options = words(["-S", "-d", "-aem", calling]);
-    options.extend(keys.args().into_iter().map(OsString::from));
-    scu_args(calling, peer, timeouts, options, Vec::new())
+    let options = words(["-S", "-d", "-aem", calling]);
+    scu_args(calling, peer, timeouts, options, vec![query.into()])
 }
 
 pub fn parse(log: &[String]) -> RetrieveLog {
@@ -75,7 +75,7 @@ pub fn describe(counts: &Suboperations) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::AssociationProblem;
+    use crate::dicom::{AssociationProblem, RetrieveKeys};
 
     use crate::dicom::recorded::out as recorded;
 
@@ -120,15 +120,24 @@ mod tests {
     }
 
     #[test]
-    fn keys() {
+    fn keys_go_in_a_query_file_not_on_the_command_line() {
+        use crate::dicom::part10::{self, tag};
+        let dir = tempfile::tempdir().expect("dir");
         let uids = ["1.2".to_string(), "1.3".to_string()];
+        let query = dir.path().join("q.dcm");
+        RetrieveKeys::Studies(&uids).write_query(&query).expect("write");
+        let read = part10::read(&query, true).expect("read").expect("data set");
+        assert_eq!(read.ascii(tag::STUDY_INSTANCE_UID), "1.2\\1.3");
+        assert_eq!(read.ascii(0x0008_0052), "STUDY");
+        RetrieveKeys::AccessionModality("A1", "CT").write_query(&query).expect("write");
+        let read = part10::read(&query, true).expect("read").expect("data set");
         assert_eq!(
-            RetrieveKeys::Studies(&uids).args(),
-            ["-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=1.2\\1.3"]
+            (read.ascii(tag::ACCESSION_NUMBER), read.ascii(tag::MODALITIES_IN_STUDY)),
+            ("A1".into(), "CT".into())
         );
-        assert_eq!(
-            RetrieveKeys::AccessionModality("A1", "CT").args(),
-            ["-k", "QueryRetrieveLevel=STUDY", "-k", "AccessionNumber=A1", "-k", "ModalitiesInStudy=CT"]
-        );
+        let peer = Endpoint::parse("PACS@127.0.0.1:104").expect("peer");
+        let args = args("ME", &peer, &Timeouts::from_secs([1, 2, 3, 4]), &query);
+        assert!(!args.iter().any(|a| a.to_string_lossy().contains("A1")), "{args:?}");
+        assert_eq!(args.last(), Some(&OsString::from(query.as_os_str())));
     }
 }

@@ -22,10 +22,7 @@ pub struct Layout {
     pub bytes: u64,
 }
 
-/// Folders and files of a disc: patients' images are for the owner and the
-/// group (a technician's team), never for every local user, whatever the umask.
-const FOLDER_MODE: u32 = 0o750;
-const FILE_MODE: u32 = 0o640;
+use crate::output::{FILE_MODE, FOLDER_MODE};
 
 /// Creates `path` and any missing parents with the disc's folder mode.
 pub fn create_folder(path: &Path) -> Result<(), Failure> {
@@ -42,6 +39,74 @@ pub fn restrict(path: &Path) -> Result<(), Failure> {
         .map_err(|err| write_failure(path, err))
 }
 
+/// The viewer's files go onto every patient's disc, and an AUTORUN.INF may
+/// start one of them: whoever can change them can put a program of his on
+/// every disc. So the viewer folder follows the staging root's rules: it
+/// and every folder above it are root's or ours and writable by nobody
+/// else, and so is everything inside it. Returns how many files it holds.
+pub fn check_viewer(viewer: &Path) -> Result<usize, Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let unsafe_viewer = |path: &Path, why: String| {
+        Failure::config(format!(
+            "tools.viewer_dir {} is not safe: {} {why}; its files go onto every disc (make it root's, \
+             writable by root alone)",
+            viewer.display(),
+            path.display()
+        ))
+    };
+    let meta = std::fs::symlink_metadata(viewer).map_err(|err| {
+        Failure::config(format!(
+            "tools.viewer_dir {} cannot be read: {}",
+            viewer.display(),
+            err.to_string().to_lowercase()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Err(Failure::config(format!("tools.viewer_dir {} is not a folder", viewer.display())));
+    }
+    crate::staging::check_ancestors(viewer, false)
+        .map_err(|failure| Failure::config(failure.detail.replace("staging folder", "tools.viewer_dir")))?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut files = 0;
+    let mut pending = vec![viewer.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&dir).map_err(|err| unsafe_viewer(&dir, err.to_string()))?;
+        let check = |path: &Path, meta: &std::fs::Metadata| -> Result<(), Failure> {
+            if meta.uid() != 0 && meta.uid() != me {
+                return Err(unsafe_viewer(
+                    path,
+                    format!("belongs to {}", crate::staging::user_name(meta.uid())),
+                ));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return Err(unsafe_viewer(
+                    path,
+                    format!("can be written by others (mode {:04o})", meta.mode() & 0o7777),
+                ));
+            }
+            Ok(())
+        };
+        check(&dir, &meta)?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|err| unsafe_viewer(&dir, err.to_string().to_lowercase()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let meta =
+                std::fs::symlink_metadata(&path).map_err(|err| unsafe_viewer(&path, err.to_string()))?;
+            if meta.is_dir() {
+                pending.push(path);
+            } else {
+                // A symlink is left off the disc (see copy_tree); its own
+                // owner matters all the same.
+                check(&path, &meta)?;
+                files += usize::from(meta.is_file());
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// The viewer's files go onto every disc: a viewer folder that holds the
 /// output folder would copy the disc into itself.
 pub fn refuse_viewer_around(viewer: Option<&Path>, output: &Path) -> Result<(), Failure> {
@@ -54,34 +119,6 @@ pub fn refuse_viewer_around(viewer: Option<&Path>, output: &Path) -> Result<(), 
         ))),
         _ => Ok(()),
     }
-}
-
-/// Refuses an output folder that holds anything, unless `force`; with
-/// `force`, clears the DICOM part of it so no earlier patient's images stay.
-pub fn prepare(output: &Path, force: bool) -> Result<(), Failure> {
-    let occupied = std::fs::read_dir(output).map(|mut entries| entries.next().is_some()).unwrap_or(false);
-    if occupied && !force {
-        return Err(Failure::config(format!(
-            "output folder {} exists and is not empty: choose another with -o, or use --force",
-            output.display()
-        )));
-    }
-    if output.exists() && !output.is_dir() {
-        return Err(Failure::config(format!("output {} exists and is not a folder", output.display())));
-    }
-    if force {
-        for stale in ["DICOM", "DICOMDIR"] {
-            let path = output.join(stale);
-            let removed =
-                if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-            match removed {
-                Ok(()) => log::info!("--force: removed {}", path.display()),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(write_failure(&path, err)),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Moves the files (already in study, series, instance order) into
@@ -155,19 +192,6 @@ pub fn index(context: &Context, output: &Path, file_set_id: &str, files: usize) 
         )));
     }
     restrict(&output.join("DICOMDIR"))
-}
-
-/// Removes what a failed lay-out left in a folder that existed before it:
-/// everything when it was empty, else the disc's own entries.
-pub fn undo(output: &Path, was_empty: bool) {
-    let entries: Vec<PathBuf> = if was_empty {
-        std::fs::read_dir(output).into_iter().flatten().flatten().map(|e| e.path()).collect()
-    } else {
-        ["DICOM", "DICOMDIR", "AUTORUN.INF"].iter().map(|name| output.join(name)).collect()
-    };
-    for path in entries {
-        let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-    }
 }
 
 /// Bytes of the files under `folder`.
@@ -249,34 +273,5 @@ mod tests {
                     && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
             );
         }
-    }
-
-    #[test]
-    fn undo_removes_what_the_lay_out_wrote() {
-        let dir = tempfile::tempdir().expect("dir");
-        let fill = || {
-            std::fs::create_dir_all(dir.path().join("DICOM/ST000001")).expect("mkdir");
-            std::fs::write(dir.path().join("DICOMDIR"), "x").expect("write");
-            std::fs::write(dir.path().join("viewer.exe"), "x").expect("write");
-        };
-        fill();
-        undo(dir.path(), false);
-        assert!(!dir.path().join("DICOM").exists() && !dir.path().join("DICOMDIR").exists());
-        assert!(dir.path().join("viewer.exe").exists(), "what was there before stays");
-        fill();
-        undo(dir.path(), true);
-        assert_eq!(std::fs::read_dir(dir.path()).expect("read").count(), 0);
-    }
-
-    #[test]
-    fn a_non_empty_folder_needs_force() {
-        let dir = tempfile::tempdir().expect("dir");
-        prepare(dir.path(), false).expect("empty is fine");
-        std::fs::create_dir_all(dir.path().join("DICOM/ST000001")).expect("mkdir");
-        std::fs::write(dir.path().join("viewer.exe"), "x").expect("write");
-        assert!(prepare(dir.path(), false).is_err());
-        prepare(dir.path(), true).expect("force");
-        assert!(!dir.path().join("DICOM").exists(), "--force clears old images");
-        assert!(dir.path().join("viewer.exe").exists());
     }
 }

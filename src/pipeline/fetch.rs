@@ -13,6 +13,7 @@ use crate::dicom::dcmmkdir;
 use crate::failure::Failure;
 use crate::iso;
 use crate::job::{Context, FetchJob};
+use crate::output;
 use crate::patients::Patient;
 use crate::pipeline::find::Finder;
 use crate::pipeline::manifest::Proof;
@@ -62,13 +63,14 @@ pub enum IsoTarget {
 
 pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let started = Instant::now();
-    // What can be checked before any traffic is checked first.
+    // What can be checked before any traffic is checked first (and again
+    // when the disc is moved into place, which is what counts).
     if let Some(output) = &job.output {
         disc::refuse_viewer_around(context.config.tools.viewer_dir.as_deref(), output)?;
-        disc::prepare(output, job.force)?;
+        output::check_folder(output, job.force)?;
     }
     if let Some(IsoTarget::File(image)) = &job.iso {
-        check_image_target(image, job.force)?;
+        output::check_file(image, job.force)?;
     }
     // Found before any traffic, used at the end.
     let iso_tool = job.iso.as_ref().map(|_| iso::find(context.config.tools.iso_tool)).transpose()?;
@@ -77,8 +79,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let work = root.job_dir()?;
     let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
     // The C-MOVE receiver starts beside the lookup (see
-    // retrieve::prepare_receiver), on this thread: a child dies with the
-    // thread that started it (see runner).
+    // retrieve::prepare_receiver).
     let (found, receiver) = std::thread::scope(|scope| {
         let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow));
         let receiver = retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false);
@@ -95,55 +96,39 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         Some(IsoTarget::File(image)) => Some(image.clone()),
         Some(IsoTarget::DefaultIn(dir)) => {
             let image = dir.join(format!("{name}.iso"));
-            check_image_target(&image, job.force)?;
+            output::check_file(&image, job.force)?;
             Some(image)
         }
         None => None,
     };
     let image = image_shown.as_deref().map(absolute).transpose()?;
-    // Only an image asked for: the folder is laid out in staging and goes with it.
+    // Only an image asked for: the folder is not kept.
     let keep_folder = job.output.is_some() || image.is_none();
     let output_shown = job.output.clone().unwrap_or_else(|| PathBuf::from(&name));
-    let output = if keep_folder { absolute(&output_shown)? } else { work.path().join("disc") };
+    let output = absolute(&output_shown)?;
     if job.output.is_none() && keep_folder {
         disc::refuse_viewer_around(context.config.tools.viewer_dir.as_deref(), &output)?;
-        disc::prepare(&output, job.force)?;
+        output::check_folder(&output, job.force)?;
     }
     crate::signals::check()?;
     let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, job.allow, &deadline)
         .map_err(|failure| failure.for_patients(&patients))?;
     log::debug!("phase: verified");
-    // What to undo if the lay-out fails: the whole folder when this job made
-    // it or found it empty, else only what the lay-out writes.
-    let created = !output.exists();
-    let was_empty = std::fs::read_dir(&output).map(|mut entries| entries.next().is_none()).unwrap_or(true);
-    if created {
-        disc::create_folder(&output)?;
-    }
+    // The disc is built whole in the job's private folder under neutral
+    // names (nobody else can read or replace it there), and moved into
+    // place only once complete.
+    let disc_folder = work.path().join("disc");
+    disc::create_folder(&disc_folder)?;
     let tools = &context.config.tools;
-    let laid = disc::lay_out(
+    let layout = disc::lay_out(
         &retrieved.files,
-        &output,
+        &disc_folder,
         tools.viewer_dir.as_deref(),
         tools.viewer_autorun.as_deref(),
-    )
-    .and_then(|layout| {
-        log::debug!("phase: laid out");
-        let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
-        disc::index(context, &output, &dcmmkdir::file_set_id(&joined.join("_")), layout.files)?;
-        Ok(layout)
-    });
-    let layout = match laid {
-        Ok(layout) => layout,
-        Err(failure) => {
-            if created {
-                let _ = std::fs::remove_dir_all(&output);
-            } else {
-                disc::undo(&output, was_empty);
-            }
-            return Err(failure);
-        }
-    };
+    )?;
+    log::debug!("phase: laid out");
+    let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
+    disc::index(context, &disc_folder, &dcmmkdir::file_set_id(&joined.join("_")), layout.files)?;
     let mut warnings = found.warnings.clone();
     warnings.extend(retrieved.warnings);
     let (missing, retrieved_patients, delivered_by) =
@@ -152,10 +137,16 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let iso_bytes = match &image {
         Some(image) => {
             let tool = iso_tool.as_ref().ok_or_else(|| Failure::config("no ISO tool"))?;
-            Some(build_image(tool, job, &output, image, &mut warnings)?)
+            let built = work.path().join("image.iso");
+            let size = build_image(tool, job, &disc_folder, &built, &mut warnings)?;
+            output::place_file(&built, image, job.force)?;
+            Some(size)
         }
         None => None,
     };
+    if keep_folder {
+        output::place_folder(&disc_folder, &output, job.force)?;
+    }
     for warning in &warnings {
         log::warn!("{warning}");
     }
@@ -183,17 +174,6 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
 fn absolute(path: &Path) -> Result<PathBuf, Failure> {
     std::path::absolute(path)
         .map_err(|err| Failure::config(format!("cannot resolve {}: {err}", path.display())))
-}
-
-/// An image file is written only where nothing is, unless `--force`.
-fn check_image_target(image: &Path, force: bool) -> Result<(), Failure> {
-    if image.exists() && !force {
-        return Err(Failure::config(format!(
-            "{} exists: choose another file, or use --force",
-            image.display()
-        )));
-    }
-    Ok(())
 }
 
 /// The ISO image of the disc folder, within what a disc holds.

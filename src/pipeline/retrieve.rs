@@ -514,12 +514,17 @@ fn transfer(
         if cancel.load(Ordering::Acquire) {
             break;
         }
+        let work = watch.incoming().parent().unwrap_or(watch.incoming());
+        let query = work.join("retrieve.dcm");
+        keys.write_query(&query).map_err(|err| {
+            Failure::config(format!("cannot write {}: {}", query.display(), err.to_string().to_lowercase()))
+        })?;
         let mut command = Command::new(&program, remaining);
         command.cancel = Some(cancel.clone());
         let calling = pacs.calling_ae.as_str();
         command.args(match pacs.retrieve {
-            Retrieve::Move => movescu::args(calling, &pacs.endpoint, &pacs.timeouts, keys),
-            Retrieve::Get => getscu::args(calling, &pacs.endpoint, &pacs.timeouts, watch.incoming(), keys),
+            Retrieve::Move => movescu::args(calling, &pacs.endpoint, &pacs.timeouts, &query),
+            Retrieve::Get => getscu::args(calling, &pacs.endpoint, &pacs.timeouts, watch.incoming(), &query),
         });
         command.dir = watch.incoming().parent().map(Path::to_path_buf);
         let output = runner::run(&command, &mut |_| {})?;
