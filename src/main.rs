@@ -124,11 +124,45 @@ fn init_logging(verbose: u8, quiet: bool, cgi: bool) {
         (false, 1) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
-    env_logger::Builder::new()
-        .filter_level(level)
-        .format(|buf, record| match record.level() {
-            log::Level::Info => writeln!(buf, "pacs2cd: {}", record.args()),
-            level => writeln!(buf, "pacs2cd: {}: {}", level.as_str().to_lowercase(), record.args()),
-        })
-        .init();
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(level).format(|buf, record| match record.level() {
+        log::Level::Info => writeln!(buf, "pacs2cd: {}", record.args()),
+        level => writeln!(buf, "pacs2cd: {}: {}", level.as_str().to_lowercase(), record.args()),
+    });
+    // nginx writes the request line, query and all, beside every line a
+    // FastCGI program writes to stderr: with the token in the URL (what
+    // window.open can send), the lines go to the system log instead.
+    let token_in_url = std::env::var("QUERY_STRING").is_ok_and(|query| query.contains("access_token"));
+    if cgi && token_in_url {
+        builder.target(env_logger::Target::Pipe(Box::new(SystemLog::default())));
+    }
+    builder.init();
+}
+
+/// Log lines to the system log (syslog(3), facility daemon), one message
+/// a line.
+#[derive(Default)]
+struct SystemLog {
+    line: Vec<u8>,
+}
+
+impl Write for SystemLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        while let Some(end) = self.line.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.line.drain(..=end).filter(|&b| b != b'\n' && b != 0).collect();
+            let text = std::ffi::CString::new(line).unwrap_or_default();
+            // SAFETY: a constant format string and a NUL-terminated
+            // argument; openlog's ident is a static string.
+            unsafe {
+                libc::openlog(c"pacs2cd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON);
+                libc::syslog(libc::LOG_WARNING, c"%s".as_ptr(), text.as_ptr());
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

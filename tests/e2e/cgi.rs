@@ -231,3 +231,40 @@ fn technicians_and_the_web_service_share_one_staging_root() {
     assert!(audit.iter().any(|l| l["requester"] == TECHNICIAN), "the technician is named");
     assert!(audit.iter().any(|l| l["requester"] == "127.0.0.1"), "the web client is named");
 }
+
+/// The token travels in the query for `window.open`: it must never reach
+/// nginx's error log (where fcgiwrap puts pacs2cd's stderr), and a request
+/// that went well writes nothing there at all.
+#[test]
+fn the_web_token_never_reaches_nginx_error_log() {
+    let (pacs, _data) = pacs_with_data();
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = hospital(&pacs, publisher.port, "");
+    let nginx = Nginx::start(&env.config, &[TOKEN]);
+    // nginx's own lines (start-up, probes) are not pacs2cd's.
+    let ours = |log: &str| log.lines().filter(|l| l.contains("FastCGI sent in stderr")).count();
+    let before = ours(&nginx.error_log());
+    let ok =
+        nginx.request("GET", "/api/iso/print?accession_number=ACC003&access_token=t0ken-for-the-his", &[]);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let after_success = nginx.error_log();
+    assert_eq!(ours(&after_success), before, "a good request wrote to the error log:\n{after_success}");
+    for target in [
+        "/api/iso/print?accession_number=ACC003&access_token=wr0ng-guess-123",
+        "/api/iso/print?accession_number=ACC003&access_token=t0ken-for-the-his&x=%0a",
+        "/api/iso/print?accession_number=ACC*&access_token=t0ken-for-the-his",
+    ] {
+        nginx.request("GET", target, &[("Accept", BROWSER)]);
+    }
+    nginx.request("POST", "/api/iso/print?accession_number=ACC003&access_token=t0ken-for-the-his", &[]);
+    let log = nginx.error_log();
+    assert!(!log.contains("t0ken-for-the-his") && !log.contains("wr0ng-guess"), "{log}");
+    // A refused request whose token came in a header is said there.
+    nginx.request(
+        "GET",
+        "/api/iso/print?accession_number=ACC003",
+        &[("Authorization", "Bearer wr0ng-guess-123")],
+    );
+    let log = nginx.error_log();
+    assert!(log.contains("bearer token") && !log.contains("wr0ng-guess"), "{log}");
+}

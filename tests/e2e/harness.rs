@@ -123,6 +123,10 @@ impl Drop for Server {
 /// the web service user, a technician, and the group they share.
 pub const WEB_USER: &str = "www-data";
 pub const TECHNICIAN: &str = "pacs2cd-tech";
+/// A second technician, in the group too.
+pub const SECOND_MEMBER: &str = "pacs2cd-tech2";
+/// A local user outside the group.
+pub const OUTSIDER: &str = "pacs2cd-out";
 pub const STAFF_GROUP: &str = "pacs2cd-test";
 
 /// Panics unless the tests run as root with the deployment's accounts:
@@ -136,12 +140,18 @@ pub fn require_deployment() {
         String::from_utf8_lossy(&out.stdout).trim().rsplit(':').next().unwrap_or("").to_string()
     };
     let staff = members(STAFF_GROUP);
-    for user in [WEB_USER, TECHNICIAN] {
+    for user in [WEB_USER, TECHNICIAN, SECOND_MEMBER] {
         assert!(
             staff.split(',').any(|m| m == user),
             "user {user} is not in group {STAFF_GROUP}: run scripts/test-accounts as root (.ci/run does)"
         );
     }
+    let outsider = Command::new("id").arg(OUTSIDER).output().expect("id");
+    assert!(
+        outsider.status.success(),
+        "no user {OUTSIDER}: run scripts/test-accounts as root (.ci/run does)"
+    );
+    assert!(!staff.split(',').any(|m| m == OUTSIDER), "{OUTSIDER} must not be in group {STAFF_GROUP}");
 }
 
 /// Numeric id of a user or group, by `id -u` / `getent group`.

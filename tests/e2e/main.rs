@@ -1,6 +1,7 @@
 //! End-to-end tests: the pacs2cd binary against real DCMTK peers on
 //! loopback. One test binary (see Cargo.toml), one shared harness.
 
+mod attacks;
 mod cgi;
 mod cli;
 mod data;
