@@ -85,13 +85,102 @@ pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckIt
     items.push(echo_publisher(context)?);
     items.push(find_pacs(context)?);
     items.push(patient_api_item(context));
+    items.push(move_port_item(context));
     items.push(match staging::describe(&context.config.staging_dir, &context.config.staging_group) {
         Ok(detail) => CheckItem::ok("staging folder", detail),
         Err(failure) => CheckItem::failed("staging folder", failure),
     });
+    items.push(space_item(context));
     items.push(audit_item(context));
     items.push(viewer_item(context));
+    items.push(web_item(context));
     Ok(items)
+}
+
+/// The C-MOVE receiver can bind the move port (IPv4 and IPv6), as a job
+/// would; the port is let go at once.
+fn move_port_item(context: &Context) -> CheckItem {
+    const ITEM: &str = "move port";
+    let pacs = &context.config.pacs;
+    if pacs.retrieve == crate::config::Retrieve::Get {
+        return CheckItem::skipped(ITEM, "not used (pacs.retrieve = \"get\")");
+    }
+    match crate::pipeline::receiver::bind(pacs.move_port) {
+        Ok(_) => CheckItem::ok(ITEM, format!("port {} free for the C-MOVE receiver", pacs.move_port)),
+        // A job of ours may hold it right now: that is busy, not broken.
+        Err(failure) => CheckItem::failed(ITEM, failure),
+    }
+}
+
+/// The staging folder has the free space a job asks for before it starts.
+fn space_item(context: &Context) -> CheckItem {
+    const ITEM: &str = "staging space";
+    let path = &context.config.staging_dir;
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
+    let wanted = context.config.staging_min_free_mb * 1_000_000;
+    match staging::check_space(existing, wanted) {
+        Ok(()) => CheckItem::ok(
+            ITEM,
+            format!(
+                "{:.1} GB free (a job wants {} MB: staging_min_free_mb)",
+                staging::free_bytes(existing).unwrap_or(0) as f64 / 1e9,
+                context.config.staging_min_free_mb
+            ),
+        ),
+        Err(failure) => CheckItem::failed(ITEM, failure),
+    }
+}
+
+/// Whether the web routes can answer at all: a token variable named (or
+/// anonymous chosen on purpose), and the token there for the web service
+/// (in this environment, or in the packaged nginx snippet).
+fn web_item(context: &Context) -> CheckItem {
+    const ITEM: &str = "web (CGI)";
+    const SNIPPET: &str = "/etc/nginx/snippets/pacs2cd.conf";
+    let cgi = &context.config.cgi;
+    if cgi.allow_anonymous {
+        return CheckItem::ok(
+            ITEM,
+            "anonymous requests allowed (cgi.allow_anonymous): nginx must let only the HIS in",
+        );
+    }
+    let Some(name) = &cgi.token_env else {
+        return CheckItem::failed(
+            ITEM,
+            Failure::config(
+                "no cgi.token_env: every web request would answer 500 (name the token's variable)",
+            ),
+        );
+    };
+    if std::env::var(name).is_ok_and(|token| !token.is_empty()) {
+        return CheckItem::ok(ITEM, format!("token in {name} (this environment)"));
+    }
+    match std::fs::read_to_string(SNIPPET) {
+        Ok(text) => {
+            let set = text.lines().map(str::trim).any(|line| {
+                line.strip_prefix("fastcgi_param")
+                    .map(str::trim_start)
+                    .and_then(|rest| rest.strip_prefix(name.as_str()))
+                    .is_some_and(|value| {
+                        value.trim().trim_end_matches(';').trim().trim_matches('"').len() >= 16
+                    })
+            });
+            if set {
+                CheckItem::ok(ITEM, format!("token in {name}, set in {SNIPPET}"))
+            } else {
+                CheckItem::failed(
+                    ITEM,
+                    Failure::config(format!(
+                        "{SNIPPET} sets no {name} of at least 16 characters: every web request would answer 500"
+                    )),
+                )
+            }
+        }
+        Err(_) => CheckItem::skipped(
+            ITEM,
+            format!("token variable {name}; whether nginx passes it cannot be read here (run check as root)"),
+        ),
+    }
 }
 
 /// "$dcmtk: dcmsend v3.6.7 2022-04-22 $" -> "v3.6.7".
@@ -218,6 +307,7 @@ fn association_words(problem: &AssociationProblem, calling: &AeTitle) -> String 
         }
         AssociationProblem::Stalled => "no answer within the timeout".into(),
         AssociationProblem::Aborted(why) => format!("{why}: is calling AE {calling} known to it?"),
+        AssociationProblem::Ended(why) => format!("the association ended midway ({why})"),
     }
 }
 

@@ -16,6 +16,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   65   accession number not found, or accessions of different patients
   66   no DICOM data for an accession (relay: no DICOM file in the folder)
   69   PACS, CD publisher or patient API unreachable
+  74   staging disk full
   75   incomplete: DICOM fetch incomplete, partial relay; busy
   76   DICOM relay failed: nothing accepted, association rejected
   77   unauthorized (CGI: token missing or wrong)
@@ -238,6 +239,7 @@ mod tests {
             Class::RelayFailed,
             Class::Unauthorized,
             Class::Configuration,
+            Class::DiskFull,
             Class::Interrupted(1),
             Class::Interrupted(2),
             Class::Interrupted(15),

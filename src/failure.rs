@@ -28,6 +28,9 @@ pub enum Class {
     PartialRelay,
     Busy,
     Configuration,
+    /// The staging folder's file system is (or would be) full: not a PACS
+    /// or publisher fault, and no retry helps until space is freed.
+    DiskFull,
     /// Ended by a signal; carries the signal number (2, 15, 1).
     Interrupted(i32),
     /// CGI: a bearer token was required and missing or wrong.
@@ -53,6 +56,8 @@ impl Class {
             Class::FetchIncomplete | Class::PartialRelay | Class::Busy => 75,
             Class::RelayFailed => 76,
             Class::Configuration => 78,
+            // sysexits EX_IOERR.
+            Class::DiskFull => 74,
             // The shell convention: 128 + signal number (130 SIGINT, 143 SIGTERM).
             Class::Interrupted(signal) => 128u8.saturating_add(signal.clamp(0, 127) as u8),
         }
@@ -74,6 +79,8 @@ impl Class {
             | Class::PartialRelay => 502,
             Class::Busy => 503,
             Class::Configuration => 500,
+            // Insufficient Storage (RFC 4918).
+            Class::DiskFull => 507,
             // SPEC gives no status: a CGI run killed by a signal rarely gets
             // to answer; when it does, "try again later" is the truth.
             Class::Interrupted(_) => 503,
@@ -95,6 +102,7 @@ impl Class {
             Class::PartialRelay => "partial relay",
             Class::Busy => "busy",
             Class::Configuration => "configuration error",
+            Class::DiskFull => "staging disk full",
             Class::Interrupted(_) => "interrupted",
             Class::Unauthorized => "unauthorized",
             Class::MethodNotAllowed => "method not allowed",
@@ -108,6 +116,9 @@ impl Class {
 pub struct RelayCounts {
     pub files_sent: usize,
     pub files_failed: usize,
+    /// Files sent and not answered when the send was cut short (0 or 1):
+    /// the publisher may hold them or not, and nothing can tell.
+    pub files_in_doubt: usize,
     /// (file, reason) for each file that did not arrive, in send order.
     pub failures: Vec<(String, String)>,
     /// (file, reason) for each file left out of the relay (not DICOM).
@@ -231,6 +242,10 @@ impl Failure {
         Failure::new(Class::FetchIncomplete, detail)
     }
 
+    pub fn disk_full(detail: &str) -> Failure {
+        Failure::new(Class::DiskFull, detail)
+    }
+
     pub fn busy(detail: &str) -> Failure {
         Failure::new(Class::Busy, detail)
     }
@@ -314,6 +329,7 @@ mod tests {
             (Class::PartialRelay, 502, 75, "partial relay"),
             (Class::Busy, 503, 75, "busy"),
             (Class::Configuration, 500, 78, "configuration error"),
+            (Class::DiskFull, 507, 74, "staging disk full"),
         ];
         for (class, http, exit, error) in rows {
             assert_eq!(class.http_status(), http, "{class:?}");

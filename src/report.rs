@@ -136,8 +136,15 @@ pub fn print(report: &Report, json: bool) {
                 (None, Some(iso)) => format!("into the image {}", for_terminal(iso)),
                 (None, None) => String::new(),
             };
+            // The details first, the verdict last: it stays on the screen.
+            print_studies(&fetched.studies);
+            if let Some(bytes) = fetched.iso_bytes {
+                outln!("  disc image: {:.1} MB", bytes as f64 / 1e6);
+            }
+            outln!("  {}", proof_words(fetched.proof));
             outln!(
-                "fetched {} files ({:.1} MB) of {}, {} {}, {into} in {:.1} s",
+                "{}fetched {} files ({:.1} MB) of {}, {} {}, {into} in {:.1} s",
+                partial_prefix(fetched.missing),
                 fetched.files,
                 fetched.bytes as f64 / 1e6,
                 patients_phrase(&fetched.patients),
@@ -145,15 +152,13 @@ pub fn print(report: &Report, json: bool) {
                 if fetched.studies.len() == 1 { "study" } else { "studies" },
                 fetched.seconds
             );
-            outln!("  {}", proof_words(fetched.proof));
-            if let Some(bytes) = fetched.iso_bytes {
-                outln!("  disc image: {:.1} MB", bytes as f64 / 1e6);
-            }
-            print_studies(&fetched.studies);
         }
         Report::Print(printed) => {
+            print_studies(&printed.studies);
+            outln!("  {}", proof_words(printed.proof));
             outln!(
-                "sent {} files of {} to the {} ({}@{}) in {:.1} s",
+                "{}sent {} files of {} to the {} ({}@{}) in {:.1} s",
+                partial_prefix(printed.missing),
                 printed.files_sent,
                 patients_phrase(&printed.patients),
                 for_terminal(&printed.publisher),
@@ -161,8 +166,6 @@ pub fn print(report: &Report, json: bool) {
                 printed.destination,
                 printed.seconds
             );
-            outln!("  {}", proof_words(printed.proof));
-            print_studies(&printed.studies);
         }
         Report::Plan(plan) => {
             let files = plan.files_expected.map_or("an unknown number of".to_string(), |n| n.to_string());
@@ -185,7 +188,23 @@ pub fn print(report: &Report, json: bool) {
                 };
                 outln!("{status}  {:<22} {}", item.item, for_terminal(&item.detail));
             }
+            let failed: Vec<&str> =
+                items.iter().filter(|i| i.status == Status::Failed).map(|i| i.item.as_str()).collect();
+            if failed.is_empty() {
+                outln!("all {} checks passed", items.iter().filter(|i| i.status == Status::Ok).count());
+            } else {
+                outln!("{} of {} checks FAILED: {}", failed.len(), items.len(), failed.join(", "));
+            }
         }
+    }
+}
+
+/// A disc accepted short (`--allow-partial`) says so in its first words.
+fn partial_prefix(missing: usize) -> String {
+    match missing {
+        0 => String::new(),
+        1 => "PARTIAL DISC, 1 image missing: ".to_string(),
+        n => format!("PARTIAL DISC, {n} images missing: "),
     }
 }
 
@@ -238,6 +257,10 @@ struct FailureJson<'a> {
     files_sent: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     files_failed: Option<usize>,
+    /// Sent when the job was cut short and never answered: the publisher
+    /// may hold them (counted in files_failed, not in files_sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files_in_doubt: Option<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failures: Vec<FailedFile<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -250,25 +273,54 @@ struct FailedFile<'a> {
     reason: &'a str,
 }
 
-/// How many failed files a terminal is shown (JSON has them all).
-const SHOWN_FAILURES: usize = 10;
+/// How many reasons a terminal is shown (JSON has every file): with the
+/// headline, well within a 24-row screen.
+const SHOWN_REASONS: usize = 8;
 
 pub fn print_failure(failure: &Failure, json: bool) {
+    // The files' reasons first, grouped, and the verdict last: the line a
+    // technician must see stays on the screen however many files failed.
+    if let Some(counts) = &failure.relay {
+        for line in grouped_reasons(&counts.failures) {
+            eprintln!("  {}", for_terminal(&line));
+        }
+    }
     // "busy" is the word a technician acts on (wait, try again); the
     // detail says what holds the port.
     let class = if failure.class == Class::Busy { "busy: " } else { "" };
     eprintln!("pacs2cd: {class}{}", for_terminal(&failure.detail));
-    if let Some(counts) = &failure.relay {
-        for (file, reason) in counts.failures.iter().take(SHOWN_FAILURES) {
-            eprintln!("  {}: {}", for_terminal(file), for_terminal(reason));
-        }
-        if counts.failures.len() > SHOWN_FAILURES {
-            eprintln!("  ... and {} more", counts.failures.len() - SHOWN_FAILURES);
-        }
-    }
     if json {
         outln!("{}", failure_json(failure));
     }
+}
+
+/// "41 files: the publisher accepts no MRImageStorage (e.g. MR.2.25.1)",
+/// most frequent first, at most `SHOWN_REASONS` lines.
+fn grouped_reasons(failures: &[(String, String)]) -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (file, reason) in failures {
+        match groups.iter_mut().find(|(r, _)| *r == reason.as_str()) {
+            Some((_, files)) => files.push(file),
+            None => groups.push((reason, vec![file])),
+        }
+    }
+    groups.sort_by_key(|group| std::cmp::Reverse(group.1.len()));
+    let mut lines: Vec<String> = groups
+        .iter()
+        .take(SHOWN_REASONS)
+        .map(|(reason, files)| match files.as_slice() {
+            [one] => format!("{one}: {reason}"),
+            many => format!("{} files: {reason} (e.g. {})", many.len(), many[0]),
+        })
+        .collect();
+    if groups.len() > SHOWN_REASONS {
+        let rest: usize = groups[SHOWN_REASONS..].iter().map(|(_, files)| files.len()).sum();
+        lines.push(format!(
+            "... and {rest} more files for {} other reasons (--json lists each)",
+            groups.len() - SHOWN_REASONS
+        ));
+    }
+    lines
 }
 
 /// The SPEC error object: `{"error":…, "detail":…, "destination":…}`.
@@ -280,6 +332,7 @@ pub fn failure_json(failure: &Failure) -> String {
         destination: failure.destination.as_deref(),
         files_sent: counts.map(|c| c.files_sent),
         files_failed: counts.map(|c| c.files_failed),
+        files_in_doubt: counts.map(|c| c.files_in_doubt).filter(|n| *n > 0),
         failures: counts
             .map(|c| c.failures.iter().map(|(file, reason)| FailedFile { file, reason }).collect())
             .unwrap_or_default(),
@@ -296,6 +349,19 @@ pub fn failure_json(failure: &Failure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_grouped_and_fit_a_screen() {
+        let mut failures: Vec<(String, String)> = (0..300)
+            .map(|n| (format!("MR.{n}"), "the publisher accepts no MRImageStorage".to_string()))
+            .collect();
+        failures.push(("CT.1".into(), "the publisher answered 0xA700".into()));
+        failures.extend((0..20).map(|n| (format!("X.{n}"), format!("reason {n}"))));
+        let lines = grouped_reasons(&failures);
+        assert!(lines.len() <= SHOWN_REASONS + 1, "{lines:?}");
+        assert_eq!(lines[0], "300 files: the publisher accepts no MRImageStorage (e.g. MR.0)");
+        assert!(lines.last().is_some_and(|l| l.contains("more files")), "{lines:?}");
+    }
     use crate::failure::RelayCounts;
 
     #[test]

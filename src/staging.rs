@@ -215,8 +215,13 @@ pub fn check_ancestors(path: &Path, root_only: bool) -> Result<(), Failure> {
 impl Root {
     /// A new private job folder (0700) in the root, removed when dropped.
     pub fn job_dir(&self) -> Result<TempDir, Failure> {
+        // The pid and its start time name the job: a folder whose process
+        // is gone (a crash, a power loss) is swept at once by its owner's
+        // next job.
+        let prefix =
+            format!("{PREFIX}{}.{}-", std::process::id(), start_time(std::process::id()).unwrap_or(0));
         let dir = tempfile::Builder::new()
-            .prefix(PREFIX)
+            .prefix(&prefix)
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(&self.path)
             .map_err(|err| unusable(&self.path, &lower(&err)))?;
@@ -336,20 +341,46 @@ fn lock_holder(inode: u64) -> Option<u32> {
     })
 }
 
-/// Removes this user's staging folders older than a day under `root`
-/// (only names with our prefix, never through a symlink). Errors are
-/// logged, not fatal.
+/// When process `pid` started (clock ticks after boot, /proc/PID/stat's
+/// 22nd field): with the pid, it tells one process from a later one that
+/// reuses its number.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether a job folder's name says its process is gone.
+fn job_is_dead(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(PREFIX) else { return false };
+    let Some((pid, rest)) = rest.split_once('.') else { return false };
+    let Some((start, _)) = rest.split_once('-') else { return false };
+    match (pid.parse::<u32>(), start.parse::<u64>()) {
+        (Ok(pid), Ok(start)) if start > 0 => start_time(pid) != Some(start),
+        _ => false,
+    }
+}
+
+/// Removes this user's staging folders whose job is gone, or that are
+/// older than a day (only names with our prefix, never through a
+/// symlink). Errors are logged, not fatal.
 pub fn sweep(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     let me = euid();
     for entry in entries.flatten() {
-        let is_ours = entry.file_name().to_string_lossy().starts_with(PREFIX);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_ours = name.starts_with(PREFIX);
         let Ok(meta) = entry.path().symlink_metadata() else { continue };
         let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
-        if is_ours && meta.is_dir() && meta.uid() == me && age.is_some_and(|age| age > STALE_AFTER) {
+        let stale = age.is_some_and(|age| age > STALE_AFTER) || job_is_dead(&name);
+        if is_ours && meta.is_dir() && meta.uid() == me && stale {
             match std::fs::remove_dir_all(entry.path()) {
                 Ok(()) => {
-                    log::warn!("removed stale staging folder {} (left by a crash?)", entry.path().display())
+                    log::warn!(
+                        "removed staging folder {} (its job is gone: a crash?)",
+                        entry.path().display()
+                    )
                 }
                 Err(err) => {
                     log::warn!("cannot remove stale staging folder {}: {err}", entry.path().display())
@@ -443,6 +474,58 @@ pub fn user_name(uid: u32) -> String {
         }
     }
     uid.to_string()
+}
+
+/// Below this a file system counts as full whatever a job needs: a file
+/// could not be written, and a failure there is the disk's, not a peer's.
+const FULL_BELOW: u64 = 4 * 1024 * 1024;
+
+/// Refuses a job before any traffic when the staging root has less than
+/// `min_free` bytes free.
+pub fn check_space(root: &Path, min_free: u64) -> Result<(), Failure> {
+    let Ok(free) = free_bytes(root) else { return Ok(()) };
+    if free < min_free {
+        return Err(Failure::disk_full(&format!(
+            "staging disk full at {}: {} MB free, at least {} MB wanted before a retrieve (staging_min_free_mb); \
+             nothing was sent",
+            root.display(),
+            free / 1_000_000,
+            min_free / 1_000_000
+        )));
+    }
+    Ok(())
+}
+
+/// A failure that happened on a full staging disk is said as such: a
+/// file the PACS sent, or a C-FIND answer, that could not be written is
+/// not the PACS's fault. Other failures pass unchanged.
+pub fn explain_full(root: &Path, failure: Failure) -> Failure {
+    use crate::failure::Class;
+    let blamed_elsewhere = matches!(
+        failure.class,
+        Class::PacsUnreachable
+            | Class::FetchIncomplete
+            | Class::NoDicomData
+            | Class::Configuration
+            | Class::RelayFailed
+            | Class::PartialRelay
+    );
+    match free_bytes(root) {
+        Ok(free) if blamed_elsewhere && free < FULL_BELOW => {
+            let mut full = Failure::disk_full(&format!(
+                "staging disk full at {} ({} MB free): {}",
+                root.display(),
+                free / 1_000_000,
+                failure.detail
+            ))
+            .for_the_web("the server that prepares the discs is out of disk space; nothing was sent");
+            full.patients = failure.patients;
+            full.relay = failure.relay;
+            full.destination = failure.destination;
+            full
+        }
+        _ => failure,
+    }
 }
 
 /// Free bytes on the file system holding `path`.
@@ -547,6 +630,16 @@ mod tests {
         }
         sweep(root.path());
         assert!(!old.exists() && fresh.exists() && foreign.exists());
+        // A fresh folder whose process is gone goes at once; one of a
+        // living job stays.
+        let me = std::process::id();
+        let dead = root.path().join(format!("pacs2cd-{me}.1-abc"));
+        let alive = root.path().join(format!("pacs2cd-{me}.{}-abc", start_time(me).expect("start")));
+        for dir in [&dead, &alive] {
+            std::fs::create_dir(dir).expect("mkdir");
+        }
+        sweep(root.path());
+        assert!(!dead.exists() && alive.exists());
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl Indicator {
             | Class::PublisherUnreachable
             | Class::RelayFailed
             | Class::PartialRelay
+            | Class::DiskFull
             | Class::Interrupted(_) => Indicator::SeriousFailure,
             // No job can run until an administrator mends the configuration.
             Class::Configuration => Indicator::MajorFailure,

@@ -68,6 +68,9 @@ struct FinishedLine<'a> {
     proof: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// Images the PACS lists that are not on the disc (a partial disc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<usize>,
     /// What the job said although it went on (an empty study, a refused
     /// connection to the move port, a name that could not be decoded).
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -172,6 +175,11 @@ impl AuditLog {
 }
 
 fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &str) -> String {
+    let missing = match result {
+        Ok(Report::Print(printed)) => printed.missing,
+        Ok(Report::Fetch(fetched)) => fetched.missing,
+        _ => 0,
+    };
     let warnings: &[String] = match result {
         Ok(Report::Print(printed)) => &printed.warnings,
         Ok(Report::Plan(plan)) => &plan.warnings,
@@ -183,14 +191,19 @@ fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &st
             &printed.patients,
             Some(printed.destination.as_str()),
             Some(printed.files_sent),
-            "ok",
+            if printed.partial { "partial disc" } else { "ok" },
             Some(printed.proof),
             None,
         ),
         Ok(Report::Plan(plan)) => (&plan.patients, None, Some(0), "dry-run", None, None),
-        Ok(Report::Fetch(fetched)) => {
-            (&fetched.patients, None, Some(fetched.files), "ok", Some(fetched.proof), None)
-        }
+        Ok(Report::Fetch(fetched)) => (
+            &fetched.patients,
+            None,
+            Some(fetched.files),
+            if fetched.partial { "partial disc" } else { "ok" },
+            Some(fetched.proof),
+            None,
+        ),
         Ok(Report::Relay { relayed, .. }) => {
             (&[], Some(relayed.destination.as_str()), Some(relayed.files_sent), "ok", None, None)
         }
@@ -216,6 +229,7 @@ fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &st
         files,
         proof,
         detail,
+        missing: (missing > 0).then_some(missing),
         warnings,
     })
 }

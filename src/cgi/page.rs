@@ -61,6 +61,9 @@ struct Verdict<'a> {
 impl<'a> Verdict<'a> {
     fn of(result: &'a Result<Report, Failure>) -> Verdict<'a> {
         let (title, class, status, error) = match result {
+            Ok(Report::Print(printed)) if printed.partial => {
+                ("PARTIAL DISC: images are missing, do not hand it out as complete", "fail", 200, "")
+            }
             Ok(Report::Print(_)) => ("Sent to the CD publisher", "ok", 200, ""),
             Ok(Report::Plan(_)) => ("Dry run", "ok", 200, ""),
             Ok(_) => ("Done", "ok", 200, ""),
@@ -180,6 +183,9 @@ fn advice(class: Class) -> &'static str {
         }
         Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
         Class::Configuration => "pacs2cd is not set up correctly. Call IT.",
+        Class::DiskFull => {
+            "The server that prepares the discs is out of disk space. Nothing was sent. Call IT."
+        }
         Class::Interrupted(_) => "The job was stopped before it finished. Try again.",
         Class::Unauthorized => "This request was not authorised. Call IT.",
         Class::MethodNotAllowed | Class::UnknownUrl => "This address is not one pacs2cd serves. Call IT.",

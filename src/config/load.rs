@@ -221,8 +221,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
     }
     // Relative paths are taken from the configuration file's folder, so a
     // file works the same whatever directory cron or nginx start us in.
-    let base =
-        std::path::absolute(path.parent().unwrap_or(Path::new("/"))).unwrap_or_else(|_| PathBuf::from("/"));
+    // (`--config config.toml` has the empty parent: the current folder.)
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = std::path::absolute(parent).map_err(|err| {
+        problem(
+            "",
+            "staging_dir",
+            format!("cannot tell the configuration's folder: {}", err.to_string().to_lowercase()),
+        )
+    })?;
     let anchor = |p: &mut PathBuf| {
         if p.is_relative() {
             *p = base.join(&*p);
@@ -314,6 +321,7 @@ mod tests {
             "staging_dir",
             "staging_group",
             "lock_wait_secs",
+            "staging_min_free_mb",
             "audit_log",
             "host",
             "port",
@@ -426,6 +434,12 @@ mod tests {
     fn relative_paths_follow_the_config_file() {
         let config = parse_str("staging_dir = \"stage\"\n").expect("config");
         assert_eq!(config.staging_dir, Path::new("/etc/pacs2cd/stage"));
+        // `--config config.toml`: the current folder, never the root.
+        let config = parse("staging_dir = \"stage\"\naudit_log = \"a.log\"\n", Path::new("config.toml"))
+            .expect("config");
+        let here = std::env::current_dir().expect("cwd");
+        assert_eq!(config.staging_dir, here.join("stage"));
+        assert_eq!(config.audit_log, Some(here.join("a.log")));
     }
 
     #[test]

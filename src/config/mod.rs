@@ -24,6 +24,8 @@ pub struct Config {
     pub staging_group: String,
     #[serde(deserialize_with = "values::seconds_or_zero")]
     pub lock_wait_secs: u64,
+    /// Free space the staging root must have before a retrieve (MB).
+    pub staging_min_free_mb: u64,
     /// `""` or unset: no audit log.
     #[serde(deserialize_with = "values::optional_path")]
     pub audit_log: Option<PathBuf>,
@@ -42,6 +44,7 @@ impl Default for Config {
             staging_dir: PathBuf::from("/var/lib/pacs2cd/staging"),
             staging_group: "pacs2cd".into(),
             lock_wait_secs: 300,
+            staging_min_free_mb: 500,
             audit_log: None,
             pacs: Pacs::default(),
             cd_publisher: CdPublisher::default(),
@@ -267,6 +270,13 @@ pub struct Cgi {
 
 impl Default for Cgi {
     fn default() -> Cgi {
-        Cgi { token_env: None, allow_anonymous: false, max_accessions: 20, timeout_secs: 290 }
+        // The token is required by default; its variable has a name of its
+        // own, which the packaged nginx snippet sets.
+        Cgi {
+            token_env: Some("PACS2CD_CGI_TOKEN".into()),
+            allow_anonymous: false,
+            max_accessions: 20,
+            timeout_secs: 290,
+        }
     }
 }

@@ -1,16 +1,19 @@
 //! dcmsend (the default sender): one association, `-nh` so one refused
 //! file does not stop the rest, lossless compression decompressed on the
 //! fly when the publisher wants uncompressed data, and a per-instance
-//! report file (`+crf`) that is the verdict, read with the negotiation
-//! results (`+v`) to tell a refused SOP class from a refused transfer
-//! syntax. The exit code is 0 even when every file failed (DICOM-NOTES 3b).
+//! report (`+crf`) that is the verdict, read with the negotiation results
+//! (`+v`) to tell a refused SOP class from a refused transfer syntax. The
+//! exit code is 0 even when every file failed (DICOM-NOTES 3b).
+//!
+//! The report goes to the output pipe (`+crf /dev/stdout`), after the log:
+//! a report file in the staging folder could not be written on a full
+//! disk, and the publisher's answers would be lost while it holds the disc.
 //! `-v` always: a dcmsend killed by a signal (or stopped at a stalled
 //! publisher) writes no report, and then its per-file log lines are the
 //! only account of what the publisher had accepted.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::Path;
 
 use super::negotiation::{self, Answer};
 use super::refusal::{Cut, Refusal, class_name, is_lossy, syntax_name};
@@ -20,16 +23,31 @@ use super::{
 };
 
 /// Arguments for sending `files` (paths as the report will name them).
-pub fn args(
-    calling: &str,
-    peer: &Endpoint,
-    timeouts: &Timeouts,
-    report: &Path,
-    files: &[String],
-) -> Vec<OsString> {
-    let mut options = words(["-nh", "-v", "+v", "+crf"]);
-    options.push(report.into());
+pub fn args(calling: &str, peer: &Endpoint, timeouts: &Timeouts, files: &[String]) -> Vec<OsString> {
+    let options = words(["-nh", "-v", "+v", "+crf", "/dev/stdout"]);
     scu_args(calling, peer, timeouts, options, files.iter().map(OsString::from).collect())
+}
+
+/// The report's lines in the output: those after dcmsend says it creates
+/// it that are no log lines.
+pub fn report_in(lines: &[String]) -> String {
+    let start =
+        lines.iter().position(|l| l.contains("creating detailed report")).map_or(lines.len(), |i| i + 1);
+    let mut report = String::new();
+    for line in lines[start..].iter().filter(|line| log_line(line).is_none()) {
+        report.push_str(line);
+        report.push('\n');
+    }
+    report
+}
+
+/// Files whose C-STORE request went out and got no answer (0 or 1): the
+/// publisher may or may not hold it.
+pub fn in_flight(log: &[String]) -> usize {
+    let sent = log.iter().filter(|l| l.starts_with("I: Sending C-STORE Request")).count();
+    let answered =
+        log.iter().filter(|l| is_file_done(l) && !l.starts_with("E: No presentation context")).count();
+    sent.saturating_sub(answered)
 }
 
 /// Files the publisher accepted (Success or Warning), from the log alone.

@@ -234,8 +234,12 @@ pub enum AssociationProblem {
     Rejected(String),
     /// The peer stopped answering within the DIMSE or ACSE timeout.
     Stalled,
-    /// The association ended some other way (peer abort, protocol error).
+    /// The association ended before it was accepted, some other way than
+    /// a rejection (many PACSs abort an AE title they do not know).
     Aborted(String),
+    /// The association was accepted, then ended in the middle of the work
+    /// (a peer that crashed or aborted).
+    Ended(String),
 }
 
 /// A sender's account of one run, from its output alone.
@@ -337,16 +341,28 @@ pub struct Problems {
     peer: &'static str,
     problem: Option<AssociationProblem>,
     rejected: bool,
+    /// The peer has answered: what ends the association now ends it midway.
+    accepted: bool,
 }
 
 impl Problems {
     pub fn new(peer: &'static str) -> Problems {
-        Problems { peer, problem: None, rejected: false }
+        Problems { peer, problem: None, rejected: false, accepted: false }
     }
 
     /// Reads one log line; true when it spoke of the association.
     pub fn read(&mut self, level: char, text: &str) -> bool {
-        let found = if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
+        // Accepted and answered: an abort now ends work under way (a PACS
+        // that crashed). Orthanc accepts an AE title it does not know and
+        // aborts at the first request, so acceptance alone does not tell.
+        if text.starts_with("Received ") && (text.contains("Response") || text.contains("Request")) {
+            self.accepted = true;
+            return false;
+        }
+        let found = if text.contains("Attempt to connect to unknown host") {
+            // DCMTK 0006:0320: the name does not resolve.
+            AssociationProblem::Unreachable("the host name does not resolve".into())
+        } else if let Some(why) = text.split("TCP Initialization Error: ").nth(1) {
             AssociationProblem::Unreachable(why.trim().to_lowercase())
         } else if text.contains("Association Rejected") {
             self.rejected = true;
@@ -357,8 +373,12 @@ impl Problems {
             return true;
         } else if text.contains("DIMSE No data available") || text.contains("network read timeout") {
             AssociationProblem::Stalled
+        } else if text.contains("Peer aborted Association") && self.accepted {
+            AssociationProblem::Ended(format!("the {} aborted the association", self.peer))
         } else if text.contains("Peer aborted Association") {
             AssociationProblem::Aborted(format!("the {} aborted the association", self.peer))
+        } else if level == 'F' && !text.trim_end().ends_with(':') && self.accepted {
+            AssociationProblem::Ended(text.to_string())
         } else if level == 'F' && !text.trim_end().ends_with(':') {
             // "F: Association Request Failed:" only announces the next line.
             AssociationProblem::Aborted(text.to_string())

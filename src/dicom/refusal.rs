@@ -32,6 +32,8 @@ pub enum Cut {
     Stalled,
     /// A signal stopped the job.
     Interrupted,
+    /// Sent when a signal stopped the job, and never answered.
+    InFlight,
 }
 
 impl fmt::Display for Refusal {
@@ -75,6 +77,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::NotAttempted(Cut::Stalled) => f.write_str("not sent: the publisher had stopped answering"),
             Refusal::NotAttempted(Cut::Interrupted) => f.write_str("not sent: the job was interrupted"),
+            Refusal::NotAttempted(Cut::InFlight) => f.write_str(
+                "on its way when the job was interrupted, never answered: the publisher may or may not hold it",
+            ),
         }
     }
 }

@@ -45,6 +45,10 @@ pub struct Command {
     /// Ends the program when this becomes true (within the watchdog's
     /// poll): another thread found that its work is refused anyway.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Said on the log when the program has been running a while without
+    /// ending ("the PACS PACS@host to answer"): a screen must never stay
+    /// blank while a peer is slow.
+    pub waiting_for: Option<String>,
     /// Its standard input instead of /dev/null (the C-MOVE receiver's
     /// storescp --inetd gets the accepted connection there).
     pub stdin: Option<std::os::fd::OwnedFd>,
@@ -60,6 +64,7 @@ impl Command {
             stop_at: None,
             keep_on_signal: false,
             cancel: None,
+            waiting_for: None,
             stdin: None,
         }
     }
@@ -193,6 +198,10 @@ enum Stop {
     Cancel,
 }
 
+/// When a slow peer is first said to be slow, and how often again.
+const PATIENCE: Duration = Duration::from_secs(2);
+const PATIENCE_AGAIN: Duration = Duration::from_secs(10);
+
 /// How often the watchdog looks at the clock and the signal flag.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -268,7 +277,14 @@ pub fn run(command: &Command, on_line: &mut dyn FnMut(&str)) -> Result<Output, F
     };
     std::thread::scope(|scope| {
         let watchdog = scope.spawn(|| {
+            let mut next_word = PATIENCE;
             while !done.load(Ordering::Acquire) {
+                if let Some(what) = &command.waiting_for
+                    && started.elapsed() >= next_word
+                {
+                    log::info!("still waiting for {what} ({} s)", started.elapsed().as_secs());
+                    next_word += PATIENCE_AGAIN;
+                }
                 if let Some(signal) = signals::pending() {
                     return stop(Stop::Signal(signal));
                 }

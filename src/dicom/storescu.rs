@@ -108,6 +108,12 @@ pub fn is_file_done(line: &str) -> bool {
         || line.starts_with("E: Bad DICOM file")
 }
 
+/// Files sent and not answered (0 or 1): the publisher may hold it or not.
+pub fn in_flight(log: &[String]) -> usize {
+    let sent = log.iter().filter(|l| clean(l).starts_with("I: Sending file:")).count();
+    sent.saturating_sub(log.iter().filter(|l| is_file_done(l)).count())
+}
+
 /// The line at a DIMSE timeout: the publisher stopped answering.
 pub fn is_stall(line: &str) -> bool {
     clean(line).contains("DIMSE No data available")

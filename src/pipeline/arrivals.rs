@@ -56,8 +56,9 @@ pub struct Arrival {
     pub source: Option<Arc<Source>>,
 }
 
-/// Called for each identified arrival, on the watching thread (progress).
-pub type OnArrival = Box<dyn FnMut(&Identity, Option<&Source>) + Send>;
+/// Called for each identified arrival, on the watching thread (progress,
+/// checks): whose, from whom, and its size in bytes.
+pub type OnArrival = Box<dyn FnMut(&Identity, Option<&Source>, u64) + Send>;
 
 /// The watch over `incoming/` and the folders added to it, running until
 /// `finish`.
@@ -122,7 +123,8 @@ impl State {
             Err(err) => Err(err.to_string().to_lowercase()),
         };
         if let Ok(identity) = &identity {
-            (self.on_arrival.lock().unwrap_or_else(|p| p.into_inner()))(identity, source.as_deref());
+            let bytes = to.metadata().map(|m| m.len()).unwrap_or(0);
+            (self.on_arrival.lock().unwrap_or_else(|p| p.into_inner()))(identity, source.as_deref(), bytes);
         }
         arrivals.push(Arrival { path: to, identity, source });
     }
@@ -423,7 +425,7 @@ mod tests {
         let work = tempfile::tempdir().expect("work");
         let seen = Arc::new(Mutex::new(0usize));
         let counter = seen.clone();
-        let watch = Watch::start(work.path(), Box::new(move |_, _| *counter.lock().expect("count") += 1))
+        let watch = Watch::start(work.path(), Box::new(move |_, _, _| *counter.lock().expect("count") += 1))
             .expect("watch");
         std::fs::write(watch.incoming().join("a"), "not dicom").expect("write");
         std::fs::write(watch.incoming().join("b"), "not dicom either").expect("write");

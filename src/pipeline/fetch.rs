@@ -76,6 +76,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     let iso_tool = job.iso.as_ref().map(|_| iso::find(context.config.tools.iso_tool)).transpose()?;
     let deadline = Deadline::after(job.pacs.timeouts.total);
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
+    staging::check_space(&root.path, context.config.staging_min_free_mb * 1_000_000)?;
     let work = root.job_dir()?;
     let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
     // The C-MOVE receiver starts beside the lookup (see
@@ -86,7 +87,9 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         let found = lookup.join().unwrap_or_else(|_| Err(Failure::config("the lookup panicked")));
         (found, receiver)
     });
-    let found = found?;
+    // A lookup that could not write the PACS's answers on a full disk
+    // is the disk's fault.
+    let found = found.map_err(|failure| staging::explain_full(&root.path, failure))?;
     let receiver = retrieve::receiver_after(receiver, context, &root, &job.pacs, work.path())?;
     let patients = found.patients.clone();
     let name = default_name(&patients, &job.accessions);
@@ -111,24 +114,27 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         output::check_folder(&output, job.force)?;
     }
     crate::signals::check()?;
-    let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, job.allow, &deadline)
-        .map_err(|failure| failure.for_patients(&patients))?;
+    let full = |failure: Failure| staging::explain_full(&root.path, failure.for_patients(&patients));
+    let retrieved =
+        retrieve::run(context, &finder, &found, work.path(), receiver, job.allow, &deadline).map_err(full)?;
     log::debug!("phase: verified");
     // The disc is built whole in the job's private folder under neutral
     // names (nobody else can read or replace it there), and moved into
     // place only once complete.
     let disc_folder = work.path().join("disc");
-    disc::create_folder(&disc_folder)?;
+    disc::create_folder(&disc_folder).map_err(full)?;
     let tools = &context.config.tools;
     let layout = disc::lay_out(
         &retrieved.files,
         &disc_folder,
         tools.viewer_dir.as_deref(),
         tools.viewer_autorun.as_deref(),
-    )?;
+    )
+    .map_err(full)?;
     log::debug!("phase: laid out");
     let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
-    disc::index(context, &disc_folder, &dcmmkdir::file_set_id(&joined.join("_")), layout.files)?;
+    disc::index(context, &disc_folder, &dcmmkdir::file_set_id(&joined.join("_")), layout.files)
+        .map_err(full)?;
     let mut warnings = found.warnings.clone();
     warnings.extend(retrieved.warnings);
     let (missing, retrieved_patients, delivered_by) =
@@ -138,7 +144,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         Some(image) => {
             let tool = iso_tool.as_ref().ok_or_else(|| Failure::config("no ISO tool"))?;
             let built = work.path().join("image.iso");
-            let size = build_image(tool, job, &disc_folder, &built, &mut warnings)?;
+            let size = build_image(tool, job, &disc_folder, &built, &mut warnings).map_err(full)?;
             output::place_file(&built, image, job.force)?;
             Some(size)
         }

@@ -123,6 +123,7 @@ impl<'a> Finder<'a> {
         ));
         command.dir = Some(out.clone());
         command.cancel = stop.cloned();
+        command.waiting_for = Some(format!("the PACS {} to answer a query", pacs.endpoint));
         let output = runner::run(&command, &mut |_| {})?;
         if output.cancelled {
             return Err(stopped());
@@ -171,8 +172,14 @@ pub fn pacs_failure(pacs: &Pacs, problem: &AssociationProblem) -> Failure {
             if reason.is_empty() { String::new() } else { format!(" ({reason})") }
         ),
         AssociationProblem::Stalled => format!("the PACS {peer} stopped answering within the timeouts"),
-        AssociationProblem::Aborted(why) => {
-            format!("the PACS {peer} ended the association ({why}): is AE {} known to it?", pacs.calling_ae)
+        AssociationProblem::Aborted(why) => format!(
+            "the PACS {peer} ended the association before accepting it ({why}): is AE {} known to it?",
+            pacs.calling_ae
+        ),
+        // Accepted, then gone: a PACS that crashed or restarted, not one
+        // that does not know us.
+        AssociationProblem::Ended(why) => {
+            format!("the PACS {peer} ended the association in the middle of the work ({why}); try again")
         }
     };
     Failure::pacs_unreachable(&why)

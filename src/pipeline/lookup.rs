@@ -85,6 +85,9 @@ pub fn run(
 ) -> Result<Found, Failure> {
     let source = context.config.patient.source;
     let pacs = finder.pacs();
+    // The first words on the screen, at once: the lookup may wait.
+    let asked: Vec<&str> = accessions.iter().map(|a| a.as_str()).collect();
+    log::info!("looking up {} at the PACS {}", asked.join(", "), pacs.endpoint);
     let api = context.config.patient.api.as_ref();
     let mut his_patients: Vec<(Accession, HisPatient)> = Vec::new();
     if source == PatientSource::Api {

@@ -80,6 +80,9 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let deadline = Deadline::after(job.pacs.timeouts.total);
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
+    if !job.dry_run {
+        staging::check_space(&root.path, context.config.staging_min_free_mb * 1_000_000)?;
+    }
     let work = root.job_dir()?;
     let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
     // The publisher's C-ECHO goes beside the lookup: a robot that is off
@@ -88,21 +91,24 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     // on this thread: a child dies with the thread that started it (see
     // runner), and the receiver must outlive the lookup.
     let (found, echoed, receiver) = std::thread::scope(|scope| {
-        let echo = (!job.dry_run).then(|| scope.spawn(|| relay::echo(context, &job.publisher)));
+        // A dry run asks the publisher too: "would send" must mean it could.
+        let echo = scope.spawn(|| relay::echo(context, &job.publisher));
         let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow));
         let receiver =
             (!job.dry_run).then(|| retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false));
         let found = lookup.join().unwrap_or_else(|_| Err(Failure::config("the lookup panicked")));
-        let echoed =
-            echo.map(|echo| echo.join().unwrap_or_else(|_| Err(Failure::config("the C-ECHO panicked"))));
+        let echoed = echo.join().unwrap_or_else(|_| Err(Failure::config("the C-ECHO panicked")));
         (found, echoed, receiver)
     });
-    let found = found?;
+    // A lookup that could not write the PACS's answers on a full disk
+    // is the disk's fault.
+    let found = found.map_err(|failure| staging::explain_full(&root.path, failure))?;
     let accessions: Vec<String> = job.accessions.iter().map(|a| a.to_string()).collect();
     let destination = job.publisher.endpoint.address();
     let patients = found.patients.clone();
     let first = found.first_patient().clone();
     if job.dry_run {
+        echoed?;
         let manifest = manifest::run(&finder, &found.studies).map_err(|f| f.for_patients(&patients))?;
         let counts: Vec<usize> = manifest.studies.iter().map(|s| s.expected.unwrap_or(0)).collect();
         return Ok(Outcome::Planned(Plan {
@@ -119,7 +125,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         }));
     }
     let sent = (|| {
-        echoed.transpose()?;
+        echoed?;
         let early = receiver.unwrap_or(Ok(None));
         let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path())?;
         let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, job.allow, &deadline)?;
@@ -141,7 +147,8 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         log::debug!("phase: relayed");
         Ok((retrieved, relayed))
     })();
-    let (retrieved, relayed) = sent.map_err(|failure: Failure| failure.for_patients(&patients))?;
+    let (retrieved, relayed) =
+        sent.map_err(|failure: Failure| staging::explain_full(&root.path, failure.for_patients(&patients)))?;
     let mut warnings = found.warnings.clone();
     warnings.extend(retrieved.warnings);
     for warning in &warnings {

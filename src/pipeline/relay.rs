@@ -75,13 +75,13 @@ pub fn run(context: &Context, dir: &Path, publisher: &Publisher) -> Result<(Rela
     // A large folder takes a while to scan: honour a Ctrl-C before sending.
     crate::signals::check()?;
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
-    let work = root.job_dir()?;
+    let work = root.job_dir().map_err(|failure| staging::explain_full(&root.path, failure))?;
     let sent = send(context, work.path(), dir, &scan.instances, publisher).map_err(|mut failure| {
         // The failure's account lists the skipped files too, as success does.
         if let Some(counts) = &mut failure.relay {
             counts.skipped = scan.skipped.iter().map(|s| (s.file.clone(), s.reason.to_string())).collect();
         }
-        failure
+        staging::explain_full(&root.path, failure)
     });
     let mut relayed = sent?;
     relayed.files_skipped = scan.skipped.len();
@@ -96,6 +96,7 @@ pub fn echo(context: &Context, publisher: &Publisher) -> Result<(), Failure> {
     let timeouts = &publisher.timeouts;
     let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
     command.args(echoscu::args(publisher.calling_ae.as_str(), &publisher.endpoint, timeouts));
+    command.waiting_for = Some(format!("the {} to answer", publisher.display()));
     let output = runner::run(&command, &mut |_| {})?;
     let destination = publisher.endpoint.address();
     let peer = publisher.display();
@@ -108,7 +109,7 @@ pub fn echo(context: &Context, publisher: &Publisher) -> Result<(), Failure> {
         Err(AssociationProblem::Rejected(reason)) => {
             Err(rejected(publisher, &reason, RelayCounts::default()))
         }
-        Err(AssociationProblem::Aborted(why)) => Err(Failure::relay_failed(
+        Err(AssociationProblem::Aborted(why) | AssociationProblem::Ended(why)) => Err(Failure::relay_failed(
             &destination,
             &format!("the {peer} ended the association ({why}); nothing was sent"),
             RelayCounts::default(),
@@ -144,7 +145,6 @@ pub fn send(
     let destination = publisher.endpoint.address();
     let calling = publisher.calling_ae.as_str();
     let timeouts = &publisher.timeouts;
-    let report_path = work.join("dcmsend-report.txt");
     // "./" keeps a file named "-x" from reading as an option; the sender
     // names each file back exactly as given, which is how results are matched.
     let mut files: Vec<String> = instances.iter().map(|i| format!("./{}", i.name)).collect();
@@ -166,11 +166,9 @@ pub fn send(
         kind_of.insert(file.clone(), kind);
     }
     let (tool, args, ids) = match publisher.sender {
-        Sender::Dcmsend => (
-            Tool::Dcmsend,
-            dcmsend::args(calling, &publisher.endpoint, timeouts, &report_path, &files),
-            HashMap::new(),
-        ),
+        Sender::Dcmsend => {
+            (Tool::Dcmsend, dcmsend::args(calling, &publisher.endpoint, timeouts, &files), HashMap::new())
+        }
         Sender::Storescu => {
             let (profile, ids) = if kinds.len() <= storescu::MAX_CONTEXTS {
                 let (text, ids) = storescu::profile(&kinds);
@@ -232,11 +230,8 @@ pub fn send(
         // A dcmsend stopped early wrote no report: its log's responses
         // are the account, in the order the files were given.
         (Sender::Dcmsend, Some(cut)) => in_order(&files, dcmsend::accepted_in_log(&output.lines), cut),
-        (Sender::Dcmsend, None) => {
-            // No report is written when the association never formed.
-            let report = std::fs::read_to_string(&report_path).unwrap_or_default();
-            dcmsend::parse(&report, &output.lines)
-        }
+        // No report is written when the association never formed.
+        (Sender::Dcmsend, None) => dcmsend::parse(&dcmsend::report_in(&output.lines), &output.lines),
         (Sender::Storescu, _) => {
             let mut log = storescu::parse(&output.lines, &files, &kind_of, &ids);
             if let Some(cut) = cut {
@@ -252,7 +247,11 @@ pub fn send(
         }
     };
     if let Some(signal) = output.interrupted {
-        return Err(interrupted(signal, publisher, &files, instances, log));
+        let in_flight = match publisher.sender {
+            Sender::Dcmsend => dcmsend::in_flight(&output.lines),
+            Sender::Storescu => storescu::in_flight(&output.lines),
+        };
+        return Err(interrupted(signal, publisher, &files, instances, log, in_flight));
     }
     let stall = if output.timed_out {
         "did not finish within its time limit (cd_publisher.timeout_total_secs, or cgi.timeout_secs for a CGI request)"
@@ -318,14 +317,35 @@ fn interrupted(
     files: &[String],
     instances: &[Instance],
     log: StoreLog,
+    in_flight: usize,
 ) -> Failure {
-    let counts = account(files, instances, &log).0;
+    let mut log = log;
+    if in_flight > 0 {
+        let said: HashMap<String, usize> =
+            log.files.iter().enumerate().map(|(index, (name, _))| (name.clone(), index)).collect();
+        let first_cut = files.iter().filter_map(|f| said.get(f)).copied().find(|&index| {
+            log.files[index].1 == FileOutcome::Failed(Refusal::NotAttempted(Cut::Interrupted))
+        });
+        if let Some(index) = first_cut {
+            log.files[index].1 = FileOutcome::Failed(Refusal::NotAttempted(Cut::InFlight));
+        }
+    }
+    let mut counts = account(files, instances, &log).0;
+    counts.files_in_doubt = in_flight.min(counts.files_failed);
+    let accepted = if counts.files_in_doubt > 0 {
+        format!(
+            "{} or {} of {} files (one was on its way: the robot may hold it)",
+            counts.files_sent,
+            counts.files_sent + counts.files_in_doubt,
+            files.len()
+        )
+    } else {
+        format!("{} of {} files", counts.files_sent, files.len())
+    };
     let detail = format!(
-        "{} while sending: the {} had accepted {} of {} files; it may have started a partial disc job, check it",
+        "{} while sending: the {} had accepted {accepted}; it may have started a partial disc job, check it",
         Failure::interrupted(signal).detail,
         publisher.display(),
-        counts.files_sent,
-        files.len()
     );
     Failure::interrupted_sending(signal, &publisher.endpoint.address(), detail, counts)
 }
@@ -420,11 +440,13 @@ fn verdict(
             ),
             counts,
         )),
-        Some(AssociationProblem::Aborted(why)) if nothing => Err(Failure::relay_failed(
-            &destination,
-            &format!("the association with the {peer} failed ({why}); nothing was accepted"),
-            counts,
-        )),
+        Some(AssociationProblem::Aborted(why) | AssociationProblem::Ended(why)) if nothing => {
+            Err(Failure::relay_failed(
+                &destination,
+                &format!("the association with the {peer} failed ({why}); nothing was accepted"),
+                counts,
+            ))
+        }
         _ if nothing => Err(Failure::relay_failed(
             &destination,
             &format!("the {peer} accepted none of the {total} files"),

@@ -33,7 +33,7 @@ use crate::pipeline::lookup::{self, Found, FoundStudy};
 use crate::pipeline::manifest::{self, Manifest, Proof};
 use crate::pipeline::receiver::Receiver;
 use crate::progress::{Part, Progress, Stage};
-use crate::staging::{PortLock, Root};
+use crate::staging::{self, PortLock, Root};
 
 /// A file received and identified.
 #[derive(Clone, Debug)]
@@ -101,15 +101,22 @@ pub fn run(
     let progress = Arc::new(Mutex::new(progress));
     let refusal = Arc::new(Refusal::default());
     let requested = Arc::new(Requested::of(found, allow.mixed_patients));
+    // What the whole retrieve is expected to hold (the lookup's counts,
+    // then the manifest's), for the disk space guard.
+    let expected = Arc::new(std::sync::atomic::AtomicUsize::new(total.unwrap_or(0) as usize));
     let (watch, folders) = {
         let (counting, refused, requested) = (progress.clone(), refusal.clone(), requested.clone());
         let parts_of_studies = counts.parts_of_studies.clone();
+        let mut space = SpaceGuard::new(work, expected.clone());
         Watch::start_with_folders(
             work,
-            Box::new(move |identity, source| {
+            Box::new(move |identity, source, bytes| {
                 // Not this job's: dropped at the verdict.
                 if source.is_some_and(|source| source.early) {
                     return;
+                }
+                if let Err(full) = space.arrived(bytes) {
+                    refused.refuse(full);
                 }
                 let part = match requested.place(identity) {
                     Ok(study) => parts_of_studies.get(study).copied(),
@@ -147,6 +154,7 @@ pub fn run(
                 }
                 if let Some(total) = listed.expected() {
                     progress.set_total(total as u64);
+                    expected.store(total, Ordering::Release);
                 }
             }
             listed
@@ -200,6 +208,48 @@ fn drop_early(arrivals: Vec<arrivals::Arrival>) -> Vec<arrivals::Arrival> {
         let _ = std::fs::remove_file(&arrival.path);
     }
     own
+}
+
+/// Stops a retrieve before it fills the staging disk: from the images so
+/// far, what the rest of the study needs, against the space left.
+struct SpaceGuard {
+    folder: PathBuf,
+    expected: Arc<std::sync::atomic::AtomicUsize>,
+    files: usize,
+    bytes: u64,
+}
+
+impl SpaceGuard {
+    /// Checked every this many files (a statvfs each).
+    const EVERY: usize = 8;
+    /// Kept free beyond the estimate: the disc layout, the DICOMDIR.
+    const MARGIN: u64 = 16 * 1024 * 1024;
+
+    fn new(folder: &Path, expected: Arc<std::sync::atomic::AtomicUsize>) -> SpaceGuard {
+        SpaceGuard { folder: folder.to_path_buf(), expected, files: 0, bytes: 0 }
+    }
+
+    fn arrived(&mut self, bytes: u64) -> Result<(), Failure> {
+        self.files += 1;
+        self.bytes += bytes;
+        if !self.files.is_multiple_of(Self::EVERY) {
+            return Ok(());
+        }
+        let expected = self.expected.load(Ordering::Acquire);
+        let left = expected.saturating_sub(self.files) as u64;
+        let needed = left * (self.bytes / self.files as u64) + Self::MARGIN;
+        match staging::free_bytes(&self.folder) {
+            Ok(free) if free < needed => Err(Failure::disk_full(&format!(
+                "staging disk full at {}: {} MB free, about {} MB more needed for the {left} images still to come; \
+                 the retrieve was stopped and nothing was kept",
+                self.folder.parent().unwrap_or(&self.folder).display(),
+                free / 1_000_000,
+                needed / 1_000_000
+            ))
+            .for_the_web("the server that prepares the discs is out of disk space; nothing was sent")),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The accessions a retrieve's count is split into (parts of the
@@ -527,6 +577,7 @@ fn transfer(
             Retrieve::Get => getscu::args(calling, &pacs.endpoint, &pacs.timeouts, watch.incoming(), &query),
         });
         command.dir = watch.incoming().parent().map(Path::to_path_buf);
+        let arrived_before = watch.count();
         let output = runner::run(&command, &mut |_| {})?;
         // A refused image arrived: the caller says which.
         if output.cancelled {
@@ -540,7 +591,8 @@ fn transfer(
             Retrieve::Move => movescu::parse(&output.lines),
             Retrieve::Get => getscu::parse(&output.lines),
         };
-        if let Some(why) = judge(&log, keys, watch.count(), pacs, verb)? {
+        let arrived = watch.count();
+        if let Some(why) = judge(&log, keys, (arrived_before, arrived), pacs, verb)? {
             statuses.push(why);
         }
         stored = stored.zip(log.stored).map(|(a, b)| a + b);
@@ -597,10 +649,11 @@ struct Transferred {
 
 /// What one C-MOVE or C-GET run's log says: an error that ends the job,
 /// a problem to report, or nothing.
+/// `arrived` is how many files had arrived before this run and after it.
 fn judge(
     log: &RetrieveLog,
     keys: &RetrieveKeys,
-    arrived: usize,
+    (before, arrived): (usize, usize),
     pacs: &Pacs,
     verb: &str,
 ) -> Result<Option<String>, Failure> {
@@ -611,10 +664,34 @@ fn judge(
         if arrived == 0 {
             return Err(pacs_failure(pacs, &problem));
         }
+        // How many came is said with the shortfall (the count here may
+        // lag the files still being taken).
         return Ok(Some(match problem {
             AssociationProblem::Stalled => format!("the PACS stopped answering during the {verb}"),
-            _ => format!("the association ended before the {verb} was complete"),
+            _ => format!("the PACS ended the association during the {verb}"),
         }));
+    }
+    let status = log.final_status.clone().unwrap_or_default();
+    // The PACS does not know us as a move destination: its AE table, not
+    // a retry, mends that.
+    if status.contains("MoveDestinationUnknown") || status.contains("Move Destination unknown") {
+        return Err(Failure::pacs_unreachable(&format!(
+            "the PACS {} does not know AE {} as a move destination ({status}): its AE table must list {} at \
+             this host's address, port {} (pacs.move_port)",
+            pacs.endpoint, pacs.calling_ae, pacs.calling_ae, pacs.move_port
+        ))
+        .for_the_web("the PACS is not set up to send images to pacs2cd; call IT"));
+    }
+    // Sent, says the PACS, and nothing came: it sent them elsewhere (its
+    // AE table points our AE title at another host or port).
+    let completed = log.counts.completed.unwrap_or(0);
+    if pacs.retrieve == Retrieve::Move && completed > 0 && arrived == before {
+        return Err(Failure::pacs_unreachable(&format!(
+            "the PACS {} reports {completed} images sent ({status}) but none reached port {}: it sent them \
+             elsewhere; its AE table must list {} at this host's address, port {} (pacs.move_port)",
+            pacs.endpoint, pacs.move_port, pacs.calling_ae, pacs.move_port
+        ))
+        .for_the_web("the PACS sent the images somewhere else; call IT"));
     }
     if log.succeeded() {
         return Ok(None);
@@ -629,7 +706,6 @@ fn judge(
     {
         return Ok(None);
     }
-    let status = log.final_status.clone().unwrap_or_default();
     let counts = movescu::describe(&log.counts);
     let counts = if counts.is_empty() { String::new() } else { format!(" ({counts} sub-operations)") };
     Ok(Some(format!("the PACS ended the {verb} with {status}{counts}")))

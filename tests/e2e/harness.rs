@@ -296,6 +296,18 @@ impl TestEnv {
         env
     }
 
+    /// Moves the staging root to `path` (a tmpfs, say).
+    pub fn set_staging(&mut self, path: &Path) {
+        let config = std::fs::read_to_string(&self.config).expect("config");
+        let moved = config.replacen(
+            &format!("staging_dir = {:?}", self.staging.display().to_string()),
+            &format!("staging_dir = {:?}", path.display().to_string()),
+            1,
+        );
+        std::fs::write(&self.config, moved).expect("config");
+        self.staging = path.to_path_buf();
+    }
+
     /// The audit log's lines, parsed.
     pub fn audit_lines(&self, relative: &str) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.dir.path().join(relative)).unwrap_or_default();

@@ -17,4 +17,5 @@ mod print;
 mod receiver;
 mod relay;
 mod staging;
+mod verdict;
 mod whole;

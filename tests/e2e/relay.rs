@@ -332,10 +332,14 @@ fn ctrl_c_mid_send_says_what_the_publisher_holds() {
         // Give the robot a moment for the file in flight.
         std::thread::sleep(Duration::from_millis(1500));
         let held = publisher.received_uids().len();
-        assert!(
-            held == reported || held == reported + 1,
-            "{sender}: reported {reported}, publisher holds {held}"
-        );
+        // The file in flight is said as such: what the robot holds is what
+        // was reported, plus the file pacs2cd says may be there.
+        let in_doubt = json["files_in_doubt"].as_u64().unwrap_or(0) as usize;
+        assert!(held >= reported && held <= reported + in_doubt, "{sender}: holds {held}: {json}");
+        if in_doubt > 0 {
+            let detail = json["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains(&format!("{reported} or {}", reported + 1)), "{sender}: {detail}");
+        }
         assert!(reported >= 1, "{sender}: {json}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("partial disc job"), "{sender}: {stderr}");
