@@ -132,7 +132,13 @@ fn init_logging(verbose: u8, quiet: bool, cgi: bool) {
     // nginx writes the request line, query and all, beside every line a
     // FastCGI program writes to stderr: with the token in the URL (what
     // window.open can send), the lines go to the system log instead.
-    let token_in_url = std::env::var("QUERY_STRING").is_ok_and(|query| query.contains("access_token"));
+    // Keys decoded as the request reader decodes them (`access%5Ftoken` is
+    // `access_token` too); any query that might carry it counts.
+    let token_in_url = std::env::var("QUERY_STRING").is_ok_and(|query| {
+        query.to_ascii_lowercase().contains("token")
+            || form_urlencoded::parse(query.as_bytes())
+                .any(|(key, _)| key.to_ascii_lowercase().contains("token"))
+    });
     if cgi && token_in_url {
         builder.target(env_logger::Target::Pipe(Box::new(SystemLog::default())));
     }

@@ -32,6 +32,10 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn refused(path: &Path, why: &str) -> Failure {
     Failure::config(format!("output {} {why}", path.display()))
 }
@@ -39,6 +43,8 @@ fn refused(path: &Path, why: &str) -> Failure {
 /// Checks a folder the disc is to go into: missing, or the user's own
 /// tree (see the module comment); occupied only with `force`.
 pub fn check_folder(output: &Path, force: bool) -> Result<(), Failure> {
+    // Whoever may replace a folder above it may replace the disc later.
+    crate::staging::check_ancestors(&absolute(output), false, "output")?;
     let Ok(meta) = std::fs::symlink_metadata(output) else { return Ok(()) };
     if !meta.is_dir() {
         return Err(refused(output, "exists and is not a folder (or is a symbolic link)"));
@@ -54,6 +60,7 @@ pub fn check_folder(output: &Path, force: bool) -> Result<(), Failure> {
 /// Checks a file the image is to go to: missing, or (with `force`) a
 /// regular file of the user's.
 pub fn check_file(target: &Path, force: bool) -> Result<(), Failure> {
+    crate::staging::check_ancestors(&absolute(target), false, "output")?;
     let Ok(meta) = std::fs::symlink_metadata(target) else { return Ok(()) };
     if !force {
         return Err(refused(target, "exists: choose another file, or use --force"));

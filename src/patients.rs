@@ -20,8 +20,13 @@ pub struct Demographics {
     /// PatientName as DICOM writes it (`DOE^JOHN^^DR`), decoded.
     pub name: String,
     /// False when the name's bytes could not all be decoded by a declared
-    /// character set (then it is shown escaped and compared with nothing).
+    /// character set (then it is shown escaped, with a warning).
     pub name_exact: bool,
+    /// The name as compared: the decoded name, or for a name that could
+    /// not be decoded, its bytes read as UTF-8 or else Latin-1 (as
+    /// identifiers are, see charset::lenient): an undecodable name is
+    /// still compared, never waved through.
+    pub name_compared: String,
     /// PatientBirthDate (DA, `YYYYMMDD`).
     pub birth_date: String,
     /// The HIS's id for the patient, where the patient API was asked and
@@ -52,7 +57,7 @@ impl Demographics {
             "IssuerOfPatientID"
         } else if matches!((&self.issuer_universal, &other.issuer_universal), (Some(a), Some(b)) if a != b) {
             "IssuerOfPatientIDQualifiersSequence"
-        } else if self.name_exact && other.name_exact && !names_agree(&self.name, &other.name) {
+        } else if !names_agree(self.compared_name(), other.compared_name()) {
             "PatientName"
         } else if differs(self.birth_date.trim(), other.birth_date.trim()) {
             "PatientBirthDate"
@@ -62,6 +67,10 @@ impl Demographics {
             return None;
         };
         Some(Disagreement { attribute })
+    }
+
+    fn compared_name(&self) -> &str {
+        if self.name_compared.is_empty() { &self.name } else { &self.name_compared }
     }
 
     /// Takes what `other` (of the same patient) gives and `self` lacks.
@@ -75,6 +84,7 @@ impl Demographics {
         if self.name.is_empty() || (!self.name_exact && other.name_exact && !other.name.is_empty()) {
             self.name = other.name.clone();
             self.name_exact = other.name_exact;
+            self.name_compared = other.name_compared.clone();
         }
         if self.birth_date.is_empty() {
             self.birth_date = other.birth_date.clone();
@@ -143,7 +153,9 @@ pub fn group(statements: &[&Demographics]) -> Vec<usize> {
 
 /// Whether two person names can name one patient: each component group
 /// (alphabetic, ideographic, phonetic) that both give must agree, ignoring
-/// case, padding and empty trailing components.
+/// case, padding and empty trailing components, and two names that both
+/// give something must give at least one group alike (`DOE^JOHN` and
+/// `=ROE^JANE` share nothing to compare: not one patient).
 pub fn names_agree(a: &str, b: &str) -> bool {
     let groups = |name: &str| -> Vec<Vec<String>> {
         name.split('=')
@@ -157,7 +169,30 @@ pub fn names_agree(a: &str, b: &str) -> bool {
             .collect()
     };
     let (a, b) = (groups(a), groups(b));
-    a.iter().zip(&b).all(|(a, b)| a.is_empty() || b.is_empty() || a == b)
+    let both: Vec<(&Vec<String>, &Vec<String>)> =
+        a.iter().zip(&b).filter(|(a, b)| !a.is_empty() && !b.is_empty()).collect();
+    let given = |groups: &[Vec<String>]| groups.iter().any(|g| !g.is_empty());
+    if both.is_empty() {
+        return !(given(&a) && given(&b));
+    }
+    both.iter().all(|(a, b)| a == b)
+}
+
+/// Whether a name as the HIS writes it ("Doe, John Q", "DOE^JOHN") and a
+/// DICOM person name can be one patient: the words of one are all among
+/// the other's (case and punctuation aside; a middle initial may be
+/// missing on either side), and they share at least one.
+pub fn his_name_agrees(his: &str, dicom: &str) -> bool {
+    let words = |name: &str| -> std::collections::BTreeSet<String> {
+        name.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    };
+    // The alphabetic group (or the first group that has a name).
+    let dicom = dicom.split('=').find(|g| !g.trim_matches(['^', ' ']).is_empty()).unwrap_or("");
+    let (his, dicom) = (words(his), words(dicom));
+    if his.is_empty() || dicom.is_empty() {
+        return true;
+    }
+    !his.is_disjoint(&dicom) && (his.is_subset(&dicom) || dicom.is_subset(&his))
 }
 
 /// `YYYYMMDD` as `YYYY-MM-DD`, when it is one.
@@ -256,6 +291,7 @@ mod tests {
             issuer: issuer.into(),
             name: name.into(),
             name_exact: true,
+            name_compared: name.into(),
             birth_date: born.into(),
             ..Demographics::default()
         }
@@ -278,9 +314,13 @@ mod tests {
         other.issuer_universal = Some(("1.2.4".into(), "ISO".into()));
         assert_eq!(attribute(&qualified, &other), Some("IssuerOfPatientIDQualifiersSequence"));
         assert_eq!(attribute(&qualified, &anna), None);
-        // A name that could not be decoded is compared with nothing.
-        let mut escaped = patient("12345", "HOSP_A", "SMITH^\\xC4NNA", "");
+        // A name that could not be decoded is still compared, by its bytes
+        // read as Latin-1 (or UTF-8): another name is another patient.
+        let mut escaped = patient("12345", "HOSP_A", "SMITH^\\xC9NNA", "");
         escaped.name_exact = false;
+        escaped.name_compared = "SMITH^ÉNNA".into();
+        assert_eq!(attribute(&anna, &escaped), Some("PatientName"));
+        escaped.name_compared = "SMITH^ANNA".into();
         assert_eq!(attribute(&anna, &escaped), None);
         // No PatientID on both sides is the same (empty) id; whether such a
         // statement may go on a disc is the caller's question.
@@ -314,6 +354,19 @@ mod tests {
         assert!(!names_agree("Yamada^Tarou=山田^太郎", "Yamada^Tarou=山本^太郎"));
         assert!(names_agree("DOE^JOHN", "DOE^JOHN^^^"));
         assert!(!names_agree("DOE^JOHN", "DOE^JANE"));
+        // Nothing in common to compare: not the same patient.
+        assert!(!names_agree("DOE^JOHN", "=ROE^JANE"));
+        assert!(names_agree("DOE^JOHN", ""));
+    }
+
+    #[test]
+    fn his_names_are_compared_word_by_word() {
+        assert!(his_name_agrees("Doe, John", "DOE^JOHN"));
+        assert!(his_name_agrees("DOE^JOHN Q", "DOE^JOHN"));
+        assert!(his_name_agrees("Yamada Tarou", "Yamada^Tarou=山田^太郎"));
+        assert!(!his_name_agrees("DOE^JOHN", "ROE^JANE"));
+        assert!(!his_name_agrees("DOE^JOHN", "DOE^JANE"));
+        assert!(his_name_agrees("DOE^JOHN", ""));
     }
 
     #[test]

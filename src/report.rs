@@ -265,6 +265,10 @@ struct FailureJson<'a> {
     failures: Vec<FailedFile<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     skipped: Vec<FailedFile<'a>>,
+    /// Whose images the job handled: each patient of a refused job of
+    /// several (the web answer leaves them out).
+    #[serde(skip_serializing_if = "<[Patient]>::is_empty")]
+    patients: &'a [Patient],
 }
 
 #[derive(Serialize)]
@@ -339,6 +343,7 @@ pub fn failure_json(failure: &Failure) -> String {
         skipped: counts
             .map(|c| c.skipped.iter().map(|(file, reason)| FailedFile { file, reason }).collect())
             .unwrap_or_default(),
+        patients: &failure.patients,
     };
     // Serializing plain strings and numbers cannot fail; keep a valid
     // object on stdout all the same.

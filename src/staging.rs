@@ -32,6 +32,9 @@ use tempfile::TempDir;
 
 use crate::failure::Failure;
 
+/// How messages name the staging root.
+const STAGING: &str = "staging folder (staging_dir)";
+
 /// Every folder this tool makes starts so, so a sweep can recognise them.
 pub const PREFIX: &str = "pacs2cd-";
 
@@ -62,7 +65,7 @@ pub struct Root {
 pub fn open(path: &Path, group: &str) -> Result<Root, Failure> {
     let path = std::path::absolute(path).map_err(|err| unusable(path, &err.to_string()))?;
     if std::fs::symlink_metadata(&path).is_err() {
-        check_ancestors(&path, false)?;
+        check_ancestors(&path, false, STAGING)?;
         DirBuilder::new().recursive(true).mode(0o700).create(&path).map_err(|err| {
             unusable(
                 &path,
@@ -91,7 +94,7 @@ pub fn open(path: &Path, group: &str) -> Result<Root, Failure> {
 pub fn describe(path: &Path, group: &str) -> Result<String, Failure> {
     let path = std::path::absolute(path).map_err(|err| unusable(path, &err.to_string()))?;
     if std::fs::symlink_metadata(&path).is_err() {
-        check_ancestors(&path, false)?;
+        check_ancestors(&path, false, STAGING)?;
         return Ok(format!(
             "{} does not exist yet: the first job creates it, private (0700) to the user who runs it",
             path.display()
@@ -120,7 +123,7 @@ pub fn describe(path: &Path, group: &str) -> Result<String, Failure> {
 }
 
 fn inspect_existing(path: &Path, group: &str) -> Result<Root, Failure> {
-    check_ancestors(path, false)?;
+    check_ancestors(path, false, STAGING)?;
     // O_NOFOLLOW: a symlink planted where the root should be is refused,
     // and what is checked is what is opened.
     let folder =
@@ -152,7 +155,7 @@ fn inspect_existing(path: &Path, group: &str) -> Result<Root, Failure> {
             ));
         }
         // Above a root everyone shares, only root may change anything.
-        check_ancestors(path, true)?;
+        check_ancestors(path, true, STAGING)?;
         Sharing::Shared { group: group.to_string() }
     } else {
         return Err(unusable(
@@ -175,7 +178,7 @@ fn inspect_existing(path: &Path, group: &str) -> Result<Root, Failure> {
 /// below it must then be root's or ours. A folder of the staging group is
 /// no exception: a second member could rename the root away and put one
 /// of his own in its place.
-pub fn check_ancestors(path: &Path, root_only: bool) -> Result<(), Failure> {
+pub fn check_ancestors(path: &Path, root_only: bool, what: &str) -> Result<(), Failure> {
     let me = euid();
     let mut below_owner: Option<u32> = std::fs::symlink_metadata(path).ok().map(|m| m.uid());
     for ancestor in path.ancestors().skip(1) {
@@ -199,8 +202,8 @@ pub fn check_ancestors(path: &Path, root_only: bool) -> Result<(), Failure> {
                 "owned by root or you and writable by nobody else"
             };
             return Err(Failure::config(format!(
-                "staging folder {} is not safe: the folder {} above it (owner {}, group {}, mode {mode:04o}) could be \
-                 replaced by other users; every folder above it must be {need} (see staging_dir in the configuration)",
+                "{what} {} is not safe: the folder {} above it (owner {}, group {}, mode {mode:04o}) could be \
+                 replaced by other users; every folder above it must be {need}",
                 path.display(),
                 ancestor.display(),
                 user_name(meta.uid()),

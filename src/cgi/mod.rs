@@ -74,6 +74,9 @@ fn as_the_web_sees_it(result: Handled) -> Handled {
             failure.detail = failure.web_detail().to_string();
         }
         failure.public_detail = None;
+        // Web answers never name a patient (the audit log, written by now,
+        // does).
+        failure.patients.clear();
         failure
     })
 }

@@ -179,6 +179,7 @@ impl DataSet {
             self.raw(tag).map(|value| clean(&charset::lenient(value, &charset))).unwrap_or_default()
         };
         Demographics {
+            name_compared: if name.exact { name.text.clone() } else { identifier(tag::PATIENT_NAME) },
             id: identifier(tag::PATIENT_ID),
             issuer: identifier(tag::ISSUER_OF_PATIENT_ID),
             issuer_universal: (!universal.is_empty())

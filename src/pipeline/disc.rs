@@ -64,8 +64,7 @@ pub fn check_viewer(viewer: &Path) -> Result<usize, Failure> {
     if !meta.is_dir() {
         return Err(Failure::config(format!("tools.viewer_dir {} is not a folder", viewer.display())));
     }
-    crate::staging::check_ancestors(viewer, false)
-        .map_err(|failure| Failure::config(failure.detail.replace("staging folder", "tools.viewer_dir")))?;
+    crate::staging::check_ancestors(viewer, false, "tools.viewer_dir")?;
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     let mut files = 0;

@@ -151,6 +151,26 @@ pub fn run(
                 study.accession
             )));
         }
+        // The name must agree too, whatever the ids: the HIS's name goes
+        // on the result, the audit and the disc's name.
+        let pacs_name = if study.patient.name_compared.is_empty() {
+            &study.patient.name
+        } else {
+            &study.patient.name_compared
+        };
+        if !patients::his_name_agrees(&his.name, pacs_name) {
+            return Err(Failure::mixed_patients(&format!(
+                "the HIS names accession {} {}, but the PACS holds study {} under {}; nothing was sent",
+                study.accession,
+                quoted(&his.name),
+                study.study_instance_uid,
+                study.patient.describe()
+            ))
+            .for_the_web(format!(
+                "the HIS and the PACS name different patients for accession {}; nothing was sent",
+                study.accession
+            )));
+        }
         if !same_id {
             study.patient.his_id = his.id.clone();
         }

@@ -47,8 +47,10 @@ pub struct Association {
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
     pub associations: Vec<Association>,
-    /// Connections refused: (peer address, why).
+    /// Connections refused: the first few distinct (peer address, why).
     pub refused: Vec<(String, String)>,
+    /// How many were refused in all.
+    pub refused_count: usize,
 }
 
 pub struct Receiver {
@@ -60,8 +62,9 @@ pub struct Receiver {
 
 struct Shared {
     tally: Mutex<Tally>,
-    /// The watch the folders go to, once the retrieve has one.
-    folders: Mutex<Option<Folders>>,
+    /// Where each association's files go to be watched, once the retrieve
+    /// has a watch; the folders made before it are registered then.
+    routing: Mutex<Routing>,
     /// When something last happened: a connection, an association's end.
     last: Mutex<Instant>,
     /// Associations accepted and not yet ended.
@@ -69,6 +72,13 @@ struct Shared {
     /// The job has asked the PACS to send: what came before is not this
     /// job's (a PACS finishing an earlier job's C-MOVE late).
     asked: AtomicBool,
+}
+
+#[derive(Default)]
+struct Routing {
+    watch: Option<Folders>,
+    /// Every association's folder and who delivers into it.
+    folders: Vec<(PathBuf, Source)>,
 }
 
 impl Shared {
@@ -125,7 +135,7 @@ impl Receiver {
         let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
         let shared = Arc::new(Shared {
             tally: Mutex::new(Tally::default()),
-            folders: Mutex::new(None),
+            routing: Mutex::new(Routing::default()),
             last: Mutex::new(Instant::now()),
             open: std::sync::atomic::AtomicUsize::new(0),
             asked: AtomicBool::new(false),
@@ -144,7 +154,20 @@ impl Receiver {
     /// From now on each association's folder is watched (and those that
     /// came before are swept at the end, see arrivals).
     pub fn attach(&self, folders: Folders) {
-        *self.shared.folders.lock().unwrap_or_else(|p| p.into_inner()) = Some(folders);
+        let mut routing = self.shared.routing.lock().unwrap_or_else(|p| p.into_inner());
+        // Associations taken before the watch began (a PACS sending late,
+        // during the lookup) keep who delivered them.
+        for (folder, source) in &routing.folders {
+            if let Err(err) = folders.add(folder, source.clone()) {
+                log::debug!("watching {}: {err}; the final sweep takes its files", folder.display());
+            }
+        }
+        routing.watch = Some(folders);
+    }
+
+    /// Associations the receiver has taken so far.
+    pub fn associations(&self) -> usize {
+        self.shared.tally.lock().unwrap_or_else(|p| p.into_inner()).associations.len()
     }
 
     /// The job is about to send its first C-MOVE: associations from now on
@@ -320,7 +343,14 @@ struct Pending {
     stream: TcpStream,
     peer: IpAddr,
     until: Instant,
+    /// Part of the request came: the socket stays readable, so it is
+    /// looked at on the loop's beat, not polled (which would spin).
+    partial: bool,
 }
+
+/// Connections served or waiting at once, at most: a PACS opens a few
+/// sub-associations; more is someone holding the port's resources.
+const MOST_CONNECTIONS: usize = 32;
 
 /// The accept loop: runs until `stop`, then ends every receiver.
 fn serve(listeners: &[TcpListener], setup: &Setup, shared: &Shared, stop: &AtomicBool, wake: &OwnedFd) {
@@ -332,7 +362,7 @@ fn serve(listeners: &[TcpListener], setup: &Setup, shared: &Shared, stop: &Atomi
             .iter()
             .map(|l| l.as_raw_fd())
             .chain(std::iter::once(wake.as_raw_fd()))
-            .chain(pending.iter().map(|p| p.stream.as_raw_fd()))
+            .chain(pending.iter().filter(|p| !p.partial).map(|p| p.stream.as_raw_fd()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         // Receivers end on their own: look at them often while any runs.
@@ -345,9 +375,15 @@ fn serve(listeners: &[TcpListener], setup: &Setup, shared: &Shared, stop: &Atomi
                     Ok((stream, address)) => {
                         shared.touch();
                         let peer = plain(address.ip());
-                        if setup.allowed.contains(&peer) {
+                        if setup.allowed.contains(&peer) && pending.len() + running.len() >= MOST_CONNECTIONS
+                        {
+                            log::warn!(
+                                "closed a connection from {peer} to the move port: {MOST_CONNECTIONS} are open already"
+                            );
+                        } else if setup.allowed.contains(&peer) {
                             if stream.set_nonblocking(true).is_ok() {
-                                pending.push(Pending { stream, peer, until: Instant::now() + setup.acse });
+                                let until = Instant::now() + setup.acse;
+                                pending.push(Pending { stream, peer, until, partial: false });
                             }
                         } else {
                             let why = "not the PACS (pacs.host, pacs.move_from)".to_string();
@@ -358,7 +394,13 @@ fn serve(listeners: &[TcpListener], setup: &Setup, shared: &Shared, stop: &Atomi
                             }
                             refused_said += 1;
                             let mut tally = shared.tally.lock().unwrap_or_else(|p| p.into_inner());
-                            tally.refused.push((peer.to_string(), why));
+                            tally.refused_count += 1;
+                            // The first few by address; the rest counted.
+                            if tally.refused.len() < 8
+                                && !tally.refused.iter().any(|(p, _)| *p == peer.to_string())
+                            {
+                                tally.refused.push((peer.to_string(), why));
+                            }
                             // Dropped here: closed at once.
                         }
                     }
@@ -372,10 +414,14 @@ fn serve(listeners: &[TcpListener], setup: &Setup, shared: &Shared, stop: &Atomi
         }
         // Hand over each connection whose request says who calls.
         let mut waiting = Vec::with_capacity(pending.len());
-        for connection in pending.drain(..) {
+        for mut connection in pending.drain(..) {
             match peek_calling_ae(&connection.stream) {
+                Peeked::Partial if Instant::now() < connection.until => {
+                    connection.partial = true;
+                    waiting.push(connection)
+                }
                 Peeked::NotYet if Instant::now() < connection.until => waiting.push(connection),
-                Peeked::NotYet => log::warn!(
+                Peeked::NotYet | Peeked::Partial => log::warn!(
                     "a connection from {} to the move port sent no association request in time: closed",
                     connection.peer
                 ),
@@ -398,6 +444,8 @@ fn serve(listeners: &[TcpListener], setup: &Setup, shared: &Shared, stop: &Atomi
 
 enum Peeked {
     NotYet,
+    /// Some of the request came, not enough to read the calling AE.
+    Partial,
     Bad(&'static str),
     Calling(String),
 }
@@ -423,7 +471,7 @@ fn peek_calling_ae(stream: &TcpStream) -> Peeked {
         },
         0 => Peeked::Bad("closed before its association request"),
         _ if head[0] != 0x01 => Peeked::Bad("sent no DICOM association request"),
-        n if (n as usize) < head.len() => Peeked::NotYet,
+        n if (n as usize) < head.len() => Peeked::Partial,
         _ => Peeked::Calling(String::from_utf8_lossy(&head[26..42]).trim().to_string()),
     }
 }
@@ -452,10 +500,14 @@ fn hand_over(connection: Pending, ae: String, setup: &Setup, shared: &Shared) ->
         log::warn!("cannot receive the association from {}: {}", source, lower(&err));
         return None;
     }
-    if let Some(folders) = shared.folders.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-        && let Err(err) = folders.add(&folder, source.clone())
     {
-        log::debug!("watching {}: {err}; the final sweep takes its files", folder.display());
+        let mut routing = shared.routing.lock().unwrap_or_else(|p| p.into_inner());
+        routing.folders.push((folder.clone(), source.clone()));
+        if let Some(watch) = &routing.watch
+            && let Err(err) = watch.add(&folder, source.clone())
+        {
+            log::debug!("watching {}: {err}; the final sweep takes its files", folder.display());
+        }
     }
     let mut command = Command::new(&setup.program, Duration::from_secs(crate::config::MAX_SECS));
     command.args(storescp::inetd_args(&setup.ae, setup.acse, setup.dimse, &folder, &config));
@@ -536,7 +588,7 @@ mod tests {
         request.extend_from_slice(&[0u8; 32]);
         client.write_all(&request[..30]).expect("write");
         std::thread::sleep(Duration::from_millis(50));
-        assert!(matches!(peek_calling_ae(&server), Peeked::NotYet), "half a request");
+        assert!(matches!(peek_calling_ae(&server), Peeked::Partial), "half a request");
         client.write_all(&request[30..]).expect("write");
         std::thread::sleep(Duration::from_millis(50));
         assert!(matches!(peek_calling_ae(&server), Peeked::Calling(ae) if ae == "ORTHANC"));

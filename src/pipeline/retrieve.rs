@@ -178,13 +178,13 @@ pub fn run(
     none_overwritten(transferred.stored, arrivals.len())?;
     let arrivals = drop_early(arrivals);
     let mut retrieved = verify(found, &manifest, arrivals, &transferred.statuses, allow)?;
-    if !transferred.refused.is_empty() {
-        let peers: BTreeSet<&str> = transferred.refused.iter().map(|(peer, _)| peer.as_str()).collect();
+    let (refused, peers) = &transferred.refused;
+    if *refused > 0 {
+        let more = if *refused > peers.len() { ", ..." } else { "" };
         retrieved.warnings.push(format!(
-            "the move port refused {} connection(s) that did not come from the PACS ({}); nothing of \
-             theirs was kept",
-            transferred.refused.len(),
-            peers.into_iter().collect::<Vec<_>>().join(", ")
+            "the move port refused {refused} connection(s) that did not come from the PACS ({}{more}); \
+             nothing of theirs was kept",
+            peers.join(", ")
         ));
     }
     Ok(retrieved)
@@ -577,7 +577,7 @@ fn transfer(
             Retrieve::Get => getscu::args(calling, &pacs.endpoint, &pacs.timeouts, watch.incoming(), &query),
         });
         command.dir = watch.incoming().parent().map(Path::to_path_buf);
-        let arrived_before = watch.count();
+        let taken_before = receiver.as_ref().map(|r| r.receiver.associations());
         let output = runner::run(&command, &mut |_| {})?;
         // A refused image arrived: the caller says which.
         if output.cancelled {
@@ -591,13 +591,18 @@ fn transfer(
             Retrieve::Move => movescu::parse(&output.lines),
             Retrieve::Get => getscu::parse(&output.lines),
         };
-        let arrived = watch.count();
-        if let Some(why) = judge(&log, keys, (arrived_before, arrived), pacs, verb)? {
+        // Did the PACS open any association to us for this request? (The
+        // files themselves may still be on their way to the watch.)
+        let reached_us = match (&receiver, taken_before) {
+            (Some(receiver), Some(before)) => receiver.receiver.associations() > before,
+            _ => true,
+        };
+        if let Some(why) = judge(&log, keys, (watch.count(), reached_us), pacs, verb)? {
             statuses.push(why);
         }
         stored = stored.zip(log.stored).map(|(a, b)| a + b);
     }
-    let mut refused = Vec::new();
+    let mut refused = (0, Vec::new());
     if let Some(MoveReceiver { receiver, _lock }) = receiver {
         // Every file is on disk before the PACS sends the final response
         // (storescp writes each before answering its C-STORE); what the
@@ -615,21 +620,7 @@ fn transfer(
         for association in &tally.associations {
             log::debug!("association {} from {}", association.source.association, association.source);
         }
-        if !tally.refused.is_empty() {
-            log::warn!(
-                "the move port refused {} connection(s) that did not come from the PACS ({})",
-                tally.refused.len(),
-                tally
-                    .refused
-                    .iter()
-                    .map(|(peer, _)| peer.as_str())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        refused = tally.refused;
+        refused = (tally.refused_count, tally.refused.into_iter().map(|(peer, _)| peer).collect());
     }
     Ok(Transferred { statuses, stored, refused })
 }
@@ -643,17 +634,19 @@ const QUIET: Duration = Duration::from_millis(20);
 struct Transferred {
     statuses: Vec<String>,
     stored: Option<usize>,
-    /// Connections to the move port refused: (peer, why).
-    refused: Vec<(String, String)>,
+    /// Connections to the move port refused: how many, and the first few
+    /// peers.
+    refused: (usize, Vec<String>),
 }
 
 /// What one C-MOVE or C-GET run's log says: an error that ends the job,
 /// a problem to report, or nothing.
-/// `arrived` is how many files had arrived before this run and after it.
+/// `arrived`: how many files have arrived so far; `reached_us`: whether
+/// the PACS opened an association to our receiver for this request.
 fn judge(
     log: &RetrieveLog,
     keys: &RetrieveKeys,
-    (before, arrived): (usize, usize),
+    (arrived, reached_us): (usize, bool),
     pacs: &Pacs,
     verb: &str,
 ) -> Result<Option<String>, Failure> {
@@ -685,7 +678,7 @@ fn judge(
     // Sent, says the PACS, and nothing came: it sent them elsewhere (its
     // AE table points our AE title at another host or port).
     let completed = log.counts.completed.unwrap_or(0);
-    if pacs.retrieve == Retrieve::Move && completed > 0 && arrived == before {
+    if pacs.retrieve == Retrieve::Move && completed > 0 && !reached_us {
         return Err(Failure::pacs_unreachable(&format!(
             "the PACS {} reports {completed} images sent ({status}) but none reached port {}: it sent them \
              elsewhere; its AE table must list {} at this host's address, port {} (pacs.move_port)",
@@ -751,6 +744,13 @@ pub fn verify(
     let (kept, repeats) = arrivals::deduplicate(arrivals).map_err(refuse)?;
     let requested = Requested::of(found, allow.mixed_patients);
     let mut by_study: Vec<Vec<Received>> = vec![Vec::new(); found.studies.len()];
+    let mut undecoded: Vec<String> = Vec::new();
+    for (_, identity, _) in &kept {
+        let name = &identity.patient.name;
+        if !identity.patient.name_exact && !name.is_empty() && !undecoded.contains(name) {
+            undecoded.push(name.clone());
+        }
+    }
     for (path, identity, source) in kept {
         // Each file was placed as it arrived (the final sweep's too); the
         // verdict places it again, where nothing else can slip past.
@@ -774,7 +774,15 @@ pub fn verify(
         .for_the_web("the images belong to different patients; one disc holds one patient's images"));
     }
     let mut problems: Vec<String> = statuses.to_vec();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = undecoded
+        .iter()
+        .map(|name| {
+            format!(
+                "images carry a patient name whose bytes their character set does not decode: shown as {}",
+                crate::sanitize::quoted(name)
+            )
+        })
+        .collect();
     if repeats > 0 {
         warnings.push(format!("the PACS sent {repeats} images twice (identical copies, kept once)"));
     }

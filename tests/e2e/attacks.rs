@@ -101,7 +101,9 @@ fn an_outsider_who_makes_the_output_folder_mid_job_gets_nothing() {
     assert!(made.success());
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, Some(78), "{stdout}{stderr}");
-    assert!(stdout.contains(OUTSIDER), "{stdout}");
+    // Refused at the move: the folder is not the technician's (named, or
+    // the sticky folder above it that lets its owner replace it).
+    assert!(stdout.contains(&out.display().to_string()), "{stdout}");
     assert_eq!(std::fs::read_dir(&out).expect("out").count(), 0, "something landed in the outsider's folder");
     env.assert_staging_empty();
 }
@@ -233,4 +235,29 @@ fn an_audit_fifo_is_refused_at_once() {
         run.stdout
     );
     assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
+}
+
+#[test]
+fn an_output_under_a_folder_an_outsider_owns_is_refused() {
+    let source = tempfile::tempdir().expect("source");
+    let (_pacs, env, drop) = deployment(source.path());
+    // /tmp/discs, made by the outsider, open to all: he could replace the
+    // finished disc after the job.
+    let theirs = drop.join("discs");
+    let made = Command::new("setpriv")
+        .args(["--reuid", OUTSIDER, "--regid", OUTSIDER, "--init-groups", "--", "mkdir", "-m", "0777"])
+        .arg(&theirs)
+        .status()
+        .expect("mkdir");
+    assert!(made.success());
+    let out = theirs.join("disc");
+    let iso = theirs.join("disc.iso");
+    for args in [vec!["-o", out.to_str().expect("utf-8")], vec!["--iso", iso.to_str().expect("utf-8")]] {
+        let mut all = vec!["--json", "fetch", "ACC100"];
+        all.extend(args);
+        let run = env.run_as(TECHNICIAN, Path::new("/"), &all);
+        run.expect_code(78);
+        assert!(run.json()["detail"].as_str().is_some_and(|d| d.contains("discs")), "{}", run.stdout);
+    }
+    assert_eq!(std::fs::read_dir(&theirs).expect("theirs").count(), 0);
 }

@@ -71,11 +71,21 @@ fn the_print_iso_button_through_nginx_as_www_data() {
     assert!(!page.body.contains("<script>"), "{}", page.body);
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.body);
 
-    // HEAD checks the request and sends nothing.
+    // HEAD checks the request and sends nothing: its status is the GET's.
     let before = received(&publisher).len();
     let head = nginx.request("HEAD", "/send_rimage_multiple.php?accession_number=ACC004", &[AUTH]);
     assert_eq!(head.status, 200, "{head:?}");
     assert!(head.body.is_empty());
+    let bad_token = nginx.request(
+        "HEAD",
+        "/send_rimage_multiple.php?accession_number=ACC004",
+        &[("Authorization", "Bearer no")],
+    );
+    assert_eq!(bad_token.status, 401, "{bad_token:?}");
+    let bad_accession = nginx.request("HEAD", "/send_rimage_multiple.php?accession_number=ACC*", &[AUTH]);
+    assert_eq!(bad_accession.status, 400, "{bad_accession:?}");
+    let unknown = nginx.request("HEAD", "/send_rimage_multiple.php?accession_number=NOPE", &[AUTH]);
+    assert_eq!(unknown.status, 200, "HEAD asks no PACS: {unknown:?}");
     assert_eq!(received(&publisher).len(), before, "HEAD must not send");
 
     // The errors of the table, as statuses and JSON.
@@ -209,12 +219,31 @@ fn technicians_and_the_web_service_share_one_staging_root() {
     // A technician prints first (their umask, their files) ...
     env.run_as(TECHNICIAN, &home, &["print", "ACC002"]).expect_code(0);
     // ... then the web and the technician at once: they share the lock and
-    // wait for each other (no "busy", no "port in use").
+    // wait for each other (no "busy", no "port in use"). The lock is held
+    // here until both jobs are in the staging root together, so they do
+    // overlap.
+    let lock = std::fs::File::open(env.staging.join("retrieve.lock")).expect("lock");
+    lock.lock().expect("hold the retrieve lock");
     let web = std::thread::scope(|scope| {
         let web = scope
             .spawn(|| nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001", &[AUTH]));
-        let tech = env.run_as(TECHNICIAN, &home, &["--json", "fetch", "ACC003", "-o", "disc"]);
-        tech.expect_code(0);
+        let tech =
+            scope.spawn(|| env.run_as(TECHNICIAN, &home, &["--json", "fetch", "ACC003", "-o", "disc"]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let jobs = || {
+            std::fs::read_dir(&env.staging)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("pacs2cd-"))
+                .count()
+        };
+        while jobs() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the two jobs never ran at once");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        lock.unlock().expect("let them go");
+        tech.join().expect("technician").expect_code(0);
         web.join().expect("web request")
     });
     assert_eq!(web.status, 200, "{web:?}\n{}", nginx.error_log());
@@ -253,6 +282,8 @@ fn the_web_token_never_reaches_nginx_error_log() {
         "/api/iso/print?accession_number=ACC003&access_token=wr0ng-guess-123",
         "/api/iso/print?accession_number=ACC003&access_token=t0ken-for-the-his&x=%0a",
         "/api/iso/print?accession_number=ACC*&access_token=t0ken-for-the-his",
+        // The key percent-encoded: still the token, still kept out.
+        "/api/iso/print?accession_number=ACC*&access%5Ftoken=t0ken-for-the-his",
     ] {
         nginx.request("GET", target, &[("Accept", BROWSER)]);
     }

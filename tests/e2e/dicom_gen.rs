@@ -51,6 +51,9 @@ pub struct Study {
     pub series: Vec<Series>,
     /// Names and ids in ISO_IR 100 (Latin-1) rather than UTF-8.
     pub latin1: bool,
+    /// No SpecificCharacterSet at all, whatever the bytes (a legacy
+    /// modality writing Latin-1 undeclared).
+    pub undeclared: bool,
     /// IssuerOfPatientID, when the study has one.
     pub issuer: Option<String>,
     /// PatientBirthDate (DA).
@@ -66,6 +69,7 @@ impl Study {
             study_uid: uid(),
             series,
             latin1: false,
+            undeclared: false,
             issuer: None,
             birth_date: "19600101".into(),
         }
@@ -118,7 +122,9 @@ fn instance(
             value.as_bytes().to_vec()
         }
     };
-    put(&mut data, 0x0008, 0x0005, b"CS", charset.as_bytes());
+    if !study.undeclared {
+        put(&mut data, 0x0008, 0x0005, b"CS", charset.as_bytes());
+    }
     put(&mut data, 0x0008, 0x0016, b"UI", series.sop_class.as_bytes());
     put(&mut data, 0x0008, 0x0018, b"UI", sop_instance_uid.as_bytes());
     put(&mut data, 0x0008, 0x0020, b"DA", b"20240115");

@@ -215,7 +215,8 @@ impl Storescp {
         let log = received.path().join("storescp.log");
         let port = free_port();
         let mut command = Command::new(program);
-        command.args(["-aet", PUBLISHER_AE, "-od"]).arg(received.path());
+        // +uf: a file sent twice is stored twice, and received_uids sees it.
+        command.args(["-aet", PUBLISHER_AE, "+uf", "-od"]).arg(received.path());
         match behaviour {
             Publisher::AcceptAll => {
                 command.arg("+xa");
@@ -244,9 +245,19 @@ impl Storescp {
         Storescp { port, received, _server: server }
     }
 
-    /// SOP Instance UIDs of what arrived, sorted.
+    /// SOP Instance UIDs of what arrived, sorted (a UID twice when it was
+    /// sent twice: storescp keeps each copy, `+uf`).
     pub fn received_uids(&self) -> Vec<String> {
         crate::dicom_gen::sop_instance_uids(self.received.path())
+    }
+
+    /// What arrived, for a publisher that served one job: each image once
+    /// (a disc must never get a duplicate), or the test fails.
+    pub fn received_once(&self) -> std::collections::BTreeSet<String> {
+        let uids = self.received_uids();
+        let twice: Vec<&String> = uids.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
+        assert!(twice.is_empty(), "the publisher received images twice: {twice:?}");
+        uids.into_iter().collect()
     }
 }
 
@@ -784,6 +795,39 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Processes that work in `dir`: named on their command line, or running
+/// in a folder inside it (dcmsend and storescu name their files relative
+/// to their working folder). Each as "pid command line".
+pub fn processes_within(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.is_empty() || text.contains("cargo") {
+            continue;
+        }
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if text.contains(&needle) || cwd.starts_with(dir) {
+            found.push(format!("{} {text}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Waits up to `wait` for `processes_within(dir)` to be empty; what is
+/// left then.
+pub fn processes_left_within(dir: &Path, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = processes_within(dir);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Those of `pids` still running (not gone, not a zombie) after up to `wait`.

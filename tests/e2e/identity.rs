@@ -295,7 +295,8 @@ fn prints_each_by_its_name(pacs_config: &str, files: &[&str], what: &str) {
         let shown = for_people(expected(file));
         assert!(text.stdout.contains(&shown), "{what} {file}: {shown:?} not in {}", text.stdout);
     }
-    assert_eq!(publisher.received_uids().len(), files.len(), "{what}");
+    // Each printed twice (JSON, then text): each image arrived twice.
+    assert_eq!(publisher.received_uids().len(), 2 * files.len(), "{what}");
 }
 
 #[test]
@@ -541,4 +542,63 @@ fn an_empty_study_is_named() {
     assert!(text.stderr.contains("holds no images"), "{}", text.stderr);
     let audit = env.audit_lines("audit.log");
     assert!(audit.last().expect("audit")["warnings"].to_string().contains("holds no images"), "{audit:?}");
+}
+
+/// Names written in bytes no declared set decodes (a legacy modality
+/// writing Latin-1 undeclared) are still compared: SMITH^ANNÉ and
+/// JONES^BOBÉ under one PatientID are two patients.
+#[test]
+fn undecodable_names_are_still_compared() {
+    let pacs = Dcmqrscp::start();
+    let source = tempfile::tempdir().expect("source");
+    let undeclared = |name: &str, accession: &str, dir: &str| {
+        let study = Study {
+            latin1: true,
+            undeclared: true,
+            ..Study::new(name, "12345", accession, vec![Series::new("CT", CT_IMAGE, 3)])
+        };
+        let files = dicom_gen::write_study(&source.path().join(dir), &study);
+        pacs.load(&files);
+        files
+    };
+    undeclared("SMITH^ANNÉ", "UNDA", "a");
+    undeclared("JONES^BOBÉ", "UNDB", "b");
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["--json", "print", "UNDA,UNDB"]);
+    run.expect_code(65);
+    assert_eq!(run.json()["error"], "accessions belong to different patients", "{}", run.stdout);
+    assert!(publisher.received_uids().is_empty());
+    // Alone, a study goes, and the job says its name could not be decoded.
+    let run = env.run(&["--json", "print", "UNDA"]);
+    run.expect_code(0);
+    assert!(run.json()["warnings"].to_string().contains("does not decode"), "{}", run.stdout);
+}
+
+/// The HIS's name must be the PACS's too: the result, the audit and the
+/// disc carry the HIS's name, so a HIS that names another patient stops
+/// the job whatever the ids say.
+#[test]
+fn a_his_that_names_another_patient_stops_the_job() {
+    let pacs = Orthanc::start();
+    let source = tempfile::tempdir().expect("source");
+    pacs.load(&dicom_gen::write_study(
+        source.path(),
+        &Study::new("ROE^JANE", "P1", "HISX", vec![Series::new("CT", CT_IMAGE, 2)]),
+    ));
+    let api = PatientApi::start(vec![(
+        "/patients/HISX",
+        Answer::json(200, r#"{"patient":{"name":"DOE^JOHN","mrn":"P1"}}"#),
+    )]);
+    let env = TestEnv::new(&format!("{}{}", pacs.config(""), api.config(None)));
+    let run =
+        env.run(&["--json", "fetch", "HISX", "-o", env.dir.path().join("disc").to_str().expect("utf-8")]);
+    run.expect_code(65);
+    let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("DOE^JOHN") && detail.contains("ROE, JANE"), "{detail}");
+    assert!(!env.dir.path().join("disc").exists());
 }

@@ -68,8 +68,7 @@ impl Case {
     fn sends_whole(&self) -> serde_json::Value {
         let run = self.env.run(&["--json", "print", "ACC100"]);
         run.expect_code(0);
-        let received: BTreeSet<String> = self.publisher.received_uids().into_iter().collect();
-        assert_eq!(received, self.uids, "{}", self.pacs.log());
+        assert_eq!(self.publisher.received_once(), self.uids, "{}", self.pacs.log());
         self.env.assert_staging_empty();
         run.json()
     }
@@ -81,6 +80,34 @@ fn fewer_files_than_announced_with_a_final_success() {
         // No image counts anywhere; 25 of 30 sent; final Success with 5 left.
         let case = start("short", &[], retrieve);
         case.refuses(75, "DICOM fetch incomplete", "5 of 30 images");
+    }
+}
+
+/// Only the final status can tell: no list, no counts, the disc accepted
+/// as unproven. A pacs2cd that ignored "Success, 5 remaining" would send 25.
+#[test]
+fn a_final_status_with_sub_operations_left_is_read_without_a_list() {
+    for retrieve in RETRIEVES {
+        let config = format!("{retrieve}allow_unproven = true\n");
+        let case = start("short", &["--refuse-levels", "SERIES,IMAGE"], &config);
+        case.refuses(75, "DICOM fetch incomplete", "5 remaining");
+        // A failed sub-operation (final Warning), no list, no counts.
+        let case = start("lose-one", &["--refuse-levels", "SERIES,IMAGE", "--counts", "off"], &config);
+        case.refuses(75, "DICOM fetch incomplete", "1 failed");
+    }
+}
+
+/// Only the counts can tell: no list, and a final Success that keeps quiet
+/// about the 5 not sent. A pacs2cd that ignored the series' counts would
+/// send 25.
+#[test]
+fn the_counts_alone_catch_a_short_delivery() {
+    for retrieve in RETRIEVES {
+        let case =
+            start("short", &["--counts", "on", "--hide-remaining", "--refuse-levels", "IMAGE"], retrieve);
+        case.refuses(75, "DICOM fetch incomplete", "5 of 30 images");
+        let run = case.env.run(&["--json", "print", "ACC100", "--dry-run"]);
+        assert_eq!(run.json()["proof"], "series-counts", "{}", run.stdout);
     }
 }
 
@@ -238,6 +265,35 @@ fn a_publisher_that_stalls_after_three_files() {
         assert!(reasons[1..].iter().all(|r| r.contains("stopped answering")), "{sender}: {reasons:?}");
         assert!(json["detail"].as_str().is_some_and(|d| d.contains("partial disc job")), "{json}");
         assert_eq!(publisher.received_uids().len(), 3, "{sender}");
+        env.assert_staging_empty();
+    }
+}
+
+/// The publisher answers first: a robot that is off fails the job before
+/// the PACS is asked for a single image (its log shows no retrieve).
+#[test]
+fn a_publisher_that_is_off_fails_the_job_before_any_retrieve() {
+    for retrieve in RETRIEVES {
+        let source = tempfile::tempdir().expect("source");
+        let pacs = FakePacs::start("slow", &study(source.path()), &[]);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let env = TestEnv::new(&format!(
+            "{}{}",
+            pacs.config(retrieve),
+            TestEnv::publisher_section(port, "dcmsend", "")
+        ));
+        let run = env.run(&["--json", "print", "ACC100"]);
+        run.expect_code(69);
+        assert_eq!(run.json()["error"], "CD Publisher unreachable");
+        let log = pacs.log();
+        assert!(
+            !log.contains("C-MOVE") && !log.contains("C-GET"),
+            "{retrieve}: the PACS was asked to send:\n{log}"
+        );
+        // 30 images 0.1 s apart would take 3 s: it ended long before.
+        assert!(run.elapsed < Duration::from_secs(2), "{retrieve}: {:?}", run.elapsed);
         env.assert_staging_empty();
     }
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::data::pacs_with_data;
 use crate::harness::{
-    Answer, Orthanc, PatientApi, Publisher, Storescp, TestEnv, free_port, processes_mentioning,
+    Answer, Orthanc, PatientApi, Publisher, Storescp, TestEnv, free_port, processes_left_within,
+    processes_mentioning, processes_within,
 };
 
 fn received(publisher: &Storescp) -> BTreeSet<String> {
@@ -196,5 +197,62 @@ fn sigterm_during_the_retrieve_cleans_up() {
     env.assert_staging_empty();
     let staging = env.staging.display().to_string();
     assert_eq!(processes_mentioning(&staging), Vec::<String>::new(), "a child outlived pacs2cd");
+    assert!(received(&publisher).is_empty());
+}
+
+/// SIGTERM, SIGHUP, and Ctrl-C as a terminal sends it (to the whole
+/// process group) in the middle of a C-MOVE and of a C-GET: the exit code
+/// of the signal, no staging folder, and no DCMTK program left (movescu,
+/// getscu, the receivers).
+#[test]
+fn every_signal_mid_retrieve_ends_the_dcmtk_children_too() {
+    use std::os::unix::process::CommandExt;
+    let pacs = crate::data::big_pacs(128);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    for retrieve in ["move", "get"] {
+        for (signal, code, whole_group) in
+            [(libc::SIGTERM, 143, false), (libc::SIGHUP, 129, false), (libc::SIGINT, 130, true)]
+        {
+            let env = TestEnv::new(&format!(
+                "{}{}",
+                pacs.config(&format!("retrieve = \"{retrieve}\"\n")),
+                TestEnv::publisher_section(publisher.port, "dcmsend", "")
+            ));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
+                .args(["--config", env.config.to_str().expect("utf-8"), "print", "BIG001"])
+                .env("HOME", env.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .expect("spawn");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            // Until a DCMTK program works in the job's folder.
+            let tools = || -> Vec<String> {
+                processes_within(&env.staging)
+                    .into_iter()
+                    .filter(|p| ["movescu", "getscu", "storescp"].iter().any(|t| p.contains(t)))
+                    .collect()
+            };
+            while tools().is_empty() {
+                assert!(Instant::now() < deadline, "{retrieve}: the retrieve never started");
+                assert!(child.try_wait().expect("try_wait").is_none(), "{retrieve}: pacs2cd ended early");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let target = if whole_group { -(child.id() as i32) } else { child.id() as i32 };
+            // SAFETY: kill(2) on our own child, or the group it leads.
+            assert_eq!(unsafe { libc::kill(target, signal) }, 0);
+            let output = child.wait_with_output().expect("wait");
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{retrieve} {signal}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let left = processes_left_within(&env.staging, Duration::from_secs(3));
+            assert!(left.is_empty(), "{retrieve} {signal}: left running: {left:?}");
+            env.assert_staging_empty();
+        }
+    }
     assert!(received(&publisher).is_empty());
 }

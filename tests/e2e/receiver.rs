@@ -199,3 +199,41 @@ fn sigterm_and_sigkill_mid_move_leave_no_receiver() {
     env.run(&["print", "BIG001"]).expect_code(0);
     assert_eq!(publisher.received_uids().len(), 400);
 }
+
+/// A PACS that sends the last images of a C-MOVE late, after the job that
+/// asked has ended: they reach the next job on the port, still looking
+/// its study up. They are dropped there as an earlier job's, said so, and
+/// never held against the next job's own study.
+#[test]
+fn late_images_of_an_earlier_job_are_dropped_not_blamed() {
+    let source = tempfile::tempdir().expect("source");
+    let mut files = dicom_gen::write_study(
+        &source.path().join("a"),
+        &Study::new("DOE^JOHN", "PID001", "EARLY1", vec![Series::new("CT", CT_IMAGE, 10)]),
+    );
+    files.extend(dicom_gen::write_study(
+        &source.path().join("b"),
+        &Study::new("DOE^JOHN", "PID001", "NEXT1", vec![Series::new("CT", CT_IMAGE, 5)]),
+    ));
+    let pacs = FakePacs::start(
+        "late",
+        &files,
+        &["--late", "3", "--late-once", "--pause", "0.7", "--find-pause", "1.5"],
+    );
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    // The first job: 3 images never come while it waits. It fails, and
+    // says how many.
+    let first = env.run(&["--json", "print", "EARLY1"]);
+    first.expect_code(75);
+    // The next job, at once: the 3 come while it looks its study up.
+    let next = env.run(&["--json", "print", "NEXT1"]);
+    next.expect_code(0);
+    assert!(next.stderr.contains("arrived before this job asked for any"), "{}", next.stderr);
+    assert_eq!(next.json()["files_sent"], 5, "{}", next.stdout);
+    env.assert_staging_empty();
+}

@@ -347,6 +347,8 @@ fn ctrl_c_mid_send_says_what_the_publisher_holds() {
         assert_eq!(audit.last().map(|l| l["files"].clone()), Some(serde_json::json!(reported)), "{audit:?}");
         assert_eq!(audit.last().map(|l| l["outcome"].clone()), Some(serde_json::json!("interrupted")));
         env.assert_staging_empty();
+        let left = crate::harness::processes_left_within(data.path(), Duration::from_secs(3));
+        assert!(left.is_empty(), "{sender}: the sender outlived pacs2cd: {left:?}");
     }
 }
 

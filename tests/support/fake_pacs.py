@@ -405,9 +405,18 @@ class FakePacs:
 
     def __init__(self, archive: Archive, behaviour: str, peers: dict[str, tuple[str, int]],
                  deliver: int | None, no_match: str, refuse_status: int, pause: float = PAUSE,
-                 bind: str | None = None, late: int = 2) -> None:
+                 bind: str | None = None, late: int = 2, refuse_levels: set[str] | None = None,
+                 counts: str = "default", hide_remaining: bool = False, find_pause: float = 0.0,
+                 late_once: bool = False) -> None:
         self.archive = archive
         self.behaviour = behaviour
+        # Modifiers that combine with any behaviour (see parse_args).
+        self.refuse_levels = set(REFUSED_LEVELS.get(behaviour, set())) | (refuse_levels or set())
+        self.with_counts = {"default": behaviour not in NO_COUNTS, "on": True, "off": False}[counts]
+        self.hide_remaining = hide_remaining
+        self.find_pause = find_pause
+        self.late_once = late_once
+        self.late_done = False
         self.peers = peers
         self.deliver = deliver
         self.pause = pause
@@ -481,7 +490,7 @@ class FakePacs:
             log(f"{what} -> refused: unknown QueryRetrieveLevel")
             yield self.refusal(f"QueryRetrieveLevel {level!r} is not supported")
             return
-        if level in REFUSED_LEVELS.get(self.behaviour, set()):
+        if level in self.refuse_levels:
             log(f"{what} -> refused 0x{self.refuse_status:04X} ({self.behaviour})")
             yield self.refusal(f"{level} level queries are not supported")
             return
@@ -492,6 +501,8 @@ class FakePacs:
                 yield self.refusal("IMAGE level needs exactly one SeriesInstanceUID")
                 return
 
+        if level == "STUDY" and self.find_pause and self.stop.wait(self.find_pause):
+            return
         entities = self.archive.matching(level, match_keys(identifier))
         note = ""
         if level == "IMAGE" and self.unlisted:
@@ -568,7 +579,7 @@ class FakePacs:
             if not keyword:
                 continue  # private or unknown tags: not ours to answer
             if keyword in COUNT_KEYS:
-                if self.behaviour not in NO_COUNTS:
+                if self.with_counts:
                     setattr(response, keyword, counts[keyword])
             elif keyword == "ModalitiesInStudy":
                 response.ModalitiesInStudy = self.archive.modalities(first.study_uid)
@@ -691,7 +702,7 @@ class FakePacs:
             log(f"{operation} aborting the association after {sent} instances")
             abort(event.assoc)
             return
-        if plan.remaining_claimed:
+        if plan.remaining_claimed and not self.hide_remaining:
             # pynetdicom leaves Remaining out of a final Success; set it from
             # the status data set so the lie is explicit.
             status = Dataset()
@@ -748,7 +759,8 @@ class FakePacs:
             plan.parallel = True
             ways = min(PARALLEL_ASSOCIATIONS, n)
             plan.summary = f"sending all over {plural(ways, 'parallel sub-association')} (parallel)"
-        elif self.behaviour == "late" and operation == "C-MOVE":
+        elif self.behaviour == "late" and operation == "C-MOVE" and not (self.late_once and self.late_done):
+            self.late_done = True
             late = min(self.late, n)
             plan.items = loaders[: n - late]
             plan.late = matches[n - late:]
@@ -1166,6 +1178,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "final response (default 2)")
     parser.add_argument("--pause", type=float, help="seconds before each instance (slow, foreign-first; "
                         "default 0.1), or after the final response (late; default 0.5)")
+    parser.add_argument("--late-once", action="store_true",
+                        help="late: only the first C-MOVE sends late; the others send all in time")
+    parser.add_argument("--find-pause", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long before answering a STUDY-level C-FIND (a busy PACS)")
+    parser.add_argument("--refuse-levels", default="", metavar="LEVELS",
+                        help="comma-separated query levels (SERIES, IMAGE) whose C-FINDs are refused, "
+                        "whatever the behaviour")
+    parser.add_argument("--counts", choices=("default", "on", "off"), default="default",
+                        help="NumberOf*Related* in C-FIND answers: the behaviour's default, always, never")
+    parser.add_argument("--hide-remaining", action="store_true",
+                        help="short: the final Success says nothing of the sub-operations left (a PACS "
+                        "that lies by omission)")
     parser.add_argument("--bind", metavar="ADDRESS", help="source address of the associations this "
                         "server opens (C-MOVE sub-associations); default: the system's choice")
     parser.add_argument("--no-match", choices=("failure", "success"), default="failure",
@@ -1235,7 +1259,10 @@ def main(argv: list[str]) -> int:
     log(f"fake_pacs: {len(archive.instances)} instances in {studies} studies from {args.dir}; "
         f"behaviour {args.behaviour}")
     pacs = FakePacs(archive, args.behaviour, dict(args.peer), args.deliver, args.no_match, args.refuse_status,
-                    args.pause, bind=args.bind, late=args.late)
+                    args.pause, bind=args.bind, late=args.late,
+                    refuse_levels={l.strip().upper() for l in args.refuse_levels.split(",") if l.strip()},
+                    counts=args.counts, hide_remaining=args.hide_remaining, find_pause=args.find_pause,
+                    late_once=args.late_once)
     handlers = [
         (evt.EVT_CONN_OPEN, nodelay),
         (evt.EVT_C_ECHO, pacs.handle_echo),
