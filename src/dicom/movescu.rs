@@ -130,8 +130,10 @@ mod tests {
                 "Cancel: Sub-operations terminated due to Cancel Indication",
                 counts(Some(1), 2, 0),
             ),
-            // Orthanc, 3 CT delivered, then an MR the receiver refused: all 0.
+            // Orthanc, 3 CT delivered, then an MR the receiver refused: all 0;
+            // the same for the legacy loop's request (2 CT, then the MR).
             ("orthanc_movescu_ctonly_debug", "Failed: Unable to process", counts(None, 0, 0)),
+            ("orthanc_movescu_legacy_ctonly_debug", "Failed: Unable to process", counts(None, 0, 0)),
             // dcmqrscp does not know the move destination's AE title.
             ("dcmqrscp_movescu_unknown_dest_debug", "Refused: Move Destination unknown", counts(None, 0, 0)),
             // The fake PACS refuses a move naming two studies the same way.
