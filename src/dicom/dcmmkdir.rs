@@ -50,22 +50,46 @@ pub fn parse(log: &[String]) -> Indexed {
 mod tests {
     use super::*;
 
-    fn lines(text: &str) -> Vec<String> {
-        text.lines().map(str::to_string).collect()
+    use crate::dicom::recorded::out as recorded;
+
+    /// dcmmkdir run as disc.rs runs it, in a disc folder of 5 images
+    /// (tests/data/recorded/README.md, round 3).
+    #[test]
+    fn a_whole_index() {
+        assert_eq!(parse(&recorded("dcmmkdir_ok")), Indexed { added: 5, problems: vec![], written: true });
     }
 
+    /// A file left out still exits 0 and the DICOMDIR is written: the
+    /// problems decide. dcmmkdir logs "adding" for the others only.
     #[test]
-    fn counts_and_problems() {
-        let good = lines(
-            "I: checking file: DICOM/ST000001/SE000001/IM000001\nI: adding file: DICOM/ST000001/SE000001/IM000001\n\
-             W: Image Record (origin: X) inventing InstanceNumber: 2\nI: writing file: DICOMDIR",
+    fn a_file_left_out() {
+        let private = parse(&recorded("dcmmkdir_private_class"));
+        assert_eq!((private.added, private.written), (5, true));
+        assert_eq!(
+            private.problems,
+            [
+                "invalid SOP class (2.25.424242424242) for STD-GEN-CD/DVD-RAM profile: \
+                 DICOM/ST000001/SE000003/IM000001",
+                "1 file(s) cannot be added to DICOMDIR: ",
+            ]
         );
-        assert_eq!(parse(&good), Indexed { added: 1, problems: vec![], written: true });
-        let bad = lines(
-            "E: LittleEndianExplicit expected but JPEGLossless found: DICOM/X\nW: 1 file(s) cannot be added to DICOMDIR: ",
-        );
-        let parsed = parse(&bad);
-        assert_eq!((parsed.added, parsed.problems.len(), parsed.written), (0, 2, false));
+        // An SR missing attributes that +I does not invent: one E: line each.
+        let sr = parse(&recorded("dcmmkdir_sr_incomplete"));
+        assert_eq!((sr.added, sr.written), (5, true));
+        assert_eq!(sr.problems.len(), 7, "{:?}", sr.problems);
+        assert!(sr.problems[0].starts_with("required attribute CompletionFlag (0040,a491) missing in file"));
+        assert_eq!(sr.problems[6], "1 file(s) cannot be added to DICOMDIR: ");
+    }
+
+    /// One PatientID under two names: dcmmkdir adds the file under the
+    /// first name's patient record and only warns, and the parse finds no
+    /// problem. (The retrieve is where two names for one patient are
+    /// refused; with --allow-mixed-patients they reach this index.)
+    #[test]
+    fn an_inconsistent_patient_record_is_a_warning() {
+        let log = recorded("dcmmkdir_inconsistent_patient");
+        assert!(log.contains(&"W: file inconsistent with existing DICOMDIR record".to_string()));
+        assert_eq!(parse(&log), Indexed { added: 6, problems: vec![], written: true });
     }
 
     #[test]

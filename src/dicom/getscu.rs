@@ -61,26 +61,46 @@ mod tests {
         assert_eq!(down.problem, Some(AssociationProblem::Unreachable("connection refused".into())));
     }
 
+    /// Finals with sub-operations failed or left, as getscu -v printed them
+    /// with pacs2cd's arguments; `stored` must equal the files it wrote.
     #[test]
     fn failed_or_remaining_suboperations_fail_the_run() {
-        let log = |lines: &[&str]| -> Vec<String> { lines.iter().map(|l| l.to_string()).collect() };
-        let failed = parse(&log(&[
-            "I: Received C-GET Response (Success)",
-            "I:   Number of Completed Suboperations : 11",
-            "I:   Number of Failed Suboperations    : 1",
-        ]));
-        assert_eq!(failed.counts.failed, Some(1));
-        assert!(!failed.succeeded());
-        // A PACS that ends with Success while announcing 5 more.
-        let short = parse(&log(&[
-            "I: Received C-GET Response (Success)",
-            "I: Final status report from last C-GET message:",
-            "I:   Number of Remaining Suboperations : 5",
-            "I:   Number of Completed Suboperations : 25",
-            "I:   Number of Failed Suboperations    : 0",
-            "I:   Number of Warning Suboperations   : 0",
-        ]));
-        assert_eq!(short.counts.remaining, Some(5));
-        assert!(!short.succeeded());
+        // (recording, final status, (remaining, completed, failed))
+        let cases = [
+            // The fake PACS announces 3, sends 2 and ends Success, Remaining 1.
+            ("fake_getscu_short", "Success", (1, 2, 0)),
+            // dcmqrscp: the Parametric Map is not in getscu's proposal.
+            (
+                "dcmqrscp_getscu_unproposed_class",
+                "Warning: SubOperationsCompleteOneOrMoreFailures",
+                (0, 1, 1),
+            ),
+            // Orthanc: the same study; it stops at the failed one, the CT unsent.
+            ("orthanc_getscu_unproposed_class", "Failed: UnableToProcess", (0, 0, 1)),
+        ];
+        for (name, status, (remaining, completed, failed)) in cases {
+            let parsed = parse(&recorded(name));
+            assert_eq!(parsed.final_status.as_deref(), Some(status), "{name}: {parsed:?}");
+            assert_eq!(
+                (parsed.counts.remaining, parsed.counts.completed, parsed.counts.failed),
+                (Some(remaining), Some(completed), Some(failed)),
+                "{name}"
+            );
+            assert_eq!(parsed.problem, None, "{name}");
+            assert!(!parsed.succeeded(), "{name}");
+            let written = crate::dicom::recorded::text(&format!("{name}.files")).lines().count();
+            assert_eq!(parsed.stored, Some(written), "{name}");
+        }
+        // dcmqrscp with a file deleted from its storage area: the release
+        // fails afterwards ("DUL P-Data PDU arrived"), which is no problem of
+        // the retrieve; the final Warning and its failed count decide.
+        let missing = parse(&recorded("dcmqrscp_getscu_missing"));
+        assert_eq!(missing.final_status.as_deref(), Some("Warning: SubOperationsCompleteOneOrMoreFailures"));
+        assert_eq!(
+            (missing.counts.completed, missing.counts.failed, missing.stored),
+            (Some(2), Some(1), Some(2))
+        );
+        assert_eq!(missing.problem, None);
+        assert!(!missing.succeeded());
     }
 }

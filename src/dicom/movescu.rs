@@ -98,25 +98,75 @@ mod tests {
         assert_eq!(down.final_status, None);
     }
 
+    /// The finals with sub-operations failed or left, as movescu -d printed
+    /// them (recorded with pacs2cd's own arguments and query files).
     #[test]
-    fn remaining_or_failed_suboperations_fail_a_successful_status() {
-        let log: Vec<String> = [
-            "I: Received Final Move Response",
-            "D: Remaining Suboperations       : 5",
-            "D: Completed Suboperations       : 25",
-            "D: Failed Suboperations          : 0",
-            "D: Warning Suboperations         : 0",
-            "D: DIMSE Status                  : 0x0000: Success: Sub-operations complete - No failures or warnings",
-            "D: ======================= END DIMSE MESSAGE =======================",
-        ]
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
-        let parsed = parse(&log);
-        assert_eq!(parsed.final_status.as_deref(), Some("Success"));
-        assert_eq!(parsed.counts.remaining, Some(5));
-        assert!(!parsed.succeeded());
-        assert_eq!(describe(&parsed.counts), "0 failed, 5 remaining, 25 completed");
+    fn remaining_or_failed_suboperations_fail_the_run() {
+        let counts = |remaining, completed, failed| Suboperations {
+            remaining,
+            completed: Some(completed),
+            failed: Some(failed),
+            warning: Some(0),
+        };
+        // (recording, final status, counts)
+        let cases = [
+            // The fake PACS announces 3, sends 2 and ends Success, Remaining 1.
+            ("fake_movescu_short_debug", "Success", counts(Some(1), 2, 0)),
+            // dcmqrscp with a file deleted from its storage area.
+            (
+                "dcmqrscp_movescu_missing_debug",
+                "Warning: Sub-operations complete - One or more failures or warnings",
+                counts(None, 2, 1),
+            ),
+            // dcmqrscp, nothing listening on the move port.
+            (
+                "dcmqrscp_movescu_dest_down_debug",
+                "Refused: Out of resources - Unable to perform sub-operations",
+                counts(None, 0, 3),
+            ),
+            // dcmqrscp cancelled after the first pending response: Remaining 1.
+            (
+                "dcmqrscp_movescu_cancel_debug",
+                "Cancel: Sub-operations terminated due to Cancel Indication",
+                counts(Some(1), 2, 0),
+            ),
+            // Orthanc, 3 CT delivered, then an MR the receiver refused: all 0;
+            // the same for the legacy loop's request (2 CT, then the MR).
+            ("orthanc_movescu_ctonly_debug", "Failed: Unable to process", counts(None, 0, 0)),
+            ("orthanc_movescu_legacy_ctonly_debug", "Failed: Unable to process", counts(None, 0, 0)),
+            // dcmqrscp does not know the move destination's AE title.
+            ("dcmqrscp_movescu_unknown_dest_debug", "Refused: Move Destination unknown", counts(None, 0, 0)),
+            // The fake PACS refuses a move naming two studies the same way.
+            ("fake_movescu_no_multi_study_debug", "Refused: Move Destination unknown", counts(Some(0), 0, 0)),
+        ];
+        for (name, status, expected) in cases {
+            let parsed = parse(&recorded(name));
+            assert_eq!(parsed.final_status.as_deref(), Some(status), "{name}: {parsed:?}");
+            assert_eq!(parsed.counts, expected, "{name}");
+            assert_eq!(parsed.problem, None, "{name}");
+            assert!(!parsed.succeeded(), "{name}");
+        }
+        let short = parse(&recorded("fake_movescu_short_debug"));
+        assert_eq!(describe(&short.counts), "0 failed, 1 remaining, 2 completed");
+        let missing = parse(&recorded("dcmqrscp_movescu_missing_debug"));
+        assert_eq!(describe(&missing.counts), "1 failed, 2 completed");
+    }
+
+    /// A move that matched nothing: dcmqrscp says Success with all counts
+    /// 0, the fake PACS (as Orthanc) 0xC000 with all counts 0.
+    #[test]
+    fn no_match() {
+        let success = parse(&recorded("dcmqrscp_movescu_nomatch_debug"));
+        assert_eq!(success.final_status.as_deref(), Some("Success"));
+        assert_eq!(success.counts.completed, Some(0));
+        assert!(success.succeeded());
+        let failed = parse(&recorded("fake_movescu_legacy_nomatch_debug"));
+        assert_eq!(failed.final_status.as_deref(), Some("Failed: Unable to process"));
+        assert_eq!(
+            failed.counts,
+            Suboperations { remaining: Some(0), completed: Some(0), failed: Some(0), warning: Some(0) }
+        );
+        assert!(!failed.succeeded());
     }
 
     #[test]

@@ -1244,4 +1244,206 @@ mod tests {
             .expect_err("none");
         assert_eq!(err.class, Class::FetchIncomplete);
     }
+
+    // judge() on the parse of recorded movescu -d / getscu -v runs (made
+    // with pacs2cd's own arguments; tests/data/recorded/README.md). The
+    // files that arrived are the recording's `.files` list where it has one.
+
+    fn pacs(retrieve: Retrieve, strategy: Strategy) -> Pacs {
+        use crate::dicom::{AeTitle, Endpoint, Timeouts};
+        Pacs {
+            endpoint: Endpoint::parse("PACS@127.0.0.1:28342").expect("endpoint"),
+            calling_ae: AeTitle::parse("PACS2CD").expect("AE title"),
+            timeouts: Timeouts::from_secs([5, 5, 5, 600]),
+            move_port: 28105,
+            move_from: Vec::new(),
+            retrieve,
+            strategy,
+            modalities: vec!["CT".into(), "MR".into()],
+        }
+    }
+
+    /// The recorded run's log as its parser reads it, and how many files it
+    /// delivered (the `.files` list).
+    fn run_of(name: &str) -> (RetrieveLog, usize) {
+        use crate::dicom::recorded;
+        let lines = recorded::out(name);
+        let log = if name.contains("getscu") { getscu::parse(&lines) } else { movescu::parse(&lines) };
+        (log, recorded::text(&format!("{name}.files")).lines().count())
+    }
+
+    /// ACC001's study, which most recordings moved.
+    fn studies() -> Vec<String> {
+        vec!["2.25.200000000000000000000000000000001".into()]
+    }
+
+    #[test]
+    fn judge_a_final_success_with_suboperations_left() {
+        let uids = studies();
+        let keys = RetrieveKeys::Studies(&uids);
+        // The fake PACS announces 3, sends 2, ends Success with Remaining 1.
+        let (log, arrived) = run_of("fake_movescu_short_debug");
+        assert_eq!(arrived, 2);
+        let why = judge(&log, &keys, (0, arrived), &pacs(Retrieve::Move, Strategy::Study), "C-MOVE")
+            .expect("not an error")
+            .expect("a problem");
+        assert_eq!(
+            why,
+            "the PACS ended the C-MOVE with Success (0 failed, 1 remaining, 2 completed sub-operations)"
+        );
+        let (log, arrived) = run_of("fake_getscu_short");
+        let why = judge(&log, &keys, (0, arrived), &pacs(Retrieve::Get, Strategy::Study), "C-GET")
+            .expect("not an error")
+            .expect("a problem");
+        assert_eq!(
+            why,
+            "the PACS ended the C-GET with Success (0 failed, 1 remaining, 2 completed sub-operations)"
+        );
+        // dcmqrscp, cancelled after the first pending response: Remaining 1.
+        let (log, arrived) = run_of("dcmqrscp_movescu_cancel_debug");
+        let why = judge(&log, &keys, (0, arrived), &pacs(Retrieve::Move, Strategy::Study), "C-MOVE")
+            .expect("not an error")
+            .expect("a problem");
+        assert!(why.contains("Cancel") && why.contains("1 remaining"), "{why}");
+        // "Sent", says the PACS, and nothing reached the move port.
+        let (log, _) = run_of("fake_movescu_short_debug");
+        let err = judge(&log, &keys, (2, 2), &pacs(Retrieve::Move, Strategy::Study), "C-MOVE")
+            .expect_err("sent elsewhere");
+        assert_eq!(err.class, Class::PacsUnreachable);
+        assert!(err.detail.contains("none reached port 28105"), "{}", err.detail);
+    }
+
+    #[test]
+    fn judge_a_warning_with_failed_suboperations() {
+        let uids = studies();
+        let keys = RetrieveKeys::Studies(&uids);
+        // dcmqrscp, a file deleted from its storage area: 2 of 3 arrived
+        // (README, round 2: the move recording has no `.files` list).
+        let (log, _) = run_of("dcmqrscp_movescu_missing_debug");
+        let why = judge(&log, &keys, (0, 2), &pacs(Retrieve::Move, Strategy::Study), "C-MOVE")
+            .expect("not an error")
+            .expect("a problem");
+        assert_eq!(
+            why,
+            "the PACS ended the C-MOVE with Warning: Sub-operations complete - One or more failures or warnings \
+             (1 failed, 2 completed sub-operations)"
+        );
+        // The same from getscu (which says how many files it wrote), and a
+        // class getscu does not propose.
+        let get = pacs(Retrieve::Get, Strategy::Study);
+        for name in
+            ["dcmqrscp_getscu_missing", "dcmqrscp_getscu_unproposed_class", "orthanc_getscu_unproposed_class"]
+        {
+            let (log, _) = run_of(name);
+            let why = judge(&log, &keys, (0, log.stored.unwrap_or(0)), &get, "C-GET")
+                .expect("not an error")
+                .unwrap_or_else(|| panic!("{name}: no problem found"));
+            assert!(
+                why.starts_with("the PACS ended the C-GET with ") && why.contains("1 failed"),
+                "{name}: {why}"
+            );
+        }
+        // The legacy loop does not exempt a failed sub-operation.
+        let keys = RetrieveKeys::AccessionModality("ACC001", "CT");
+        let (log, _) = run_of("dcmqrscp_movescu_missing_debug");
+        let legacy = pacs(Retrieve::Move, Strategy::LegacyModalities);
+        assert!(judge(&log, &keys, (0, 2), &legacy, "C-MOVE").expect("not an error").is_some());
+    }
+
+    #[test]
+    fn judge_a_no_match_in_the_legacy_loop() {
+        let legacy = pacs(Retrieve::Move, Strategy::LegacyModalities);
+        // ACC001 is CT; the loop asks for MR. The fake PACS honours
+        // ModalitiesInStudy in a C-MOVE and, like Orthanc, answers a no
+        // match 0xC000 with all counts 0: exempt in the loop.
+        let (log, _) = run_of("fake_movescu_legacy_nomatch_debug");
+        assert_eq!(log.final_status.as_deref(), Some("Failed: Unable to process"));
+        let mr = RetrieveKeys::AccessionModality("ACC001", "MR");
+        assert_eq!(judge(&log, &mr, (0, 0), &legacy, "C-MOVE").expect("not an error"), None);
+        // The same answer to a request by StudyInstanceUID is a failure.
+        let uids = studies();
+        let why = judge(
+            &log,
+            &RetrieveKeys::Studies(&uids),
+            (0, 0),
+            &pacs(Retrieve::Move, Strategy::Study),
+            "C-MOVE",
+        )
+        .expect("not an error")
+        .expect("a problem");
+        assert!(why.contains("Failed: Unable to process"), "{why}");
+        // dcmqrscp's no match is a Success with all counts 0.
+        let (log, _) = run_of("dcmqrscp_movescu_nomatch_debug");
+        assert_eq!(judge(&log, &mr, (0, 0), &legacy, "C-MOVE").expect("not an error"), None);
+        // The loop's matching request; and Orthanc and dcmqrscp, which
+        // ignore the modality and move the CT study for MR too: all 3 came.
+        for (name, modality) in [
+            ("fake_movescu_legacy_match_debug", "CT"),
+            ("legacy_orthanc_move_absent", "MR"),
+            ("legacy_dcmqrscp_move_absent", "MR"),
+        ] {
+            let (log, arrived) = run_of(name);
+            assert_eq!(arrived, 3, "{name}");
+            let keys = RetrieveKeys::AccessionModality("ACC001", modality);
+            assert_eq!(
+                judge(&log, &keys, (0, arrived), &legacy, "C-MOVE").expect("not an error"),
+                None,
+                "{name}"
+            );
+        }
+    }
+
+    /// Orthanc's legacy-loop request for ACC006 (2 CT, 1 MR) and CT: it
+    /// ignores the modality, sends both CTs, then fails on the MR (the
+    /// receiver takes CT only) with 0xC000 and all counts 0. The request
+    /// delivered files, so it is not the "moved nothing" the exemption is
+    /// for; judge() exempts it anyway, and only the manifest (when there is
+    /// one) can then notice the MR missing.
+    #[test]
+    #[ignore = "bug: the legacy-loop exemption ignores that files arrived during the request"]
+    fn judge_a_legacy_request_that_delivered_files_and_failed() {
+        let (log, arrived) = run_of("orthanc_movescu_legacy_ctonly_debug");
+        assert_eq!((log.final_status.as_deref(), arrived), (Some("Failed: Unable to process"), 2));
+        let keys = RetrieveKeys::AccessionModality("ACC006", "CT");
+        let legacy = pacs(Retrieve::Move, Strategy::LegacyModalities);
+        let judged = judge(&log, &keys, (0, arrived), &legacy, "C-MOVE").expect("not an error");
+        assert!(
+            judged.is_some_and(|why| why.contains("Failed: Unable to process")),
+            "exempted as a no match"
+        );
+    }
+
+    #[test]
+    fn judge_a_move_destination_the_pacs_does_not_know() {
+        let uids = studies();
+        let keys = RetrieveKeys::Studies(&uids);
+        // dcmqrscp: 0xa801 "Refused: Move Destination unknown", nothing sent.
+        let (log, arrived) = run_of("dcmqrscp_movescu_unknown_dest_debug");
+        assert_eq!(log.final_status.as_deref(), Some("Refused: Move Destination unknown"));
+        let err = judge(&log, &keys, (0, arrived), &pacs(Retrieve::Move, Strategy::Study), "C-MOVE")
+            .expect_err("a configuration fault of the PACS");
+        assert_eq!(err.class, Class::PacsUnreachable);
+        assert!(
+            err.detail.contains("does not know AE PACS2CD as a move destination")
+                && err.detail.contains("port 28105 (pacs.move_port)"),
+            "{}",
+            err.detail
+        );
+        // In the legacy loop too: the exemption is for no matches only.
+        let legacy = pacs(Retrieve::Move, Strategy::LegacyModalities);
+        let err = judge(&log, &RetrieveKeys::AccessionModality("ACC001", "MR"), (0, 0), &legacy, "C-MOVE")
+            .expect_err("unknown destination");
+        assert_eq!(err.class, Class::PacsUnreachable);
+    }
+
+    #[test]
+    fn judge_a_pacs_that_is_not_there() {
+        let uids = studies();
+        let keys = RetrieveKeys::Studies(&uids);
+        let (log, _) = run_of("movescu_down");
+        let err = judge(&log, &keys, (0, 0), &pacs(Retrieve::Move, Strategy::Study), "C-MOVE")
+            .expect_err("nothing arrived");
+        assert_eq!(err.class, Class::PacsUnreachable);
+        assert!(err.detail.contains("connection refused"), "{}", err.detail);
+    }
 }
