@@ -237,6 +237,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
     };
     anchor(&mut config.staging_dir);
     config.audit_log.as_mut().map(anchor);
+    for path in [&mut config.audit_tls.ca, &mut config.audit_tls.cert, &mut config.audit_tls.key] {
+        path.as_mut().map(anchor);
+    }
     config.tools.dcmtk_dir.as_mut().map(anchor);
     config.tools.viewer_dir.as_mut().map(anchor);
     if let Some(viewer) = &config.tools.viewer_dir {
@@ -323,6 +326,11 @@ mod tests {
             "lock_wait_secs",
             "staging_min_free_mb",
             "audit_log",
+            "audit_syslog",
+            "token_label",
+            "ca",
+            "cert",
+            "key",
             "host",
             "port",
             "called_ae",

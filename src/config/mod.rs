@@ -29,6 +29,11 @@ pub struct Config {
     /// `""` or unset: no audit log.
     #[serde(deserialize_with = "values::optional_path")]
     pub audit_log: Option<PathBuf>,
+    /// Where the DICOM audit messages go: "local" (/dev/log), tcp://,
+    /// tls://, udp:// repositories; [] for none.
+    pub audit_syslog: Vec<crate::audit::syslog::Destination>,
+    /// The CA and client certificate for tls:// repositories.
+    pub audit_tls: crate::audit::syslog::AuditTls,
     pub pacs: Pacs,
     pub cd_publisher: CdPublisher,
     pub patient: Patient,
@@ -46,6 +51,8 @@ impl Default for Config {
             lock_wait_secs: 300,
             staging_min_free_mb: 500,
             audit_log: None,
+            audit_syslog: crate::audit::syslog::default_destinations(),
+            audit_tls: crate::audit::syslog::AuditTls::default(),
             pacs: Pacs::default(),
             cd_publisher: CdPublisher::default(),
             patient: Patient::default(),
@@ -257,6 +264,8 @@ pub enum IsoTool {
 #[serde(deny_unknown_fields, default)]
 pub struct Cgi {
     pub token_env: Option<String>,
+    /// What the audit records call whoever presents the token ("HIS").
+    pub token_label: String,
     /// Answer requests without a token: only where nginx lets the HIS
     /// host alone in (allow/deny), chosen on purpose.
     pub allow_anonymous: bool,
@@ -274,6 +283,7 @@ impl Default for Cgi {
         // own, which the packaged nginx snippet sets.
         Cgi {
             token_env: Some("PACS2CD_CGI_TOKEN".into()),
+            token_label: "HIS".into(),
             allow_anonymous: false,
             max_accessions: 20,
             timeout_secs: 290,
