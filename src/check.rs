@@ -92,6 +92,7 @@ pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckIt
     });
     items.push(space_item(context));
     items.push(audit_item(context));
+    items.extend(audit_syslog_items(context));
     items.push(viewer_item(context));
     items.push(web_item(context));
     Ok(items)
@@ -282,6 +283,38 @@ fn audit_item(context: &Context) -> CheckItem {
         Ok(detail) => CheckItem::ok(ITEM, detail),
         Err(failure) => CheckItem::failed(ITEM, failure),
     }
+}
+
+/// Each audit destination, as a job would reach it (no record is sent): a
+/// repository that is down does not stop jobs, but their records are lost
+/// there, which the sysadmin must hear of here first.
+fn audit_syslog_items(context: &Context) -> Vec<CheckItem> {
+    use crate::audit::syslog::{Probe, Syslog};
+    let config = &context.config;
+    if config.audit_syslog.is_empty() {
+        return vec![CheckItem::skipped(
+            "audit syslog",
+            "none (audit_syslog = []): no audit messages are sent",
+        )];
+    }
+    let syslog = match Syslog::new(&config.audit_syslog, &config.audit_tls) {
+        Ok(syslog) => syslog,
+        Err(failure) => return vec![CheckItem::failed("audit syslog", failure)],
+    };
+    syslog
+        .probe()
+        .into_iter()
+        .map(|(destination, probe)| {
+            let item = format!("audit syslog {destination}");
+            match probe {
+                Probe::Ok(detail) | Probe::Unconfirmed(detail) => CheckItem::ok(item, detail),
+                Probe::Failed(why) => CheckItem::failed(
+                    item,
+                    Failure::config(format!("{why}: jobs still run, but their audit records are lost there")),
+                ),
+            }
+        })
+        .collect()
 }
 
 fn viewer_item(context: &Context) -> CheckItem {

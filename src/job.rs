@@ -19,6 +19,8 @@ pub struct Context {
     pub origin: Origin,
     pub toolbox: Toolbox,
     pub progress: progress::Mode,
+    /// The job's audit records (off until the job is recorded).
+    pub audit: std::sync::Arc<crate::audit::trail::Trail>,
 }
 
 /// The CD publisher (or `--to` receiver) and how to talk to it.
@@ -113,6 +115,17 @@ pub enum Job {
     Print(PrintJob),
 }
 
+impl Job {
+    /// Where the job's images go over DICOM, when they do.
+    pub fn publisher(&self) -> Option<&Publisher> {
+        match self {
+            Job::Relay { publisher, .. } => Some(publisher),
+            Job::Print(print) if !print.dry_run => Some(&print.publisher),
+            Job::Print(_) | Job::Fetch(_) => None,
+        }
+    }
+}
+
 /// How progress shows, from the global flags and the terminal.
 pub fn progress_mode(cli: &Cli) -> progress::Mode {
     if cli.quiet {
@@ -164,7 +177,13 @@ fn absolute(path: &Path) -> Result<PathBuf, Failure> {
 /// The context of a job from a loaded configuration.
 pub fn context(config: Config, origin: Origin, progress: progress::Mode) -> Context {
     let toolbox = Toolbox::new(config.tools.dcmtk_dir.clone());
-    Context { config, origin, toolbox, progress }
+    Context {
+        config,
+        origin,
+        toolbox,
+        progress,
+        audit: std::sync::Arc::new(crate::audit::trail::Trail::off()),
+    }
 }
 
 /// The switches of a fetch request.

@@ -26,7 +26,6 @@ mod staging;
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::audit::AuditLog;
 use crate::failure::Failure;
 use crate::job::{Context, Job};
 use crate::report::Report;
@@ -69,10 +68,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the command. Every job is recorded in the audit log once the
-/// configuration is loaded: the "started" line is on disk before any
-/// traffic (if it cannot be written, nothing moves), the "finished" line
-/// follows whatever happens, refused requests included.
+/// Runs the command. Every job is recorded once the configuration is
+/// loaded: its start is on disk (and sent to the audit repositories)
+/// before any traffic (if the log cannot be written, nothing moves), its
+/// end follows whatever happens, refused requests included.
 fn execute(cli: cli::Cli) -> Result<Report, Failure> {
     if let cli::Command::Check = cli.command {
         // check reports a configuration it cannot load as its first line.
@@ -90,14 +89,23 @@ fn execute(cli: cli::Cli) -> Result<Report, Failure> {
         command: cli.command.name(),
         requester: audit::local_user(),
         accessions: cli.command.accessions(),
+        folder: match &cli.command {
+            cli::Command::Relay { dir, .. } => Some(dir.display().to_string()),
+            _ => None,
+        },
     };
-    let context = job::load(&cli)?;
-    let mut audit = context.config.audit_log.as_deref().map(AuditLog::open).transpose()?;
-    let started = audit.as_mut().map(|log| log.started(&request)).transpose()?;
-    let result = job::build(cli.command, &context.config).and_then(|job| run(&context, job));
-    if let (Some(log), Some(started)) = (&mut audit, &started) {
-        log.finished(started, result.as_ref());
-    }
+    let mut context = job::load(&cli)?;
+    let (recording, trail) =
+        audit::Recording::start(&context.config, &request, audit::trail::local_requester(), false)?;
+    context.audit = trail;
+    let job = job::build(cli.command, &context.config);
+    let exports = audit::trail::Exports {
+        publisher: job.as_ref().ok().and_then(Job::publisher).map(|p| audit::trail::node(&p.endpoint)),
+        download: None,
+    };
+    let mut result = job.and_then(|job| run(&context, job));
+    // No download outside the CGI mode: nothing is left to record.
+    let _ = recording.finish(&context.audit, &mut result, &exports);
     result
 }
 

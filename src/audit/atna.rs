@@ -1,7 +1,8 @@
 //! DICOM audit messages (PS3.15 A.5, the records IHE ATNA carries): what a
 //! hospital's audit repository keeps of who made images leave the PACS,
 //! whose, and where to. A pure model of the schema of A.5.1 (`AuditMessage`
-//! and its parts), builders for the events pacs2cd reports (A.5.3: Query,
+//! and its parts), builders for the events pacs2cd reports (A.5.3:
+//! Application Activity, Query,
 //! DICOM Instances Transferred, Export, Security Alert, User Authentication)
 //! and the XML writer. Nothing here does I/O; `syslog` carries the text.
 //!
@@ -22,10 +23,6 @@
 //!   every participant object; a study is named by its description when the
 //!   caller knows it, else the name is empty (a valid token, and no guess).
 
-// Jobs, `check` and the CGI mode start using this in the change that wires
-// it in; this line goes then.
-#![allow(dead_code)]
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
@@ -37,8 +34,6 @@ use crate::failure::{Class, Failure};
 
 /// Study Root Query/Retrieve Information Model - FIND.
 pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
-/// Patient Root Query/Retrieve Information Model - FIND.
-pub const PATIENT_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.1.1";
 /// Explicit VR Little Endian: how `Query::Dicom` encodes its identifier.
 pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 
@@ -68,8 +63,6 @@ impl Code {
 pub enum Action {
     Create,
     Read,
-    Update,
-    Delete,
     Execute,
 }
 
@@ -78,8 +71,6 @@ impl Action {
         match self {
             Action::Create => "C",
             Action::Read => "R",
-            Action::Update => "U",
-            Action::Delete => "D",
             Action::Execute => "E",
         }
     }
@@ -367,7 +358,11 @@ pub enum Query {
 /// The disc a publisher writes, when pacs2cd knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disc {
+    // A hot-folder robot's job file names the disc (ROBOTS.md); a DICOM
+    // publisher chooses it itself.
+    #[allow(dead_code)]
     Cd,
+    #[allow(dead_code)]
     Dvd,
     /// The publisher chooses by size.
     CdOrDvd,
@@ -587,6 +582,34 @@ pub fn refused_token(
             },
             // The node performing the authentication.
             ourselves(reporter, &[]),
+        ],
+        source: audit_source(reporter),
+        objects: Vec::new(),
+    }
+}
+
+/// Application Activity (A.5.3.1): a job starting and stopping. The
+/// start is sent before any traffic of the job, naming who launched it;
+/// the stop carries how the job ended, interrupted jobs too. A job's
+/// records between the two share its id (pacs2cd's UserID).
+pub fn application(
+    reporter: &Reporter,
+    requester: &Requester,
+    start: bool,
+    outcome: Outcome,
+    time: SystemTime,
+) -> AuditMessage {
+    let mut event = event("110100", "Application Activity", Action::Execute, outcome, time);
+    event.types.push(if start {
+        Code::dcm("110120", "Application Start")
+    } else {
+        Code::dcm("110121", "Application Stop")
+    });
+    AuditMessage {
+        event,
+        participants: vec![
+            ourselves(reporter, &[Code::dcm("110150", "Application")]),
+            person(reporter, requester, &[Code::dcm("110151", "Application Launcher")]),
         ],
         source: audit_source(reporter),
         objects: Vec::new(),
@@ -1236,6 +1259,11 @@ mod tests {
             RelayCounts::default(),
         );
         vec![
+            ("application start", application(&reporter(), &technician(), true, Outcome::success(), time())),
+            (
+                "application stop",
+                application(&reporter(), &his_client(), false, Outcome::failed(&failure), time()),
+            ),
             (
                 "query",
                 query(
@@ -1465,7 +1493,10 @@ mod tests {
         let severities: Vec<super::super::syslog::Severity> =
             kinds.iter().map(|(_, m)| m.severity()).collect();
         use super::super::syslog::Severity::{Notice, Warning};
-        assert_eq!(severities, [Notice, Notice, Notice, Warning, Notice, Notice, Warning, Warning]);
+        assert_eq!(
+            severities,
+            [Notice, Warning, Notice, Notice, Notice, Warning, Notice, Notice, Warning, Warning]
+        );
         let outcome =
             Outcome::of(Err(&Failure::pacs_unreachable("PACS 10.0.0.5:4242 refused the association")));
         assert_eq!(

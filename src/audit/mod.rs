@@ -10,6 +10,7 @@
 
 pub mod atna;
 pub mod syslog;
+pub mod trail;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -23,6 +24,57 @@ use crate::failure::Failure;
 use crate::patients::Patient;
 use crate::report::Report;
 
+/// A job being recorded: its JSON lines (when `audit_log` is set); its
+/// audit messages go by the `Trail` the job's context holds.
+pub struct Recording {
+    log: Option<(AuditLog, Started)>,
+}
+
+impl Recording {
+    /// Opens the log and the trail and records the start, before any
+    /// traffic: an error here means nothing runs.
+    pub fn start(
+        config: &crate::config::Config,
+        request: &Request,
+        requester: atna::Requester,
+        web: bool,
+    ) -> Result<(Recording, std::sync::Arc<trail::Trail>), Failure> {
+        let job = job_id();
+        let trail = trail::Trail::open(config, &job, requester, web)?;
+        let mut log = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
+        let started = log.as_mut().map(|log| log.started(&job, request)).transpose()?;
+        trail.started();
+        Ok((Recording { log: log.zip(started) }, std::sync::Arc::new(trail)))
+    }
+
+    /// Records the end, whatever happened: the Export and Stop messages,
+    /// then the finished line. Records that did not reach a destination
+    /// join the report's warnings (and were said on stderr as they were
+    /// lost): the job's outcome stays what it was.
+    pub fn finish(
+        self,
+        trail: &std::sync::Arc<trail::Trail>,
+        result: &mut Result<Report, Failure>,
+        exports: &trail::Exports,
+    ) -> Option<trail::Download> {
+        let download = trail.finish(result, exports);
+        let lost = trail.lost();
+        if let Ok(report) = result {
+            match report {
+                Report::Print(printed) => printed.warnings.extend(lost),
+                Report::Fetch(fetched) => fetched.warnings.extend(lost),
+                Report::Plan(plan) => plan.warnings.extend(lost),
+                Report::Relay { .. } | Report::Check(_) | Report::Probe => {}
+            }
+        }
+        if let Some((mut log, started)) = self.log {
+            let called_ae = exports.publisher.as_ref().and_then(|node| node.ae_title.as_deref());
+            log.finished(&started, result.as_ref(), called_ae);
+        }
+        download
+    }
+}
+
 /// The audit log, opened before the job starts.
 pub struct AuditLog {
     file: File,
@@ -35,6 +87,8 @@ pub struct Request {
     pub command: &'static str,
     pub requester: String,
     pub accessions: Vec<String>,
+    /// The folder `relay` sends, as given.
+    pub folder: Option<String>,
 }
 
 /// A job whose started line is on disk.
@@ -51,6 +105,8 @@ struct StartedLine<'a> {
     requester: &'a str,
     command: &'a str,
     accessions: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    folder: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +118,9 @@ struct FinishedLine<'a> {
     outcome: &'a str,
     patients: &'a [Patient],
     destination: Option<&'a str>,
+    /// The publisher's AE title (print, relay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    called_ae: Option<&'a str>,
     /// Files the publisher accepted (print, relay) or written (fetch).
     files: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,8 +189,8 @@ impl AuditLog {
     }
     /// Writes and flushes the started line. An error here means the job
     /// must not run.
-    pub fn started(&mut self, request: &Request) -> Result<Started, Failure> {
-        let job = job_id();
+    pub fn started(&mut self, job: &str, request: &Request) -> Result<Started, Failure> {
+        let job = job.to_string();
         let line = StartedLine {
             time: now_rfc3339(),
             job: &job,
@@ -139,6 +198,7 @@ impl AuditLog {
             requester: &request.requester,
             command: request.command,
             accessions: &request.accessions,
+            folder: request.folder.as_deref(),
         };
         self.append(&to_line(&line)).map_err(|err| {
             Failure::config(format!(
@@ -154,8 +214,13 @@ impl AuditLog {
     /// has happened, and a non-zero answer after a complete send would make
     /// the HIS try again and burn a second disc. The started line without
     /// a finished one shows it.
-    pub fn finished(&mut self, started: &Started, result: Result<&Report, &Failure>) {
-        let text = finished_line(started, result, &now_rfc3339());
+    pub fn finished(
+        &mut self,
+        started: &Started,
+        result: Result<&Report, &Failure>,
+        called_ae: Option<&str>,
+    ) {
+        let text = finished_line(started, result, called_ae, &now_rfc3339());
         if let Err(err) = self.append(&text) {
             log::warn!(
                 "cannot write the end of job {} to the audit log {}: {}",
@@ -174,7 +239,12 @@ impl AuditLog {
     }
 }
 
-fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &str) -> String {
+fn finished_line(
+    started: &Started,
+    result: Result<&Report, &Failure>,
+    called_ae: Option<&str>,
+    time: &str,
+) -> String {
     let missing = match result {
         Ok(Report::Print(printed)) => printed.missing,
         Ok(Report::Fetch(fetched)) => fetched.missing,
@@ -204,9 +274,14 @@ fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &st
             Some(fetched.proof),
             None,
         ),
-        Ok(Report::Relay { relayed, .. }) => {
-            (&[], Some(relayed.destination.as_str()), Some(relayed.files_sent), "ok", None, None)
-        }
+        Ok(Report::Relay { relayed, .. }) => (
+            &relayed.patients,
+            Some(relayed.destination.as_str()),
+            Some(relayed.files_sent),
+            "ok",
+            None,
+            None,
+        ),
         Ok(Report::Check(_) | Report::Probe) => (&[], None, None, "ok", None, None),
         Err(failure) => (
             &failure.patients,
@@ -226,6 +301,7 @@ fn finished_line(started: &Started, result: Result<&Report, &Failure>, time: &st
         outcome,
         patients,
         destination,
+        called_ae: destination.and(called_ae),
         files,
         proof,
         detail,
@@ -240,7 +316,7 @@ fn to_line(line: &impl Serialize) -> String {
 }
 
 /// A job id: 16 hex digits, random, so that lines of concurrent jobs pair.
-fn job_id() -> String {
+pub fn job_id() -> String {
     let mut bytes = [0u8; 8];
     let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if random.is_err() {
@@ -286,13 +362,13 @@ fn euid() -> u32 {
 }
 
 /// The user running the command: the login name of the real user id, and
-/// who ran sudo when that is how it started.
+/// who ran sudo when that is how it started (SUDO_USER is anyone's to set:
+/// believed only when the real user is root, see `trail::local_requester`).
 pub fn local_user() -> String {
-    // SAFETY: getuid cannot fail.
-    let name = crate::staging::user_name(unsafe { libc::getuid() });
-    match std::env::var("SUDO_USER") {
-        Ok(by) if !by.is_empty() => format!("{name} (sudo by {by})"),
-        _ => name,
+    match trail::local_requester() {
+        atna::Requester::Local { login, sudo_user: Some(by), .. } => format!("{login} (sudo by {by})"),
+        atna::Requester::Local { login, .. } => login,
+        atna::Requester::Web { client, .. } => client,
     }
 }
 
@@ -342,12 +418,13 @@ mod tests {
         };
         let failure = Failure::partial_relay("172.16.0.120:104", "2 of 42 files were not accepted", counts)
             .for_patients(&[patient]);
-        let text = finished_line(&started, Err(&failure), "2026-11-27T21:50:45Z");
+        let text = finished_line(&started, Err(&failure), Some("CDRECORD"), "2026-11-27T21:50:45Z");
         let json: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(json["job"], "0123456789abcdef");
         assert_eq!(json["event"], "finished");
         assert_eq!(json["patients"][0]["id"], "PID001");
         assert_eq!(json["destination"], "172.16.0.120:104");
+        assert_eq!(json["called_ae"], "CDRECORD");
         assert_eq!(json["files"], 40);
         assert_eq!(json["outcome"], "partial relay");
         assert!(!text.contains('\n'));
@@ -357,15 +434,16 @@ mod tests {
     fn two_lines_per_job_paired_by_id() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("audit.log");
-        let request = Request { command: "print", requester: "me".into(), accessions: vec!["A1".into()] };
+        let request =
+            Request { command: "print", requester: "me".into(), accessions: vec!["A1".into()], folder: None };
         let mut log = AuditLog::open(&path).expect("open");
-        let started = log.started(&request).expect("started");
+        let started = log.started("0123456789abcdef", &request).expect("started");
         assert_eq!(
             std::fs::read_to_string(&path).expect("read").lines().count(),
             1,
             "on disk before the job"
         );
-        log.finished(&started, Err(&Failure::config("x")));
+        log.finished(&started, Err(&Failure::config("x")), None);
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<serde_json::Value> =
             text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();

@@ -34,11 +34,6 @@
 //! KB: rsyslog's default `maxMessageSize` (8096 bytes) cuts longer ones, so a
 //! hospital that keeps them with rsyslog sets `global(maxMessageSize="64k")`.
 
-// Jobs, `check` and the CGI mode start using this in the change that wires
-// it in; this line goes then.
-#![allow(dead_code)]
-
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -430,12 +425,7 @@ impl Syslog {
         })
     }
 
-    /// Another timeout for connecting, handshakes and each read or write.
-    pub fn with_timeout(mut self, timeout: Duration) -> Syslog {
-        self.timeout = timeout;
-        self
-    }
-
+    #[cfg(test)]
     pub fn origin(&self) -> &Origin {
         &self.origin
     }
@@ -717,67 +707,6 @@ fn describe_tls(err: &std::io::Error) -> String {
 // ---------------------------------------------------------------------------
 // Rate limiting.
 
-/// At most `burst` records per key (a peer's address, a client's) in each
-/// `window`, so a scan of the move port or a client retrying a wrong token
-/// cannot flood the repository. What is held back is counted, and the
-/// next record sent for that key says how many were.
-///
-/// The state lives in this process: enough for the refusals of one job's
-/// receiver. The CGI mode runs a process per request, so limiting refused
-/// tokens there needs the count kept between processes (a small file in
-/// the staging root, say), which this does not do.
-pub struct RateLimit {
-    burst: u32,
-    window: Duration,
-    keys: HashMap<String, Window>,
-}
-
-struct Window {
-    start: Instant,
-    sent: u32,
-    held_back: u32,
-}
-
-/// Whether to send a record now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Send it; `held_back` records for this key were not sent before it.
-    Send {
-        held_back: u32,
-    },
-    HoldBack,
-}
-
-/// Keys kept at most; beyond, windows that are over are forgotten (so a
-/// sender cycling addresses cannot make the map grow without end).
-const MAX_KEYS: usize = 4096;
-
-impl RateLimit {
-    pub fn new(burst: u32, window: Duration) -> RateLimit {
-        RateLimit { burst, window, keys: HashMap::new() }
-    }
-
-    pub fn check(&mut self, key: &str, now: Instant) -> Verdict {
-        if self.keys.len() >= MAX_KEYS && !self.keys.contains_key(key) {
-            let window = self.window;
-            self.keys.retain(|_, w| now.saturating_duration_since(w.start) < window || w.held_back > 0);
-        }
-        let window = self.keys.entry(key.to_string()).or_insert(Window { start: now, sent: 0, held_back: 0 });
-        if now.saturating_duration_since(window.start) >= self.window {
-            window.start = now;
-            window.sent = 0;
-        }
-        if window.sent < self.burst {
-            window.sent += 1;
-            let held_back = std::mem::take(&mut window.held_back);
-            Verdict::Send { held_back }
-        } else {
-            window.held_back = window.held_back.saturating_add(1);
-            Verdict::HoldBack
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -927,26 +856,6 @@ mod tests {
         let peer = Peer { host: "127.0.0.1".into(), port: 9 };
         let err = send_udp(&peer, &vec![b'x'; UDP_MAX + 1]).expect_err("too big");
         assert!(err.contains("65508 bytes") && err.contains("use tcp:// or tls://"), "{err}");
-    }
-
-    #[test]
-    fn the_rate_limit_holds_back_and_then_counts() {
-        let mut limit = RateLimit::new(2, Duration::from_secs(60));
-        let start = Instant::now();
-        assert_eq!(limit.check("10.9.9.9", start), Verdict::Send { held_back: 0 });
-        assert_eq!(limit.check("10.9.9.9", start), Verdict::Send { held_back: 0 });
-        assert_eq!(limit.check("10.9.9.9", start), Verdict::HoldBack);
-        assert_eq!(limit.check("10.9.9.9", start + Duration::from_secs(59)), Verdict::HoldBack);
-        // Another key has its own window.
-        assert_eq!(limit.check("10.8.8.8", start), Verdict::Send { held_back: 0 });
-        // The next window's first record says how many were held back.
-        assert_eq!(limit.check("10.9.9.9", start + Duration::from_secs(60)), Verdict::Send { held_back: 2 });
-        assert_eq!(limit.check("10.9.9.9", start + Duration::from_secs(61)), Verdict::Send { held_back: 0 });
-        // Cycling keys cannot grow the map without end.
-        for n in 0..(MAX_KEYS * 2) {
-            limit.check(&n.to_string(), start + Duration::from_secs(200 + n as u64 * 120));
-        }
-        assert!(limit.keys.len() <= MAX_KEYS + 1);
     }
 
     #[test]

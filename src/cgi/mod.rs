@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::audit::{self, AuditLog};
+use crate::audit;
+use crate::audit::atna::{Node, Requester};
+use crate::audit::trail::{self, Download, Exports, TokenRefusals, Trail};
 use crate::cli::Cli;
 use crate::config::{self, Config};
 use crate::dicom::runner;
@@ -42,7 +44,8 @@ pub fn serve(cli: &Cli) -> ExitCode {
         && request.wants_html()
         && matches!(route(&request.path), Some(Route::Print(_))))
     .then(|| Arc::new(LivePage::new(Box::new(std::io::stdout()))));
-    let result = as_the_web_sees_it(handle(cli, &request, live.clone()));
+    let (result, download) = handle(cli, &request, live.clone());
+    let result = as_the_web_sees_it(result);
     if let Some(page) = live.as_ref().filter(|page| page.begun()) {
         if let Err(failure) = &result {
             log::warn!("{}", failure.detail);
@@ -52,7 +55,12 @@ pub fn serve(cli: &Cli) -> ExitCode {
     }
     let response = respond(&request, result);
     let mut stdout = std::io::stdout().lock();
-    match response.write_to(&mut stdout, request.method == "HEAD") {
+    let written = response.write_to(&mut stdout, request.method == "HEAD");
+    // The image has left (or not) only now.
+    if let Some(download) = download {
+        download.written(written.as_ref().map(|_| ()).map_err(|err| err.to_string().to_lowercase()));
+    }
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             log::error!("cannot write the CGI response: {err}");
@@ -117,32 +125,72 @@ fn respond(request: &Request, result: Handled) -> Response {
 /// A request's result, with the folder that holds a disc image to send.
 type Handled = Result<(Report, Option<TempDir>), Failure>;
 
-fn handle(cli: &Cli, request: &Request, live: Option<Arc<LivePage>>) -> Handled {
-    let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
-    // Who may ask, before anything is recorded: a request without the
-    // token, with another method or to another path is refused and only
-    // counted in the error log (a flood of them must not fill the audit
-    // log, nor put an unauthenticated query in it).
-    if request.method != "GET" && request.method != "HEAD" {
-        return Err(Failure::method_not_allowed(&request.method));
-    }
-    let route = route(&request.path).ok_or_else(|| Failure::unknown_url(&request.path))?;
-    check_token(&config, request)?;
+/// Runs the request; a download's last audit records wait for the image
+/// to be written.
+fn handle(cli: &Cli, request: &Request, live: Option<Arc<LivePage>>) -> (Handled, Option<Download>) {
+    let checked = (|| {
+        let (config, origin) = config::load(&config::Discovery::from_env(cli.config.as_deref()))?;
+        // Who may ask, before the job is recorded: a request with another
+        // method or to another path is refused and only counted in the
+        // error log (a flood of them must not fill the audit trail, nor
+        // put an unauthenticated query in it); a refused token is a failed
+        // login for the audit repository, a few per client at most.
+        if request.method != "GET" && request.method != "HEAD" {
+            return Err(Failure::method_not_allowed(&request.method));
+        }
+        let route = route(&request.path).ok_or_else(|| Failure::unknown_url(&request.path))?;
+        if let Err(failure) = check_token(&config, request) {
+            if failure.class == Class::Unauthorized {
+                record_refused_token(&config, &request.remote_addr);
+            }
+            return Err(failure);
+        }
+        Ok((config, origin, route))
+    })();
+    let (config, origin, route) = match checked {
+        Ok(checked) => checked,
+        Err(failure) => return (Err(failure), None),
+    };
     // From here on every request is recorded, those refused for their
-    // accessions included. The started line is on disk before any
+    // accessions included. The start is on disk (and sent) before any
     // traffic, or nothing moves.
-    let mut audit = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
     let audited = audit::Request {
         command: if matches!(route, Route::Download(_)) { "cgi iso" } else { "cgi print" },
         requester: request.remote_addr.clone(),
         accessions: request.values(route.param()),
+        folder: None,
     };
-    let started = audit.as_mut().map(|log| log.started(&audited)).transpose()?;
-    let result = answer(request, route, config, origin, live);
-    if let (Some(log), Some(started)) = (&mut audit, &started) {
-        log.finished(started, result.as_ref().map(|(report, _)| report));
+    let requester = Requester::Web {
+        client: request.remote_addr.clone(),
+        token_label: (!config.cgi.allow_anonymous).then(|| config.cgi.token_label.clone()),
+    };
+    let (recording, trail) = match audit::Recording::start(&config, &audited, requester, true) {
+        Ok(started) => started,
+        Err(failure) => return (Err(failure), None),
+    };
+    let download = matches!(route, Route::Download(_)) && request.method != "HEAD";
+    let (result, publisher) = answer(request, route, config, origin, live, trail.clone());
+    let exports = Exports { publisher, download: download.then(|| request.remote_addr.clone()) };
+    let (mut report, folder) = match result {
+        Ok((report, folder)) => (Ok(report), folder),
+        Err(failure) => (Err(failure), None),
+    };
+    let download = recording.finish(&trail, &mut report, &exports);
+    (report.map(|report| (report, folder)), download)
+}
+
+/// Records a refused token (User Authentication, failed), rate-limited
+/// per client across requests. A configuration that cannot send is not
+/// the client's problem: the refusal stands either way.
+fn record_refused_token(config: &Config, client: &str) {
+    let Some(held_back) = TokenRefusals::check(&config.staging_dir, client) else {
+        return;
+    };
+    let requester = Requester::Web { client: client.to_string(), token_label: None };
+    match Trail::open(config, &audit::job_id(), requester, true) {
+        Ok(trail) => trail.refused_token(client, held_back),
+        Err(failure) => log::warn!("cannot record the refused token: {}", failure.detail),
     }
-    result
 }
 
 fn answer(
@@ -151,6 +199,21 @@ fn answer(
     config: Config,
     origin: config::Origin,
     live: Option<Arc<LivePage>>,
+    trail: Arc<Trail>,
+) -> (Handled, Option<Node>) {
+    let mut publisher = None;
+    let result = run_request(request, route, config, origin, live, trail, &mut publisher);
+    (result, publisher)
+}
+
+fn run_request(
+    request: &Request,
+    route: Route,
+    config: Config,
+    origin: config::Origin,
+    live: Option<Arc<LivePage>>,
+    trail: Arc<Trail>,
+    publisher: &mut Option<Node>,
 ) -> Handled {
     // A parameter given empty is as good as missing; given twice, both count.
     let accessions: Vec<String> =
@@ -175,6 +238,7 @@ fn answer(
         // A probe must not burn a disc: HEAD checks the request and stops.
         return Ok((Report::Probe, None));
     }
+    *publisher = job.publisher().map(|p| trail::node(&p.endpoint));
     // fcgiwrap never kills a hung program; end before nginx gives up.
     runner::set_job_deadline(Duration::from_secs(config.cgi.timeout_secs));
     let progress = match (&live, &job) {
@@ -185,7 +249,8 @@ fn answer(
         }
         _ => progress::Mode::Off,
     };
-    let context = job::context(config, origin, progress);
+    let mut context = job::context(config, origin, progress);
+    context.audit = trail;
     let report = crate::run(&context, job)?;
     Ok((report, image_folder))
 }

@@ -478,6 +478,7 @@ mod tests {
             missing: 0,
             delivered_by: vec![],
             warnings: vec![],
+            objects: Default::default(),
         }
     }
 

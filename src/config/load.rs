@@ -336,6 +336,7 @@ mod tests {
             "called_ae",
             "calling_ae",
             "move_port",
+            "move_from",
             "retrieve",
             "strategy",
             "modalities",

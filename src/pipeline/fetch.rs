@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::audit::atna::ExportTarget;
 use crate::config::IsoTool;
 use crate::dicom::dcmmkdir;
 use crate::failure::Failure;
@@ -50,6 +51,12 @@ pub struct Fetched {
     pub delivered_by: Vec<crate::pipeline::retrieve::DeliveredBy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Whose files, of which studies (the audit records').
+    #[serde(skip)]
+    pub objects: crate::audit::trail::Objects,
+    /// The folder and the image, as absolute paths (the audit records').
+    #[serde(skip)]
+    pub exported_to: Vec<crate::audit::atna::ExportTarget>,
 }
 
 /// Where `--iso` writes the image.
@@ -137,8 +144,8 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         .map_err(full)?;
     let mut warnings = found.warnings.clone();
     warnings.extend(retrieved.warnings);
-    let (missing, retrieved_patients, delivered_by) =
-        (retrieved.missing, retrieved.patients, retrieved.delivered_by);
+    let (missing, retrieved_patients, delivered_by, objects) =
+        (retrieved.missing, retrieved.patients, retrieved.delivered_by, retrieved.objects);
     let first = retrieved_patients.first().cloned().unwrap_or_else(|| found.first_patient().clone());
     let iso_bytes = match &image {
         Some(image) => {
@@ -150,8 +157,13 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         }
         None => None,
     };
+    let mut exported_to = Vec::new();
+    if let Some(image) = &image {
+        exported_to.push(ExportTarget::Iso(image.clone()));
+    }
     if keep_folder {
         output::place_folder(&disc_folder, &output, job.force)?;
+        exported_to.push(ExportTarget::Folder(output.clone()));
     }
     for warning in &warnings {
         log::warn!("{warning}");
@@ -173,6 +185,8 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         missing,
         delivered_by,
         warnings,
+        objects,
+        exported_to,
     })
 }
 

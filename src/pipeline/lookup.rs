@@ -94,12 +94,16 @@ pub fn run(
         let api =
             api.ok_or_else(|| Failure::config("patient.source is \"api\" but [patient.api] is missing"))?;
         for accession in accessions {
-            his_patients.push((accession.clone(), patient_api::lookup(api, accession)?));
+            let his = patient_api::lookup(api, accession);
+            context.audit.queried_api(&patient_api::url(api, accession), his.as_ref().map(|_| ()));
+            his_patients.push((accession.clone(), his?));
             crate::signals::check()?;
         }
     }
     // One C-FIND run for every accession: one association, one process.
-    let mut answered = find(finder, accessions)?;
+    let answered = find(finder, accessions);
+    context.audit.queried(&pacs.endpoint, &asked, answered.as_ref().map(|_| ()));
+    let mut answered = answered?;
     let mut studies: Vec<FoundStudy> = Vec::new();
     for accession in accessions {
         let mut found: Vec<FoundStudy> = Vec::new();

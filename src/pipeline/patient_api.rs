@@ -16,8 +16,13 @@ pub struct HisPatient {
 }
 
 /// Looks up the patient of one accession.
+/// The URL that asks for one accession.
+pub fn url(api: &PatientApi, accession: &Accession) -> String {
+    api.url.replace("{accession}", &crate::sanitize::percent_encode(accession.as_str()))
+}
+
 pub fn lookup(api: &PatientApi, accession: &Accession) -> Result<HisPatient, Failure> {
-    let url = api.url.replace("{accession}", &crate::sanitize::percent_encode(accession.as_str()));
+    let url = url(api, accession);
     let host = host_of(&url);
     let unavailable = |why: String| Failure::patient_api_unavailable(&format!("patient API at {host} {why}"));
     let token = match &api.token_env {

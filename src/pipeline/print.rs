@@ -52,6 +52,9 @@ pub struct Printed {
     pub delivered_by: Vec<crate::pipeline::retrieve::DeliveredBy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Whose files went, of which studies (the audit records').
+    #[serde(skip)]
+    pub objects: crate::audit::trail::Objects,
 }
 
 /// What a dry run found: what would be sent.
@@ -173,5 +176,6 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         missing: retrieved.missing,
         delivered_by: retrieved.delivered_by,
         warnings,
+        objects: retrieved.objects,
     }))
 }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::audit::trail::Objects;
 use crate::config::Sender;
 use crate::dicom::refusal::{Cut, Refusal};
 use crate::dicom::runner::{self, Command};
@@ -20,6 +21,7 @@ use crate::dicom::tools::Tool;
 use crate::dicom::{AssociationProblem, FileOutcome, StoreLog, dcmsend, echoscu, part10, storescu};
 use crate::failure::{Failure, RelayCounts};
 use crate::job::{Context, Publisher};
+use crate::patients::Patient;
 use crate::progress::{Progress, Stage};
 use crate::staging;
 
@@ -46,6 +48,9 @@ pub struct Skipped {
 pub struct Scan {
     pub instances: Vec<Instance>,
     pub skipped: Vec<Skipped>,
+    /// Whose instances, of which studies (the audit records and the JSON
+    /// `patients`): what the files say.
+    pub objects: Objects,
 }
 
 /// A relay that delivered every instance.
@@ -60,6 +65,12 @@ pub struct Relayed {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<(String, String)>,
     pub seconds: f64,
+    /// Whose images were sent, as the files name them (`relay`; empty for
+    /// `print`, whose report has its own).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patients: Vec<Patient>,
+    #[serde(skip)]
+    pub objects: Objects,
 }
 
 /// `pacs2cd relay DIR`.
@@ -76,15 +87,18 @@ pub fn run(context: &Context, dir: &Path, publisher: &Publisher) -> Result<(Rela
     crate::signals::check()?;
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
     let work = root.job_dir().map_err(|failure| staging::explain_full(&root.path, failure))?;
+    let patients = scan.objects.patients();
     let sent = send(context, work.path(), dir, &scan.instances, publisher).map_err(|mut failure| {
         // The failure's account lists the skipped files too, as success does.
         if let Some(counts) = &mut failure.relay {
             counts.skipped = scan.skipped.iter().map(|s| (s.file.clone(), s.reason.to_string())).collect();
         }
-        staging::explain_full(&root.path, failure)
+        staging::explain_full(&root.path, failure.for_patients(&patients))
     });
     let mut relayed = sent?;
     relayed.files_skipped = scan.skipped.len();
+    relayed.patients = patients;
+    relayed.objects = scan.objects;
     relayed.seconds = started.elapsed().as_secs_f64();
     Ok((relayed, scan.skipped))
 }
@@ -275,6 +289,8 @@ pub fn send(
         sender: tool.program(),
         warnings,
         seconds: 0.0,
+        patients: Vec::new(),
+        objects: Objects::default(),
     })
 }
 
@@ -496,6 +512,20 @@ pub fn scan(dir: &Path) -> Result<Scan, Failure> {
     files.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     for path in files {
         let name = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
+        // Most files say whose they are (one read of the header); those
+        // whose data set this reader cannot walk (deflated, big endian)
+        // and the DICOMDIR go by their meta header alone.
+        if let Some(identity) = part10::read_identity(&path).map_err(|err| unreadable(&path, err))? {
+            scan.objects.add(&identity);
+            scan.instances.push(Instance {
+                shown: name.clone(),
+                name,
+                sop_instance_uid: identity.sop_instance_uid,
+                sop_class_uid: identity.sop_class_uid,
+                transfer_syntax_uid: identity.transfer_syntax_uid,
+            });
+            continue;
+        }
         match part10::read_meta(&path).map_err(|err| unreadable(&path, err))? {
             Some(meta) if meta.is_dicomdir() => {
                 scan.skipped.push(Skipped { file: name, reason: "DICOMDIR index" })

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::audit::atna::Outcome;
+use crate::audit::trail::Objects;
 use crate::config::{Retrieve, Strategy};
 use crate::dicom::part10::Identity;
 use crate::dicom::runner::{self, Command};
@@ -73,9 +75,40 @@ pub struct Retrieved {
     pub delivered_by: Vec<DeliveredBy>,
     /// Shortfalls accepted with `--allow-partial`, and other remarks.
     pub warnings: Vec<String>,
+    /// Whose files, of which studies and classes (the audit records').
+    pub objects: Objects,
 }
 
+/// Retrieves the studies of `found`; the audit trail gets one record per
+/// patient of what came (or, when it failed, of what was asked for).
 pub fn run(
+    context: &Context,
+    finder: &Finder,
+    found: &Found,
+    work: &Path,
+    receiver: Option<MoveReceiver>,
+    allow: Allow,
+    deadline: &Deadline,
+) -> Result<Retrieved, Failure> {
+    let result = retrieve(context, finder, found, work, receiver, allow, deadline);
+    let pacs = &finder.pacs().endpoint;
+    match &result {
+        Ok(retrieved) => {
+            let outcome = match retrieved.missing {
+                0 => Outcome::success(),
+                missing => Outcome {
+                    indicator: crate::audit::atna::Indicator::MinorFailure,
+                    description: Some(format!("{missing} image(s) the PACS lists did not arrive")),
+                },
+            };
+            context.audit.retrieved(pacs, &retrieved.objects, outcome);
+        }
+        Err(failure) => context.audit.retrieved(pacs, &Objects::asked(found), Outcome::failed(failure)),
+    }
+    result
+}
+
+fn retrieve(
     context: &Context,
     finder: &Finder,
     found: &Found,
@@ -621,6 +654,7 @@ fn transfer(
         for association in &tally.associations {
             log::debug!("association {} from {}", association.source.association, association.source);
         }
+        context.audit.refused_connections(pacs.move_port, &tally.refused, tally.refused_count);
         refused = (tally.refused_count, tally.refused.into_iter().map(|(peer, _)| peer).collect());
     }
     Ok(Transferred { statuses, stored, refused })
@@ -881,7 +915,13 @@ pub fn verify(
             }),
         }
     }
+    let mut objects = Objects::default();
+    for file in &files {
+        objects.add(&file.identity);
+    }
+    objects.name_studies(found);
     Ok(Retrieved {
+        objects,
         files,
         per_study,
         manifest: manifest.clone(),

@@ -22,7 +22,8 @@ fn configuration_errors_name_file_line_and_key() {
     let run = env.run(&["--json", "relay", "/tmp"]);
     run.expect_code(78);
     let detail = run.json()["detail"].as_str().expect("detail").to_string();
-    assert!(detail.contains("config.toml line 4") && detail.contains("prot"), "{detail}");
+    // Line 5: the harness writes staging_dir and audit_syslog first.
+    assert!(detail.contains("config.toml line 5") && detail.contains("prot"), "{detail}");
 
     let env = TestEnv::new("");
     let run = env.run(&["relay", "/tmp"]);

@@ -275,7 +275,10 @@ impl TestEnv {
         let dir = tempfile::tempdir().expect("test dir");
         let staging = dir.path().join("staging");
         let config = dir.path().join("config.toml");
-        let text = format!("staging_dir = {:?}\n{body}", staging.display().to_string());
+        // No audit messages unless the test asks (these machines have no
+        // /dev/log; the audit tests start a real rsyslog).
+        let syslog = if body.contains("audit_syslog") { "" } else { "audit_syslog = []\n" };
+        let text = format!("staging_dir = {:?}\n{syslog}{body}", staging.display().to_string());
         std::fs::write(&config, text).expect("write config");
         TestEnv { dir, config, staging }
     }
@@ -402,12 +405,14 @@ impl TestEnv {
     }
 
     /// The staging root holds nothing a job left behind: no staging
-    /// folder (the retrieve lock stays, by design).
+    /// folder (the retrieve lock and the count of refused web tokens stay,
+    /// by design).
     pub fn assert_staging_empty(&self) {
         let left: Vec<_> = std::fs::read_dir(&self.staging)
             .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
-        let left: Vec<_> = left.into_iter().filter(|n| n != "retrieve.lock").collect();
+        let left: Vec<_> =
+            left.into_iter().filter(|n| n != "retrieve.lock" && n != "refused-tokens").collect();
         assert!(left.is_empty(), "staging root not empty: {left:?}");
     }
 
@@ -1364,5 +1369,115 @@ impl FakePublisher {
     /// SOP Instance UIDs of what it stored, sorted.
     pub fn received_uids(&self) -> Vec<String> {
         crate::dicom_gen::sop_instance_uids(&self.received.path().join("store"))
+    }
+}
+
+/// Debian's rsyslogd as the hospital's audit record repository: a TCP
+/// input on a free loopback port (RFC 6587 octet counting, what
+/// `tcp://` sends), every message written by root to a 0600 file, one
+/// line each: the fields rsyslog parsed, then the message as it came.
+pub struct Rsyslog {
+    _server: Server,
+    dir: TempDir,
+    pub port: u16,
+}
+
+/// One message as rsyslog received it.
+#[derive(Clone, Debug)]
+pub struct SyslogMessage {
+    pub app_name: String,
+    pub msgid: String,
+    pub facility: String,
+    pub severity: String,
+    /// The XML of the audit message (after the BOM; empty without one).
+    pub xml: String,
+}
+
+impl SyslogMessage {
+    /// The EventID's code (`110112`) and the EventTypeCode's, if any.
+    pub fn event(&self) -> (String, Option<String>) {
+        let attribute = |element: &str| {
+            let start = self.xml.find(&format!("<{element} "))?;
+            let rest = &self.xml[start..];
+            let code = rest.find("csd-code=\"")? + "csd-code=\"".len();
+            Some(rest[code..code + rest[code..].find('"')?].to_string())
+        };
+        (attribute("EventID").unwrap_or_default(), attribute("EventTypeCode"))
+    }
+
+    pub fn outcome(&self) -> String {
+        let start = self.xml.find("EventOutcomeIndicator=\"").map(|i| i + 23).unwrap_or(0);
+        self.xml[start..].split('"').next().unwrap_or_default().to_string()
+    }
+}
+
+impl Rsyslog {
+    pub fn start() -> Rsyslog {
+        let rsyslogd = require("rsyslogd", "rsyslog");
+        let dir = tempfile::tempdir().expect("dir");
+        let port = free_port();
+        let out = dir.path().join("received.log");
+        let conf = format!(
+            "global(workDirectory=\"{work}\" maxMessageSize=\"64k\")\n\
+             module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n\
+             template(name=\"fields\" type=\"string\" string=\"%app-name%|%msgid%|%syslogfacility%|%syslogseverity%|%rawmsg%\\n\")\n\
+             action(type=\"omfile\" file=\"{out}\" template=\"fields\" fileCreateMode=\"0600\")\n",
+            work = dir.path().display(),
+            out = out.display()
+        );
+        let conf_path = dir.path().join("rsyslog.conf");
+        std::fs::write(&conf_path, conf).expect("conf");
+        let mut command = Command::new(rsyslogd);
+        command.arg("-n").arg("-f").arg(&conf_path).arg("-i").arg(dir.path().join("rsyslogd.pid"));
+        let log = dir.path().join("rsyslogd.out");
+        let server = Server::spawn(&mut command, &log);
+        wait_for_port(port, "rsyslogd", &log);
+        Rsyslog { _server: server, dir, port }
+    }
+
+    /// `audit_syslog = [...]` for this repository.
+    pub fn config(&self) -> String {
+        format!("audit_syslog = [\"tcp://127.0.0.1:{}\"]\n", self.port)
+    }
+
+    /// The file the messages are kept in.
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("received.log")
+    }
+
+    /// The messages of `job` (every record carries the job id), waiting up
+    /// to 10 s until `until` says enough came.
+    pub fn messages(&self, job: &str, until: impl Fn(&[SyslogMessage]) -> bool) -> Vec<SyslogMessage> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut text = std::fs::read_to_string(self.file()).unwrap_or_default();
+            // omfile may write a long line in several writes: whole lines only.
+            text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+            let messages: Vec<SyslogMessage> = text
+                .lines()
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.splitn(5, '|').collect();
+                    (fields.len() == 5 && fields[0] == "pacs2cd" && fields[4].contains(job)).then(|| {
+                        SyslogMessage {
+                            app_name: fields[0].into(),
+                            msgid: fields[1].into(),
+                            facility: fields[2].into(),
+                            severity: fields[3].into(),
+                            // RFC 5424 6.4: the BOM says the MSG is UTF-8.
+                            xml: fields[4].split_once('\u{feff}').map_or("", |(_, xml)| xml).into(),
+                        }
+                    })
+                })
+                .collect();
+            if until(&messages) || Instant::now() > deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every message received so far, whoever sent it.
+    pub fn all(&self) -> Vec<SyslogMessage> {
+        self.messages("", |_| true)
     }
 }

@@ -2,6 +2,7 @@
 //! loopback. One test binary (see Cargo.toml), one shared harness.
 
 mod attacks;
+mod audit;
 mod cgi;
 mod cli;
 mod data;

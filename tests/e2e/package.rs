@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::data::pacs_with_data;
-use crate::harness::{Nginx, Publisher, Storescp, TECHNICIAN, TestEnv, gid_of, require};
+use crate::harness::{Nginx, Publisher, SECOND_MEMBER, Storescp, TECHNICIAN, TestEnv, gid_of, require};
 
 const PACKAGE: &str = "pacs2cd";
 const GROUP: &str = "pacs2cd";
@@ -50,7 +50,8 @@ fn built_package() -> PathBuf {
     deb
 }
 
-/// Purges the package when the test ends, passed or not.
+/// Purges the package when the test ends, passed or not, and removes the
+/// audit log folder purge keeps.
 struct Installed;
 
 impl Drop for Installed {
@@ -61,6 +62,7 @@ impl Drop for Installed {
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .output();
         }
+        let _ = std::fs::remove_dir_all("/var/log/pacs2cd");
     }
 }
 
@@ -169,6 +171,27 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     assert_eq!(code, 0, "{out}");
     assert!(Path::new("/var/log/pacs2cd/audit.log.1").is_file(), "{out}");
     assert_eq!(stat("/var/log/pacs2cd/audit.log"), (0, group, 0o660), "the new audit log");
+    // An archive is closed: the group reads it, nobody else writes it.
+    assert_eq!(stat("/var/log/pacs2cd/audit.log.1").2, 0o640, "the archive");
+    // A second rotation compresses it, closed too.
+    std::fs::write("/var/log/pacs2cd/audit.log", "{\"event\":\"finished\"}\n").expect("audit line");
+    let (code, out) = run(
+        logrotate.to_str().expect("path"),
+        &["--force", "--state", state.path().to_str().expect("path"), "/etc/logrotate.d/pacs2cd"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(stat("/var/log/pacs2cd/audit.log.2.gz").2, 0o640, "the compressed archive");
+    assert_eq!(stat("/var/log/pacs2cd/audit.log.1").2, 0o640, "the new archive");
+    // A second technician can neither rewrite nor delete an archive.
+    for attempt in [": > /var/log/pacs2cd/audit.log.1", "rm -f /var/log/pacs2cd/audit.log.2.gz"] {
+        let status = Command::new("setpriv")
+            .args(["--reuid", SECOND_MEMBER, "--regid", SECOND_MEMBER, "--init-groups", "--"])
+            .args(["sh", "-c", attempt])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("sh");
+        assert!(!status.success(), "{SECOND_MEMBER} could: {attempt}");
+    }
 
     // The HIS's legacy URL through the installed snippet and binary.
     let (pacs, data) = pacs_with_data();
@@ -200,9 +223,12 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     assert_eq!(stat("/etc/pacs2cd/config.toml"), (0, group, 0o640), "remove keeps the configuration");
     assert!(Path::new("/var/log/pacs2cd/audit.log.1").is_file(), "remove keeps the audit log");
     apt(&["purge", PACKAGE]);
-    for gone in ["/etc/pacs2cd", "/var/log/pacs2cd", "/var/lib/pacs2cd", "/etc/nginx/snippets/pacs2cd.conf"] {
+    for gone in ["/etc/pacs2cd", "/var/lib/pacs2cd", "/etc/nginx/snippets/pacs2cd.conf"] {
         assert!(!Path::new(gone).exists(), "{gone} outlived purge");
     }
+    // Purge keeps the audit records (years of them); the test removes them.
+    assert!(Path::new("/var/log/pacs2cd/audit.log.2.gz").is_file(), "purge took the audit archives");
+    std::fs::remove_dir_all("/var/log/pacs2cd").expect("remove the test's audit log");
     let (_, overrides) = run("dpkg-statoverride", &["--list"]);
     assert!(!overrides.contains("pacs2cd"), "statoverride outlived purge: {overrides}");
     drop(installed);

@@ -106,8 +106,10 @@ fn only_the_pacs_delivers_to_the_move_port() {
     // The PACS looks like another host: 127.0.0.2.
     let pacs = FakePacs::start_at("127.0.0.2", "slow", &files, &["--pause", "0.1"]);
     let publisher = Storescp::start(Publisher::AcceptAll);
+    let repository = crate::harness::Rsyslog::start();
     let env = TestEnv::new(&format!(
-        "audit_log = \"audit.log\"\n{}{}",
+        "audit_log = \"audit.log\"\n{}{}{}",
+        repository.config(),
         pacs.config(""),
         TestEnv::publisher_section(publisher.port, "dcmsend", "")
     ));
@@ -148,6 +150,18 @@ fn only_the_pacs_delivers_to_the_move_port() {
     assert_eq!(json["delivered_by"][0]["files"], 30, "{json}");
     assert!(json["warnings"].to_string().contains("refused 3 connection(s)"), "{json}");
     env.assert_staging_empty();
+    // The audit repository has a Security Alert for each address refused
+    // (Node Authentication), saying how many were refused in all.
+    let job = env.audit_lines("audit.log")[0]["job"].as_str().expect("job").to_string();
+    let messages = repository.messages(&job, |m| m.iter().filter(|m| m.event().0 == "110113").count() >= 2);
+    let alerts: Vec<&str> =
+        messages.iter().filter(|m| m.event().0 == "110113").map(|m| m.xml.as_str()).collect();
+    assert_eq!(alerts.len(), 2, "{messages:#?}");
+    for (alert, peer) in alerts.iter().zip(["127.0.0.1", "127.0.0.3"]) {
+        assert!(alert.contains(&format!("ParticipantObjectID=\"{peer}\"")), "{alert}");
+        assert!(alert.contains("csd-code=\"110126\""), "Node Authentication: {alert}");
+        assert!(alert.contains("EventOutcomeIndicator=\"4\""), "{alert}");
+    }
 }
 
 #[test]
