@@ -15,6 +15,7 @@ mod live_page;
 mod misbehaving;
 mod package;
 mod print;
+mod promises;
 mod receiver;
 mod relay;
 mod staging;

@@ -154,6 +154,9 @@ BEHAVIOURS = {
     "no-issuer": "C-FIND responses never carry IssuerOfPatientID (the files do); otherwise normal",
     "empty-study": "a STUDY-level C-FIND also answers, for each accession, a study the archive "
     "holds no instance of (NumberOfStudyRelatedInstances 0; no series); otherwise normal",
+    "loose": "a STUDY-level C-FIND matches AccessionNumber loosely: case ignored, and any "
+    "accession that begins with the value matches (as fuzzy-matching PACSs do)",
+    "find-abort": "a STUDY-level C-FIND sends its first answer, then aborts the association",
 }
 
 # Behaviours whose C-FIND responses carry no NumberOf*Related* counts.
@@ -503,8 +506,15 @@ class FakePacs:
 
         if level == "STUDY" and self.find_pause and self.stop.wait(self.find_pause):
             return
-        entities = self.archive.matching(level, match_keys(identifier))
+        keys = match_keys(identifier)
         note = ""
+        loose = self.behaviour == "loose" and level == "STUDY" and "AccessionNumber" in keys
+        asked = keys.pop("AccessionNumber", []) if loose else []
+        entities = self.archive.matching(level, keys)
+        if loose:
+            entities = [e for e in entities
+                        if any(e[0].value("AccessionNumber").lower().startswith(a.lower()) for a in asked)]
+            note = " (loose AccessionNumber match)"
         if level == "IMAGE" and self.unlisted:
             listed = [e for e in entities if e[0].sop_uid not in self.unlisted]
             if len(listed) != len(entities):
@@ -545,6 +555,10 @@ class FakePacs:
                 yield (CANCEL, None)
                 return
             yield (PENDING, response)
+            if self.behaviour == "find-abort" and level == "STUDY":
+                log("aborting the association after the first answer (find-abort)")
+                event.assoc.abort()
+                return
 
     def refusal(self, comment: str):
         status = Dataset()
