@@ -67,6 +67,12 @@ fn man_page(command: clap::Command) -> Vec<u8> {
 fn generated_files_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bless = std::env::var_os("PACS2CD_BLESS").is_some();
+    // Under CI the committed files are checked, never rewritten: a CI
+    // that blessed them would pass whatever they hold.
+    assert!(
+        !(bless && std::env::var("CI").as_deref() == Ok("true")),
+        "PACS2CD_BLESS is set under CI=true: the generated files must be checked, not rewritten"
+    );
     let mut stale = Vec::new();
     for (path, contents) in render() {
         let full = root.join(&path);

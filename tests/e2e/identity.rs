@@ -124,6 +124,24 @@ fn two_patients_who_share_an_id_are_two_patients() {
         assert_eq!(audited.len(), 2, "{what}: the audit names both: {audited:?}");
         case.env.assert_staging_empty();
 
+        // The same name, ID and birth date from another issuer: the issuer
+        // alone tells them apart.
+        // (The PACS holds ISSA already.)
+        let namesake = patient(
+            "SMITH^ANNA",
+            "12345",
+            Some("HOSP_B"),
+            "19700101",
+            "ISSC",
+            Series::new("CT", CT_IMAGE, 2),
+        );
+        let twins = self::case(&pacs, &[namesake]);
+        let run = twins.env.run(&["--json", "print", "ISSA", "ISSC"]);
+        run.expect_code(65);
+        let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains("ISSC is SMITH, ANNA (12345, issuer HOSP_B)"), "{what}: {detail}");
+        assert!(twins.received().is_empty(), "{what}: something reached the publisher");
+
         let run = case.env.run(&["print", "ISSA", "ISSB", "--allow-mixed-patients"]);
         run.expect_code(0);
         assert!(run.stdout.contains("SMITH, ANNA (12345, issuer HOSP_A) [ISSA]"), "{what}: {}", run.stdout);

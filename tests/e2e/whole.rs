@@ -79,12 +79,14 @@ fn a_lost_image_is_named(pacs_config: &dyn Fn(&str) -> String, accessions: &str,
         let json = run.json();
         assert_eq!(json["error"], "DICOM fetch incomplete", "{name} {way}: {json}");
         let detail = json["detail"].as_str().unwrap_or("");
-        assert!(
-            detail.contains("did not arrive")
-                || detail.contains("sub-operations")
-                || detail.contains("no image of study"),
-            "{name} {way}: {detail}"
-        );
+        // Which accession lacks how many (the list's word), and what the
+        // PACS's final status said (its own): both, each way.
+        let named = (detail.contains(" images of study ") && detail.contains(" did not arrive (series "))
+            || detail.contains(" no image of study ");
+        assert!(named && detail.contains("accession ACC"), "{name} {way}: {detail}");
+        assert!(detail.contains("the PACS ended the C-"), "{name} {way}: {detail}");
+        // A status the legacy loop's requests repeat is said once.
+        assert!(detail.matches("the PACS ended the C-").count() <= 2, "{name} {way}: {detail}");
         assert!(received(&publisher).is_empty(), "{name} {way}: something reached the publisher");
         env.assert_staging_empty();
         let out = env.dir.path().join("disc");
