@@ -81,12 +81,19 @@ pub fn build(
     if output.code != Some(0) || size == 0 || restricted.is_err() {
         let said = output.lines.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
         let _ = std::fs::remove_file(image);
-        return Err(Failure::config(format!(
+        let detail = format!(
             "{} could not build the disc image {}: {}",
             name(tool),
             image.display(),
             said.chars().take(200).collect::<String>()
-        )));
+        );
+        // The disk, not the configuration (the image is gone again, so
+        // the free space no longer shows it).
+        if output.lines.iter().any(|l| l.contains("No space left on device")) {
+            return Err(Failure::disk_full(&format!("staging disk full: {detail}"))
+                .for_the_web("the server that prepares the discs is out of disk space; nothing was sent"));
+        }
+        return Err(Failure::config(detail));
     }
     Ok(size)
 }

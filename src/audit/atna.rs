@@ -1077,7 +1077,19 @@ impl Xml {
 /// tab, line feed and carriage return become character references, which
 /// keeps the message on one line and keeps them in attribute values (a
 /// parser turns a literal one into a space there).
+/// Texts longer than this many characters are cut, saying how much was
+/// left out: a PACS's 70,000-character patient name must not make a
+/// record that a repository truncates into XML that does not parse.
+const MOST_CHARACTERS: usize = 1024;
+
 fn escape(out: &mut String, text: &str, attribute: bool) {
+    let total = text.chars().count();
+    let text: String = if total > MOST_CHARACTERS {
+        let kept: String = text.chars().take(MOST_CHARACTERS).collect();
+        format!("{kept}... ({} more characters)", total - MOST_CHARACTERS)
+    } else {
+        text.to_string()
+    };
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -1439,6 +1451,15 @@ mod tests {
         let mut out = String::new();
         escape(&mut out, text, true);
         out
+    }
+
+    #[test]
+    fn a_huge_name_is_cut_and_says_so() {
+        let name = format!("{}^B", "A".repeat(70_000));
+        let cut = escape_for_test(&name);
+        assert_eq!(cut.len(), MOST_CHARACTERS + "... (68978 more characters)".len(), "{}", &cut[1000..]);
+        assert!(cut.ends_with("... (68978 more characters)"));
+        assert_eq!(escape_for_test("DOE^JOHN"), "DOE^JOHN");
     }
 
     #[test]

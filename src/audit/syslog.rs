@@ -409,6 +409,9 @@ struct Route {
     /// Why a stream destination failed earlier in this job; it is not tried
     /// again, so a repository that is down costs one timeout per job.
     down: Option<String>,
+    /// The repository did not close a connection in time once: later
+    /// records are sent without waiting for it (one wait per job).
+    slow_close: bool,
 }
 
 impl Syslog {
@@ -419,7 +422,10 @@ impl Syslog {
         let tls = if needs_tls { Some(Arc::new(client_config(tls).map_err(Failure::config)?)) } else { None };
         Ok(Syslog {
             origin: Origin::this_process(),
-            routes: destinations.iter().map(|d| Route { destination: d.clone(), down: None }).collect(),
+            routes: destinations
+                .iter()
+                .map(|d| Route { destination: d.clone(), down: None, slow_close: false })
+                .collect(),
             tls,
             timeout: TIMEOUT,
         })
@@ -449,13 +455,24 @@ impl Syslog {
                     }
                     (Destination::Udp(peer), _) => send_udp(peer, &rfc5424),
                     (Destination::Tcp(peer), None) => {
-                        send_stream(peer, None, &octet_counted(&rfc5424), timeout)
+                        send_stream(peer, None, &octet_counted(&rfc5424), timeout, !route.slow_close)
                     }
                     (Destination::Tls(peer), None) => match &tls {
-                        Some(config) => send_stream(peer, Some(config), &octet_counted(&rfc5424), timeout),
+                        Some(config) => send_stream(
+                            peer,
+                            Some(config),
+                            &octet_counted(&rfc5424),
+                            timeout,
+                            !route.slow_close,
+                        ),
                         None => Err(format!("tls://{peer}: no TLS configuration")),
                     },
                 };
+                if let (Destination::Tcp(_) | Destination::Tls(_), Ok(Receipt::Unconfirmed)) =
+                    (&route.destination, &result)
+                {
+                    route.slow_close = true;
+                }
                 if let (Destination::Tcp(_) | Destination::Tls(_), Err(why)) = (&route.destination, &result)
                     && route.down.is_none()
                 {
@@ -585,22 +602,35 @@ fn connect(peer: &Peer, timeout: Duration) -> Result<TcpStream, String> {
 /// and waits for the repository to close in turn: then it has read
 /// everything. (A repository that refuses this host's client certificate
 /// after the handshake resets the connection, which the wait sees.)
+/// `wait_close`: wait (CLOSE_WAIT at most) for the repository to close.
+/// Every send ends within a bound whatever the peer does: a repository
+/// that reads a byte at a time, or sends one now and then, holds a job no
+/// longer than `timeout` for the write and CLOSE_WAIT for the close.
 fn send_stream(
     peer: &Peer,
     tls: Option<&Arc<ClientConfig>>,
     frame: &[u8],
     timeout: Duration,
+    wait_close: bool,
 ) -> Result<Receipt, String> {
     let Some(config) = tls else {
         let mut stream = connect(peer, timeout)?;
-        stream.write_all(frame).map_err(|err| format!("tcp://{peer}: {}", describe_io(&err)))?;
+        let fail = |err: std::io::Error| format!("tcp://{peer}: {}", describe_io(&err));
+        write_within(&mut stream, frame, Instant::now() + timeout).map_err(fail)?;
+        if !wait_close {
+            let _ = stream.shutdown(Shutdown::Write);
+            return Ok(Receipt::Unconfirmed);
+        }
         return close(stream, peer);
     };
     let mut tls = handshake(peer, config, timeout)?;
     let fail = |err: std::io::Error| format!("tls://{peer}: {}", describe_tls(&err));
-    tls.write_all(frame).map_err(fail)?;
+    write_within(&mut tls, frame, Instant::now() + timeout).map_err(fail)?;
     tls.conn.send_close_notify();
     tls.flush().map_err(fail)?;
+    if !wait_close {
+        return Ok(Receipt::Unconfirmed);
+    }
     let deadline = Instant::now() + CLOSE_WAIT.min(timeout);
     let mut buffer = [0u8; 512];
     loop {
@@ -635,7 +665,12 @@ fn handshake(
     let connection =
         ClientConnection::new(Arc::clone(config), name).map_err(|err| format!("tls://{peer}: {err}"))?;
     let mut tls = StreamOwned::new(connection, stream);
+    // The whole handshake within the timeout, however slowly it trickles.
+    let deadline = Instant::now() + timeout;
     while tls.conn.is_handshaking() {
+        if Instant::now() >= deadline {
+            return Err(format!("tls://{peer}: the TLS handshake did not end in time"));
+        }
         tls.conn.complete_io(&mut tls.sock).map_err(|err| format!("tls://{peer}: {}", describe_tls(&err)))?;
     }
     Ok(tls)
@@ -668,16 +703,37 @@ fn probe_tls(peer: &Peer, config: &Arc<ClientConfig>, timeout: Duration) -> Resu
 }
 
 /// Half-closes a plain TCP stream and waits, briefly, for the other side.
+/// Writes all of `bytes` by `deadline`, however slowly the peer reads.
+fn write_within(stream: &mut impl Write, bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
+    let mut left = bytes;
+    while !left.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        }
+        match stream.write(left) {
+            Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+            Ok(n) => left = &left[n..],
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    stream.flush()
+}
+
 fn close(mut stream: TcpStream, peer: &Peer) -> Result<Receipt, String> {
     let fail = |err: std::io::Error| format!("tcp://{peer}: {}", describe_io(&err));
     stream.shutdown(Shutdown::Write).map_err(fail)?;
     stream.set_read_timeout(Some(CLOSE_WAIT)).map_err(fail)?;
+    // A peer that sends a byte now and then does not hold the job past
+    // CLOSE_WAIT either.
+    let deadline = Instant::now() + CLOSE_WAIT;
     let mut buffer = [0u8; 512];
     loop {
         match stream.read(&mut buffer) {
             Ok(0) => return Ok(Receipt::Delivered),
             // A syslog receiver sends nothing; read on to the end.
-            Ok(_) => {}
+            Ok(_) if Instant::now() < deadline => {}
+            Ok(_) => return Ok(Receipt::Unconfirmed),
             Err(err)
                 if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
             {

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::atna::{self, AuditMessage, ExportTarget, Node, Outcome, Reporter, Requester, SourceType};
-use super::syslog::Syslog;
+use super::syslog::{Destination, Receipt, Syslog};
 use crate::config::Config;
 use crate::dicom::Endpoint;
 use crate::dicom::part10::Identity;
@@ -42,11 +42,14 @@ pub struct Trail {
     lost: Mutex<Vec<Lost>>,
 }
 
-/// Records that did not reach one destination.
+/// Records that did not reach one destination, or that it did not
+/// confirm (`unconfirmed`: sent, and the repository kept the connection
+/// open rather than close it after reading).
 struct Lost {
     destination: String,
     records: usize,
     why: String,
+    unconfirmed: bool,
 }
 
 impl Trail {
@@ -199,6 +202,17 @@ impl Trail {
         self.send(atna::refused_token(&self.reporter, client, None, outcome, now()));
     }
 
+    /// Export, failed: a send to the publisher that ended before every
+    /// file was accepted, when some were, or may have been (they may be
+    /// on a disc). `objects`: what the send was to carry.
+    pub fn send_failed(&self, publisher: &Endpoint, objects: &Objects, failure: &Failure) {
+        let left = failure.relay.as_ref().is_some_and(|c| c.files_sent + c.files_in_doubt > 0);
+        if left {
+            let target = ExportTarget::Publisher { node: node(publisher), disc: atna::Disc::CdOrDvd };
+            self.exported(&target, objects, Outcome::failed(failure));
+        }
+    }
+
     /// Application Stop, with the job's outcome.
     pub fn stopped(&self, outcome: Outcome) {
         self.send(atna::application(&self.reporter, &self.requester, false, outcome, now()));
@@ -209,11 +223,15 @@ impl Trail {
     pub fn lost(&self) -> Vec<String> {
         let lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
         lost.iter()
-            .map(|lost| {
-                format!(
+            .map(|lost| match lost.unconfirmed {
+                false => format!(
                     "{} audit record(s) of this job did not reach {}: {}; they are lost there",
                     lost.records, lost.destination, lost.why
-                )
+                ),
+                true => format!(
+                    "{} audit record(s) of this job were sent to {} but not confirmed: {}",
+                    lost.records, lost.destination, lost.why
+                ),
             })
             .collect()
     }
@@ -226,18 +244,28 @@ impl Trail {
         let deliveries = syslog.send(message.severity(), message.event.time, &message.to_xml());
         let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
         for delivery in deliveries {
-            let Err(why) = delivery.result else {
-                continue;
+            let stream = matches!(delivery.destination, Destination::Tcp(_) | Destination::Tls(_));
+            let (why, unconfirmed) = match delivery.result {
+                Ok(Receipt::Delivered) => continue,
+                // UDP never confirms (said by check and the README).
+                Ok(Receipt::Unconfirmed) if !stream => continue,
+                Ok(Receipt::Unconfirmed) => (
+                    "the repository did not close the connection after reading, so nothing confirms it kept them"
+                        .to_string(),
+                    true,
+                ),
+                Err(why) => (why, false),
             };
             let destination = delivery.destination.to_string();
-            match lost.iter_mut().find(|l| l.destination == destination) {
+            match lost.iter_mut().find(|l| l.destination == destination && l.unconfirmed == unconfirmed) {
                 Some(earlier) => earlier.records += 1,
                 None => {
+                    let what = if unconfirmed { "was not confirmed by" } else { "did not reach" };
                     log::warn!(
-                        "an audit record of job {} did not reach {destination}: {why}; the job goes on",
+                        "an audit record of job {} {what} {destination}: {why}; the job goes on",
                         self.reporter.job
                     );
-                    lost.push(Lost { destination, records: 1, why });
+                    lost.push(Lost { destination, records: 1, why, unconfirmed });
                 }
             }
         }
@@ -328,15 +356,9 @@ impl Trail {
                 }
             }
             Ok(Report::Plan(_) | Report::Check(_) | Report::Probe) => {}
-            Err(failure) => {
-                // Files the publisher accepted, or may have, before it
-                // failed: they may be on a disc.
-                let left = failure.relay.as_ref().is_some_and(|c| c.files_sent + c.files_in_doubt > 0);
-                if let (true, Some(target)) = (left, publisher(&exports.publisher)) {
-                    let objects = Objects::of_patients(&failure.patients);
-                    self.exported(&target, &objects, Outcome::failed(failure));
-                }
-            }
+            // A send that failed after files left was recorded where it
+            // failed, with its studies (`send_failed`).
+            Err(_) => {}
         }
         let outcome = match result {
             Ok(Report::Print(printed)) => complete(printed.missing),
@@ -430,11 +452,6 @@ impl Objects {
             .collect()
     }
 
-    /// Patients alone (what a failure knows).
-    pub fn of_patients(patients: &[crate::patients::Patient]) -> Objects {
-        Objects { patients: patients.iter().map(patient).collect(), studies: Vec::new() }
-    }
-
     /// The studies asked for, without counts: what a failed retrieve names.
     pub fn asked(found: &crate::pipeline::lookup::Found) -> Objects {
         let mut objects =
@@ -499,8 +516,15 @@ impl TokenRefusals {
     pub fn check(staging_root: &Path, client: &str) -> Option<u32> {
         match Self::update(&staging_root.join(Self::FILE), client, SystemTime::now()) {
             Ok(verdict) => verdict,
+            // Recording every refusal is the safe side (a member who made
+            // the file in the shared root can only make more records, never
+            // fewer); the error log says why the limit is off.
             Err(err) => {
-                log::debug!("cannot count refused tokens in {}: {err}", staging_root.display());
+                log::warn!(
+                    "cannot count refused tokens in {}: {err}; every refusal is recorded (remove that file if \
+                     the web service user did not make it)",
+                    staging_root.join(Self::FILE).display()
+                );
                 Some(0)
             }
         }

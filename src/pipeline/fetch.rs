@@ -152,7 +152,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
             let tool = iso_tool.as_ref().ok_or_else(|| Failure::config("no ISO tool"))?;
             let built = work.path().join("image.iso");
             let size = build_image(tool, job, &disc_folder, &built, &mut warnings).map_err(full)?;
-            output::place_file(&built, image, job.force)?;
+            output::place_file(&built, image, job.force).map_err(|f| f.for_patients(&patients))?;
             Some(size)
         }
         None => None,
@@ -162,7 +162,17 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         exported_to.push(ExportTarget::Iso(image.clone()));
     }
     if keep_folder {
-        output::place_folder(&disc_folder, &output, job.force)?;
+        // The image is in place already: a folder that cannot follow fails
+        // the job, and the image goes too (a failed job leaves no disc).
+        let placed = image.as_deref().and_then(|image| identity_of(image).map(|id| (image, id)));
+        if let Err(failure) = output::place_folder(&disc_folder, &output, job.force) {
+            if let Some((image, id)) = placed
+                && identity_of(image) == Some(id)
+            {
+                let _ = std::fs::remove_file(image);
+            }
+            return Err(failure.for_patients(&patients));
+        }
         exported_to.push(ExportTarget::Folder(output.clone()));
     }
     for warning in &warnings {
@@ -190,6 +200,12 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     })
 }
 
+/// Which file `path` is (device and inode), to remove only the one placed.
+fn identity_of(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|meta| (meta.dev(), meta.ino()))
+}
+
 /// `path` from the current folder.
 fn absolute(path: &Path) -> Result<PathBuf, Failure> {
     std::path::absolute(path)
@@ -205,10 +221,20 @@ fn build_image(
     warnings: &mut Vec<String>,
 ) -> Result<u64, Failure> {
     let content = disc::folder_bytes(folder);
-    if content > iso::DVD_BYTES && !job.force {
-        let size = format!("the disc would hold {:.2} GB, more than a DVD (4.7 GB)", content as f64 / 1e9);
-        return Err(Failure::config(format!("{size}: split the accessions, or use --force"))
-            .for_the_web(format!("{size}: request fewer accession numbers per disc")));
+    fits_a_dvd(content, job.force)?;
+    // The image needs about the folder's size again in the staging folder:
+    // a disk that cannot hold it is said before the tool fails on it.
+    let needed = content + IMAGE_MARGIN;
+    if let Ok(free) = crate::staging::free_bytes(image.parent().unwrap_or(folder))
+        && free < needed
+    {
+        return Err(Failure::disk_full(&format!(
+            "staging disk full at {}: the disc image needs about {} MB, {} MB are free",
+            image.parent().unwrap_or(folder).display(),
+            needed / 1_000_000,
+            free / 1_000_000
+        ))
+        .for_the_web("the server that prepares the discs is out of disk space; nothing was sent"));
     }
     let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
     let started = Instant::now();
@@ -219,13 +245,28 @@ fn build_image(
         size as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
-    if size > iso::CD_BYTES {
-        warnings.push(format!(
-            "the image is {:.0} MB: more than a CD holds (700 MB), burn it on a DVD",
-            size as f64 / 1e6
-        ));
-    }
+    warnings.extend(more_than_a_cd(size));
     Ok(size)
+}
+
+/// Kept free beyond the image's estimated size (the ISO's own structures).
+const IMAGE_MARGIN: u64 = 16 * 1024 * 1024;
+
+/// A disc that would not fit a DVD is refused unless `--force`.
+fn fits_a_dvd(content: u64, force: bool) -> Result<(), Failure> {
+    if content > iso::DVD_BYTES && !force {
+        let size = format!("the disc would hold {:.2} GB, more than a DVD (4.7 GB)", content as f64 / 1e9);
+        return Err(Failure::config(format!("{size}: split the accessions, or use --force"))
+            .for_the_web(format!("{size}: request fewer accession numbers per disc")));
+    }
+    Ok(())
+}
+
+/// The warning for an image a CD cannot hold.
+fn more_than_a_cd(size: u64) -> Option<String> {
+    (size > iso::CD_BYTES).then(|| {
+        format!("the image is {:.0} MB: more than a CD holds (700 MB), burn it on a DVD", size as f64 / 1e6)
+    })
 }
 
 /// `{PATIENT_NAME}-{ACC1_ACC2}`, safe as one file or folder name in the
@@ -245,6 +286,23 @@ pub fn default_name(patients: &[Patient], accessions: &[crate::accession::Access
 mod tests {
     use super::*;
     use crate::accession::parse_list;
+    use crate::failure::Class;
+
+    #[test]
+    fn a_dvd_and_a_cd_are_the_limits() {
+        assert!(fits_a_dvd(iso::DVD_BYTES, false).is_ok());
+        let err = fits_a_dvd(iso::DVD_BYTES + 1, false).expect_err("more than a DVD");
+        assert_eq!(err.class, Class::Configuration);
+        assert!(
+            err.detail.contains("more than a DVD (4.7 GB)") && err.detail.contains("--force"),
+            "{}",
+            err.detail
+        );
+        assert!(fits_a_dvd(iso::DVD_BYTES + 1, true).is_ok(), "--force");
+        assert_eq!(more_than_a_cd(iso::CD_BYTES), None);
+        let warning = more_than_a_cd(iso::CD_BYTES + 1).expect("more than a CD");
+        assert!(warning.contains("burn it on a DVD"), "{warning}");
+    }
 
     #[test]
     fn default_folder_stays_in_the_working_folder() {

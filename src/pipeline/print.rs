@@ -146,7 +146,9 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
                 transfer_syntax_uid: file.identity.transfer_syntax_uid.clone(),
             })
             .collect();
-        let relayed = relay::send(context, work.path(), &received, &instances, &job.publisher)?;
+        let relayed = relay::send(context, work.path(), &received, &instances, &job.publisher).inspect_err(
+            |failure| context.audit.send_failed(&job.publisher.endpoint, &retrieved.objects, failure),
+        )?;
         log::debug!("phase: relayed");
         Ok((retrieved, relayed))
     })();

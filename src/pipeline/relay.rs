@@ -89,6 +89,7 @@ pub fn run(context: &Context, dir: &Path, publisher: &Publisher) -> Result<(Rela
     let work = root.job_dir().map_err(|failure| staging::explain_full(&root.path, failure))?;
     let patients = scan.objects.patients();
     let sent = send(context, work.path(), dir, &scan.instances, publisher).map_err(|mut failure| {
+        context.audit.send_failed(&publisher.endpoint, &scan.objects, &failure);
         // The failure's account lists the skipped files too, as success does.
         if let Some(counts) = &mut failure.relay {
             counts.skipped = scan.skipped.iter().map(|s| (s.file.clone(), s.reason.to_string())).collect();
@@ -406,6 +407,10 @@ fn account(files: &[String], instances: &[Instance], log: &StoreLog) -> (RelayCo
             }
             Some(FileOutcome::Failed(refusal)) => {
                 counts.files_failed += 1;
+                // Sent and never answered: the robot may hold it.
+                if matches!(refusal, Refusal::NotAttempted(Cut::NoAnswer | Cut::InFlight)) {
+                    counts.files_in_doubt += 1;
+                }
                 counts.failures.push((instance.shown.clone(), refusal.to_string()));
             }
             None => {
@@ -444,6 +449,16 @@ fn verdict(
             Err(Failure::publisher_unreachable(&destination, &why))
         }
         Some(AssociationProblem::Rejected(reason)) if nothing => Err(rejected(publisher, &reason, counts)),
+        Some(AssociationProblem::Stalled) if nothing && counts.files_in_doubt > 0 => {
+            Err(Failure::relay_failed(
+                &destination,
+                &format!(
+                    "the {peer} {stall}; no file was confirmed, but it may hold the first one it never answered for: \
+                 check it before trying again"
+                ),
+                counts,
+            ))
+        }
         Some(AssociationProblem::Stalled) if nothing => Err(Failure::relay_failed(
             &destination,
             &format!("the {peer} {stall}; nothing was accepted"),

@@ -396,3 +396,76 @@ fn a_second_member_cannot_rewrite_the_first_ones_records() {
     let kept: BTreeSet<String> = repository.messages(&job, |_| true).iter().map(|m| m.xml.clone()).collect();
     assert_eq!(kept.len(), 5);
 }
+
+/// A repository that takes connections and never reads, and one that
+/// sends a byte every 300 ms and never closes: the job ends in seconds
+/// with its outcome, and says its records were not confirmed.
+#[test]
+fn a_repository_that_never_closes_costs_seconds_and_is_said() {
+    use std::io::Write as _;
+    let (pacs, data) = pacs_with_data();
+    for trickle in [false, true] {
+        let publisher = Storescp::start(Publisher::AcceptAll);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let server = std::thread::spawn(move || {
+            listener.set_nonblocking(true).expect("nonblocking");
+            let mut held = Vec::new();
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((stream, _)) = listener.accept() {
+                    held.push(stream);
+                }
+                if trickle {
+                    for stream in &mut held {
+                        let _ = stream.write_all(b"x");
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let env = TestEnv::new(&format!(
+            "audit_syslog = [\"tcp://127.0.0.1:{port}\"]\n{}{}",
+            pacs.config(""),
+            TestEnv::publisher_section(publisher.port, "dcmsend", "")
+        ));
+        let run = env.run(&["--json", "print", "ACC003"]);
+        run.expect_code(0);
+        // Five records: one wait for the close (1 s), not one per record.
+        assert!(run.elapsed < Duration::from_secs(8), "trickle {trickle}: took {:?}", run.elapsed);
+        let warnings = run.json()["warnings"].to_string();
+        assert!(warnings.contains("not confirmed"), "trickle {trickle}: {warnings}");
+        assert_eq!(publisher.received_once(), data.uids(&["ACC003"]));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        server.join().expect("server");
+    }
+}
+
+/// A send that stopped after 3 of 10 files: the Export still says what
+/// may be on a disc (the patient, the study, its class and count) and
+/// that it failed.
+#[test]
+fn a_failed_send_still_exports_what_may_be_on_a_disc() {
+    let publisher = crate::harness::FakePublisher::start(3);
+    let repository = Rsyslog::start();
+    let env = TestEnv::new(&format!(
+        "audit_log = \"audit.log\"\n{}{}",
+        repository.config(),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+            .replace("timeout_dimse_secs = 5", "timeout_dimse_secs = 2")
+    ));
+    let data = tempfile::tempdir().expect("data");
+    let study = Study::new("DOE^JOHN", "PID001", "ACC001", vec![Series::new("CT", CT_IMAGE, 10)]);
+    dicom_gen::write_study(data.path(), &study);
+    env.run(&["relay", data.path().to_str().expect("utf-8")]).expect_code(75);
+    let job = job_of(&env, "audit.log");
+    let messages = repository.messages(&job, stopped);
+    assert_eq!(kinds(&messages), ["110100/110120", EXPORT, "110100/110121"], "{messages:#?}");
+    assert_valid(&messages);
+    let export = of_kind(&messages, EXPORT)[0];
+    assert_eq!(export.outcome(), "8", "{}", export.xml);
+    assert!(export.xml.contains("partial relay"), "{}", export.xml);
+    assert!(export.xml.contains(&study.study_uid) && export.xml.contains("PID001"), "{}", export.xml);
+    assert!(export.xml.contains("NumberOfInstances=\"10\""), "{}", export.xml);
+}

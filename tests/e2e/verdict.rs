@@ -102,6 +102,65 @@ fn a_staging_disk_that_fills_mid_retrieve_is_named_not_blamed_on_the_pacs() {
     assert_ne!(check.code, Some(0));
 }
 
+/// The retrieve fits, the disc image does not: the disk is named (74,
+/// "staging disk full"), not the configuration; nothing is left.
+#[test]
+fn a_staging_disk_too_small_for_the_image_is_named() {
+    let (pacs, _data) = crate::data::pacs_with_data();
+    let disk = Tmpfs::mount(20);
+    let staging = disk.path().join("stage");
+    std::fs::create_dir(&staging).expect("staging");
+    // About 2 MB left: the images fit, their image and its margin do not.
+    let filler = disk.path().join("filler");
+    let status = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=18"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status()
+        .expect("dd");
+    assert!(status.success());
+    let mut env = TestEnv::new(&format!(
+        "staging_min_free_mb = 1
+{}",
+        pacs.config("")
+    ));
+    env.set_staging(&staging);
+    let image = env.dir.path().join("disc.iso");
+    let run = env.run(&["--json", "fetch", "ACC001", "--iso", image.to_str().expect("utf-8")]);
+    run.expect_code(74);
+    let json = run.json();
+    assert_eq!(json["error"], "staging disk full", "{json}");
+    assert!(json["detail"].as_str().is_some_and(|d| d.contains("the disc image needs about")), "{json}");
+    assert!(!image.exists());
+    env.assert_staging_empty();
+}
+
+/// The image is in place and the folder cannot follow: the job fails and
+/// takes its image back (a failed job leaves no disc), naming the patient
+/// in the audit log.
+#[test]
+fn a_folder_that_cannot_follow_the_image_takes_it_back() {
+    let (pacs, _data) = crate::data::pacs_with_data();
+    let env = TestEnv::new(&format!("audit_log = \"audit.log\"\n{}", pacs.config("")));
+    let image = env.dir.path().join("disc.iso");
+    let blocked = env.dir.path().join("file");
+    std::fs::write(&blocked, "a file, not a folder").expect("write");
+    let run = env.run(&[
+        "--json",
+        "fetch",
+        "ACC003",
+        "--iso",
+        image.to_str().expect("utf-8"),
+        "-o",
+        blocked.join("out").to_str().expect("utf-8"),
+    ]);
+    assert_ne!(run.code, Some(0), "{}", run.stdout);
+    assert!(!image.exists(), "the image of a failed job stayed");
+    let finished = env.audit_lines("audit.log").pop().expect("finished");
+    assert_eq!(finished["patients"][0]["id"], "PID001", "{finished}");
+    env.assert_staging_empty();
+}
+
 #[test]
 fn a_full_staging_disk_loses_no_answer_of_the_publisher() {
     let data = tempfile::tempdir().expect("data");
