@@ -56,11 +56,6 @@ pub fn args(tool: IsoTool, label: &str, image: &Path, folder: &Path) -> Vec<OsSt
     args
 }
 
-/// An ISO 9660 volume label: at most 32 of `A-Z 0-9 _`.
-pub fn volume_label(text: &str) -> String {
-    crate::sanitize::d_characters(text, 32, "PACS2CD")
-}
-
 /// Builds `image` from `folder` with a tool `find` gave; returns its size.
 pub fn build(
     (program, tool): &(PathBuf, IsoTool),
@@ -101,13 +96,6 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_follow_iso_9660() {
-        assert_eq!(volume_label("acc001_MR.2024"), "ACC001_MR_2024");
-        assert_eq!(volume_label(&"X".repeat(40)).len(), 32);
-        assert_eq!(volume_label("ÜÖ"), "PACS2CD");
-    }
 
     #[test]
     fn xorriso_speaks_mkisofs() {

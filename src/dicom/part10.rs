@@ -10,7 +10,8 @@
 //! decoding.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::charset;
@@ -64,7 +65,7 @@ pub fn read_meta(path: &Path) -> io::Result<Option<Meta>> {
     // The meta group is small; 16 KiB holds it with room to spare and keeps
     // a scan of thousands of files cheap.
     let mut head = Vec::with_capacity(16 * 1024);
-    file.by_ref().take(16 * 1024).read_to_end(&mut head)?;
+    Read::by_ref(&mut file).take(16 * 1024).read_to_end(&mut head)?;
     Ok(parse_header(&head).map(|(meta, _)| meta))
 }
 
@@ -107,6 +108,76 @@ fn parse_header(head: &[u8]) -> Option<(Meta, usize)> {
         at = value_at + length;
     }
     (!meta.sop_class_uid.is_empty() && !meta.transfer_syntax_uid.is_empty()).then_some((meta, at))
+}
+
+/// Deflated Explicit VR Little Endian (PS3.5 A.5).
+pub const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+const EXPLICIT_LITTLE: &[u8; 20] = b"1.2.840.10008.1.2.1\0";
+/// No inflated data set is larger (DICOM's own 4 GiB value limit): a
+/// "deflate bomb" stops here, not at a full disk.
+const MOST_INFLATED: u64 = 4 << 30;
+
+/// Rewrites a Deflated file as the same data set in Explicit VR Little
+/// Endian: the meta header with its TransferSyntaxUID changed (and its
+/// group length), then the data set inflated. A deflated file is its meta
+/// header and one raw deflate stream of the explicit VR little endian
+/// data set, so nothing but the container changes. `Ok(false)`: not a
+/// deflated file, left as it was.
+pub fn inflate_in_place(path: &Path) -> io::Result<bool> {
+    let mut head = Vec::new();
+    File::open(path)?.take(64 * 1024).read_to_end(&mut head)?;
+    let Some((meta, start)) = parse_header(&head) else {
+        return Ok(false);
+    };
+    if meta.transfer_syntax_uid != DEFLATED {
+        return Ok(false);
+    }
+    // The meta elements but the group length, TransferSyntaxUID replaced.
+    let mut elements = Vec::new();
+    let mut at = 132;
+    while at < start {
+        let element = u16::from_le_bytes([head[at + 2], head[at + 3]]);
+        let vr = [head[at + 4], head[at + 5]];
+        let (length, value_at) = if long_vr(&vr) {
+            (u32::from_le_bytes([head[at + 8], head[at + 9], head[at + 10], head[at + 11]]) as usize, at + 12)
+        } else {
+            (u16::from_le_bytes([head[at + 6], head[at + 7]]) as usize, at + 8)
+        };
+        match element {
+            0x0000 => {}
+            0x0010 => {
+                elements.extend_from_slice(&head[at..at + 6]);
+                elements.extend_from_slice(&(EXPLICIT_LITTLE.len() as u16).to_le_bytes());
+                elements.extend_from_slice(EXPLICIT_LITTLE);
+            }
+            _ => elements.extend_from_slice(&head[at..value_at + length]),
+        }
+        at = value_at + length;
+    }
+    let mut out_meta = head[..132].to_vec();
+    out_meta.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+    out_meta.extend_from_slice(&(elements.len() as u32).to_le_bytes());
+    out_meta.extend_from_slice(&elements);
+    let temporary = path.with_extension("inflating");
+    let result = (|| {
+        let mut out =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+        out.write_all(&out_meta)?;
+        let mut source = File::open(path)?;
+        source.seek(io::SeekFrom::Start(start as u64))?;
+        let mut inflated =
+            flate2::read::DeflateDecoder::new(io::BufReader::new(source)).take(MOST_INFLATED + 1);
+        let copied = io::copy(&mut inflated, &mut out)?;
+        if copied > MOST_INFLATED {
+            return Err(io::Error::other("its deflated data set inflates past 4 GiB"));
+        }
+        out.sync_data()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result.map(|()| true)
 }
 
 fn long_vr(vr: &[u8]) -> bool {
@@ -666,6 +737,58 @@ mod tests {
             assert_eq!((patient.name.as_str(), patient.name_exact), ("MÜLLER^ANNA", true));
             assert_eq!(patient.birth_date, "19700101", "read past the sequence");
         }
+    }
+
+    #[test]
+    fn a_deflated_file_becomes_the_same_data_set_uncompressed() {
+        use std::io::Write as _;
+        let mut plain = file("1.2.840.10008.5.1.4.1.1.2");
+        plain.truncate(plain.len() - 10);
+        let start = parse_header(&plain).expect("meta").1;
+        data(&mut plain, 0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.2\0");
+        data(&mut plain, 0x0010, 0x0020, b"LO", b"PID001");
+        data(&mut plain, 0x0020, 0x000D, b"UI", b"2.25.7\0");
+        data(&mut plain, 0x7FE0, 0x0010, b"OW", &[1, 2, 3, 4]);
+        let data_set = plain[start..].to_vec();
+        // The same file deflated: its TransferSyntaxUID, then the data set
+        // as one raw deflate stream.
+        let mut deflated = vec![0u8; 128];
+        deflated.extend_from_slice(b"DICM");
+        element(&mut deflated, 0x0000, b"UL", &60u32.to_le_bytes());
+        element(&mut deflated, 0x0001, b"OB", &[0, 1]);
+        element(&mut deflated, 0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.2\0");
+        element(&mut deflated, 0x0003, b"UI", b"2.25.1234");
+        element(&mut deflated, 0x0010, b"UI", DEFLATED.as_bytes());
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&data_set).expect("deflate");
+        deflated.extend_from_slice(&encoder.finish().expect("deflate"));
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("000001");
+        std::fs::write(&path, &deflated).expect("write");
+        assert_eq!(read_identity(&path).expect("read").map(|i| i.patient.id), None, "unreadable deflated");
+        assert!(inflate_in_place(&path).expect("inflate"));
+        let written = std::fs::read(&path).expect("read");
+        let (meta, at) = parse_header(&written).expect("meta");
+        assert_eq!(meta.transfer_syntax_uid, "1.2.840.10008.1.2.1");
+        assert_eq!(meta.sop_instance_uid, "2.25.1234");
+        assert_eq!(&written[at..], &data_set[..], "the data set, byte for byte");
+        let group_length =
+            u32::from_le_bytes([written[140], written[141], written[142], written[143]]) as usize;
+        assert_eq!(132 + 12 + group_length, at, "the meta group length counts the new value");
+        let identity = read_identity(&path).expect("read").expect("identity");
+        assert_eq!(
+            (identity.patient.id.as_str(), identity.study_instance_uid.as_str()),
+            ("PID001", "2.25.7")
+        );
+        // Not deflated: left alone. Broken deflate: an error, the file
+        // kept, nothing left beside it.
+        assert!(!inflate_in_place(&path).expect("plain"));
+        let mut broken = deflated[..deflated.len() - data_set.len().min(20)].to_vec();
+        broken.extend_from_slice(&[0xFF; 8]);
+        std::fs::write(&path, &broken).expect("write");
+        assert!(inflate_in_place(&path).is_err());
+        assert_eq!(std::fs::read(&path).expect("read"), broken);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
     }
 
     #[test]

@@ -117,10 +117,17 @@ impl State {
             // Already taken (a second event for one file), or gone.
             return;
         }
-        let identity = match part10::read_identity(&to) {
+        // A Deflated file becomes the same data set in Explicit VR Little
+        // Endian first: what the reader, dcmmkdir and the publisher take.
+        let inflated = part10::inflate_in_place(&to).map_err(|err| {
+            format!("its deflated data set cannot be inflated: {}", err.to_string().to_lowercase())
+        });
+        let identity = match inflated
+            .and_then(|_| part10::read_identity(&to).map_err(|e| e.to_string().to_lowercase()))
+        {
             Ok(Some(identity)) => Ok(identity),
             Ok(None) => Err("not a DICOM file this tool can read".to_string()),
-            Err(err) => Err(err.to_string().to_lowercase()),
+            Err(err) => Err(err),
         };
         if let Ok(identity) = &identity {
             let bytes = to.metadata().map(|m| m.len()).unwrap_or(0);

@@ -168,7 +168,16 @@ pub fn lay_out(
 
 /// Writes the DICOMDIR of `output` with dcmmkdir, and checks that it
 /// indexes all `files` (dcmmkdir exits 0 even when it leaves some out).
-pub fn index(context: &Context, output: &Path, file_set_id: &str, files: usize) -> Result<(), Failure> {
+/// An object the General Purpose profile cannot index (a private or newer
+/// SOP class, an SR without the attributes its record needs) stays on the
+/// disc, outside the index: returned as a warning naming it and why. A
+/// disc is never refused for one object without saying which.
+pub fn index(
+    context: &Context,
+    output: &Path,
+    file_set_id: &str,
+    files: usize,
+) -> Result<Vec<String>, Failure> {
     let program = context.toolbox.path(Tool::Dcmmkdir)?;
     let mut command = Command::new(&program, Duration::from_secs(3600));
     command.args(dcmmkdir::args(file_set_id, "DICOM"));
@@ -177,20 +186,35 @@ pub fn index(context: &Context, output: &Path, file_set_id: &str, files: usize) 
     let indexed = dcmmkdir::parse(&run.lines);
     // Every file added, the index written, and not one error on the way:
     // dcmmkdir logs "adding" before it builds a file's records.
-    let whole = indexed.added == files
+    let whole = indexed.added + indexed.left_out.len() == files
         && indexed.written
         && indexed.problems.is_empty()
         && run.code == Some(0)
         && output.join("DICOMDIR").is_file();
     if !whole {
-        let why = indexed.problems.first().map(|p| format!(": {p}")).unwrap_or_default();
+        let why = indexed
+            .problems
+            .first()
+            .or(indexed.left_out.first().map(|(_, why)| why))
+            .map(|p| format!(": {p}"))
+            .unwrap_or_default();
         return Err(Failure::fetch_incomplete(&format!(
             "the DICOMDIR of the disc folder is not complete ({} of {files} images indexed){}",
             indexed.added,
-            why.chars().take(200).collect::<String>()
+            why.chars().take(300).collect::<String>()
         )));
     }
-    restrict(&output.join("DICOMDIR"))
+    restrict(&output.join("DICOMDIR"))?;
+    Ok(indexed
+        .left_out
+        .into_iter()
+        .map(|(file, why)| {
+            format!(
+                "{file} is on the disc but not in its DICOMDIR: {why}; a viewer that reads only the DICOMDIR \
+                 will not show it"
+            )
+        })
+        .collect())
 }
 
 /// Bytes of the files under `folder`.

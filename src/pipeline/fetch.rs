@@ -139,10 +139,12 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     )
     .map_err(full)?;
     log::debug!("phase: laid out");
+    // One name for the index and the image (PS3.12 F.1.1).
     let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
-    disc::index(context, &disc_folder, &dcmmkdir::file_set_id(&joined.join("_")), layout.files)
-        .map_err(full)?;
+    let label = dcmmkdir::disc_label(&joined);
+    let left_out = disc::index(context, &disc_folder, &label, layout.files).map_err(full)?;
     let mut warnings = found.warnings.clone();
+    warnings.extend(left_out);
     warnings.extend(retrieved.warnings);
     let (missing, retrieved_patients, delivered_by, objects) =
         (retrieved.missing, retrieved.patients, retrieved.delivered_by, retrieved.objects);
@@ -151,7 +153,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         Some(image) => {
             let tool = iso_tool.as_ref().ok_or_else(|| Failure::config("no ISO tool"))?;
             let built = work.path().join("image.iso");
-            let size = build_image(tool, job, &disc_folder, &built, &mut warnings).map_err(full)?;
+            let size = build_image(tool, &label, job, &disc_folder, &built, &mut warnings).map_err(full)?;
             output::place_file(&built, image, job.force).map_err(|f| f.for_patients(&patients))?;
             Some(size)
         }
@@ -215,6 +217,7 @@ fn absolute(path: &Path) -> Result<PathBuf, Failure> {
 /// The ISO image of the disc folder, within what a disc holds.
 fn build_image(
     tool: &(PathBuf, IsoTool),
+    label: &str,
     job: &FetchJob,
     folder: &Path,
     image: &Path,
@@ -236,9 +239,8 @@ fn build_image(
         ))
         .for_the_web("the server that prepares the discs is out of disk space; nothing was sent"));
     }
-    let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
     let started = Instant::now();
-    let size = iso::build(tool, &iso::volume_label(&joined.join("_")), folder, image)?;
+    let size = iso::build(tool, label, folder, image)?;
     log::info!(
         "built {} ({:.1} MB) in {:.2} s",
         image.display(),

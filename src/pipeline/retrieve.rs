@@ -210,7 +210,8 @@ fn retrieve(
     let manifest = manifest?;
     none_overwritten(transferred.stored, arrivals.len())?;
     let arrivals = drop_early(arrivals);
-    let mut retrieved = verify(found, &manifest, arrivals, &transferred.statuses, allow)?;
+    let mut retrieved =
+        verify(found, &manifest, arrivals, (&transferred.statuses, &transferred.excused), allow)?;
     let (refused, peers) = &transferred.refused;
     if *refused > 0 {
         let more = if *refused > peers.len() { ", ..." } else { "" };
@@ -586,12 +587,15 @@ fn transfer(
         Retrieve::Get => "C-GET",
     };
     let mut statuses: Vec<String> = Vec::new();
+    let mut excused: Vec<String> = Vec::new();
     let mut stored = Some(0);
     let mut cancelled = false;
     if let Some(receiver) = &receiver {
         receiver.receiver.asking();
     }
-    for keys in &requests {
+    let mut queue: std::collections::VecDeque<RetrieveKeys> = requests.into();
+    while let Some(request) = queue.pop_front() {
+        let keys = &request;
         let remaining = deadline.remaining().map_err(|_| too_slow(pacs))?;
         crate::signals::check()?;
         if cancel.load(Ordering::Acquire) {
@@ -631,8 +635,38 @@ fn transfer(
             (Some(receiver), Some(before)) => receiver.receiver.associations() > before,
             _ => log.stored.unwrap_or(0) > 0,
         };
-        if let Some(why) = judge(&log, keys, (watch.count(), delivered), pacs, verb)? {
-            statuses.push(why);
+        // A PACS that cannot take several studies in one request (some
+        // answer "Move Destination unknown" for it, others "Unable to
+        // process"), having sent nothing: asked again one study at a time.
+        if let RetrieveKeys::Studies(list) = keys
+            && list.len() > 1
+            && !delivered
+            && log.counts.completed.unwrap_or(0) == 0
+            && log
+                .final_status
+                .as_deref()
+                .is_some_and(|s| !s.starts_with("Success") && !s.starts_with("Warning"))
+        {
+            log::info!(
+                "the PACS refused a {verb} of {} studies in one request ({}): asking for one study at a time",
+                list.len(),
+                log.final_status.as_deref().unwrap_or_default()
+            );
+            queue.extend(list.iter().map(|uid| RetrieveKeys::Studies(std::slice::from_ref(uid))));
+            continue;
+        }
+        match judge(&log, keys, (watch.count(), delivered), pacs, verb)? {
+            Some(why) => statuses.push(why),
+            // Excused (the legacy loop's "no such modality"), but said if
+            // a study then lacks every image: it may have been the cause.
+            None => {
+                if let (RetrieveKeys::AccessionModality(_, modality), Some(status)) =
+                    (keys, &log.final_status)
+                    && !status.starts_with("Success")
+                {
+                    excused.push(format!("the PACS ended the {verb} for {modality} with {status}"));
+                }
+            }
         }
         stored = stored.zip(log.stored).map(|(a, b)| a + b);
     }
@@ -657,7 +691,24 @@ fn transfer(
         context.audit.refused_connections(pacs.move_port, &tally.refused, tally.refused_count);
         refused = (tally.refused_count, tally.refused.into_iter().map(|(peer, _)| peer).collect());
     }
-    Ok(Transferred { statuses, stored, refused })
+    Ok(Transferred { statuses: once_each(statuses), excused: once_each(excused), stored, refused })
+}
+
+/// The same status from several requests (the legacy loop asks once per
+/// modality, and a PACS that ignores the modality answers each alike) is
+/// said once, with how many requests ended so.
+fn once_each(statuses: Vec<String>) -> Vec<String> {
+    let mut counted: Vec<(String, usize)> = Vec::new();
+    for status in statuses {
+        match counted.iter_mut().find(|(known, _)| *known == status) {
+            Some((_, count)) => *count += 1,
+            None => counted.push((status, 1)),
+        }
+    }
+    counted
+        .into_iter()
+        .map(|(status, count)| if count > 1 { format!("{status}, in {count} requests") } else { status })
+        .collect()
 }
 
 /// How long the receiver waits, once the last C-MOVE has ended and no
@@ -668,6 +719,8 @@ const QUIET: Duration = Duration::from_millis(20);
 /// tool wrote (getscu says; storescp writes each under a name of its own).
 struct Transferred {
     statuses: Vec<String>,
+    /// Failures the legacy loop excuses (a modality the study may lack).
+    excused: Vec<String>,
     stored: Option<usize>,
     /// Connections to the move port refused: how many, and the first few
     /// peers.
@@ -739,7 +792,16 @@ fn judge(
     }
     let counts = movescu::describe(&log.counts);
     let counts = if counts.is_empty() { String::new() } else { format!(" ({counts} sub-operations)") };
-    Ok(Some(format!("the PACS ended the {verb} with {status}{counts}")))
+    // getscu (DCMTK 3.6.7) takes only the storage classes built into it,
+    // and nothing can add to them: a newer or private object fails to
+    // come by C-GET whatever the PACS does. A C-MOVE takes every class.
+    let hint = if pacs.retrieve == Retrieve::Get && log.counts.failed.unwrap_or(0) > 0 {
+        "; getscu cannot take objects of SOP classes newer than DCMTK 3.6.7 or private ones: if the study \
+         holds such objects, retrieve it by C-MOVE (pacs.retrieve = \"move\")"
+    } else {
+        ""
+    };
+    Ok(Some(format!("the PACS ended the {verb} with {status}{counts}{hint}")))
 }
 
 fn too_slow(pacs: &Pacs) -> Failure {
@@ -775,7 +837,7 @@ pub fn verify(
     found: &Found,
     manifest: &Manifest,
     arrivals: Vec<arrivals::Arrival>,
-    statuses: &[String],
+    (statuses, excused): (&[String], &[String]),
     allow: Allow,
 ) -> Result<Retrieved, Failure> {
     let refuse = |why: String| Failure::fetch_incomplete(&format!("{why}; nothing was kept"));
@@ -842,7 +904,7 @@ pub fn verify(
                 "accession {}: no image of study {} arrived from the PACS{}",
                 study.accession,
                 study.study_instance_uid,
-                statuses.first().map(|s| format!(" ({s})")).unwrap_or_default()
+                statuses.first().or(excused.first()).map(|s| format!(" ({s})")).unwrap_or_default()
             );
             return Err(match listed.expected {
                 Some(n) if n > 0 => Failure::fetch_incomplete(&detail),
@@ -1053,6 +1115,12 @@ mod tests {
     }
 
     #[test]
+    fn a_status_repeated_by_the_legacy_loop_is_said_once() {
+        let statuses = vec!["A".to_string(), "B".to_string(), "A".to_string(), "A".to_string()];
+        assert_eq!(once_each(statuses), ["A, in 3 requests", "B"]);
+    }
+
+    #[test]
     fn the_count_splits_by_accession() {
         let mut found = found();
         let second = |accession: &str, uid: &str, instances| FoundStudy {
@@ -1193,11 +1261,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let list = listed(&["u1", "u2", "u3"], Proof::InstanceList);
         let whole = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u3", "P1", "c")]);
-        let retrieved = verify(&found(), &list, whole, &[], ALL).expect("whole");
+        let retrieved = verify(&found(), &list, whole, (&[], &[]), ALL).expect("whole");
         assert_eq!((retrieved.files.len(), retrieved.proof), (3, Some(Proof::InstanceList)));
 
         let short = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b")]);
-        let err = verify(&found(), &list, short, &[], ALL).expect_err("short");
+        let err = verify(&found(), &list, short, (&[], &[]), ALL).expect_err("short");
         assert_eq!(err.class, Class::FetchIncomplete);
         assert!(
             err.detail.contains("1 of 3 images") && err.detail.contains("series 1 (CT): 1"),
@@ -1206,7 +1274,8 @@ mod tests {
         );
 
         let short = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b")]);
-        let partial = verify(&found(), &list, short, &[], Allow { partial: true, ..ALL }).expect("allowed");
+        let partial =
+            verify(&found(), &list, short, (&[], &[]), Allow { partial: true, ..ALL }).expect("allowed");
         assert_eq!(partial.files.len(), 2);
         assert!(partial.warnings[0].contains("--allow-partial"));
 
@@ -1214,7 +1283,7 @@ mod tests {
             dir.path(),
             &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u3", "P1", "c"), ("u9", "P1", "d")],
         );
-        let err = verify(&found(), &list, extra, &[], Allow { partial: true, unproven: true, ..ALL })
+        let err = verify(&found(), &list, extra, (&[], &[]), Allow { partial: true, unproven: true, ..ALL })
             .expect_err("extra");
         assert!(
             err.detail.contains("not in its own list") && err.detail.contains("nothing was kept"),
@@ -1228,11 +1297,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let list = listed(&["u1", "u2"], Proof::InstanceList);
         let repeated = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u1", "P1", "a")]);
-        let retrieved = verify(&found(), &list, repeated, &[], ALL).expect("repeat");
+        let retrieved = verify(&found(), &list, repeated, (&[], &[]), ALL).expect("repeat");
         assert_eq!(retrieved.files.len(), 2);
         assert!(retrieved.warnings[0].contains("twice"));
         let differing = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b"), ("u1", "P1", "X")]);
-        let err = verify(&found(), &list, differing, &[], ALL).expect_err("differ");
+        let err = verify(&found(), &list, differing, (&[], &[]), ALL).expect_err("differ");
         assert!(err.detail.contains("two different images with one SOP Instance UID u1"), "{}", err.detail);
     }
 
@@ -1241,7 +1310,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let list = listed(&["u1", "u2"], Proof::InstanceList);
         let intruder = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "INTRUDER", "b")]);
-        let err = verify(&found(), &list, intruder, &[], ALL).expect_err("intruder");
+        let err = verify(&found(), &list, intruder, (&[], &[]), ALL).expect_err("intruder");
         assert!(err.detail.contains("INTRUDER"));
         assert!(!err.web_detail().contains("INTRUDER") && !err.web_detail().contains("P1"));
     }
@@ -1251,12 +1320,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let counted = listed(&["u1", "u2", "u3"], Proof::SeriesCounts);
         let short = arrivals(dir.path(), &[("u1", "P1", "a"), ("u2", "P1", "b")]);
-        let err = verify(&found(), &counted, short, &[], ALL).expect_err("short");
+        let err = verify(&found(), &counted, short, (&[], &[]), ALL).expect_err("short");
         assert!(err.detail.contains("1 of 3 images"), "{}", err.detail);
 
         let unproven = listed(&["u1"], Proof::Unproven);
         let some = arrivals(dir.path(), &[("u1", "P1", "a")]);
-        let err = verify(&found(), &unproven, some, &[], ALL).expect_err("unproven");
+        let err = verify(&found(), &unproven, some, (&[], &[]), ALL).expect_err("unproven");
         assert!(
             err.detail.contains("nothing proves") && err.detail.contains("--allow-unproven"),
             "{}",
@@ -1264,7 +1333,7 @@ mod tests {
         );
         let some = arrivals(dir.path(), &[("u1", "P1", "a")]);
         let accepted =
-            verify(&found(), &unproven, some, &[], Allow { unproven: true, ..ALL }).expect("accepted");
+            verify(&found(), &unproven, some, (&[], &[]), Allow { unproven: true, ..ALL }).expect("accepted");
         assert_eq!(accepted.proof, Some(Proof::Unproven));
     }
 
@@ -1277,15 +1346,16 @@ mod tests {
             "the PACS ended the C-GET with Success (0 failed, 5 remaining, 25 completed sub-operations)"
                 .to_string(),
         ];
-        let err = verify(&found(), &list, whole, &statuses, ALL).expect_err("remaining");
+        let err = verify(&found(), &list, whole, (&statuses, &[]), ALL).expect_err("remaining");
         assert!(err.detail.contains("5 remaining"), "{}", err.detail);
     }
 
     #[test]
     fn nothing_received_fails_even_with_allow_partial() {
         let list = listed(&["u1"], Proof::InstanceList);
-        let err = verify(&found(), &list, Vec::new(), &[], Allow { partial: true, unproven: true, ..ALL })
-            .expect_err("none");
+        let err =
+            verify(&found(), &list, Vec::new(), (&[], &[]), Allow { partial: true, unproven: true, ..ALL })
+                .expect_err("none");
         assert_eq!(err.class, Class::FetchIncomplete);
     }
 

@@ -188,6 +188,8 @@ pub enum Publisher {
     CtOnly,
     /// Refuses every association (`--refuse`).
     Refusing,
+    /// Every SOP class, private and unknown ones too (`+xa -pm`).
+    Promiscuous,
     /// Sleeps this many seconds in each store (`--sleep-during`).
     Stalling(u32),
     /// Stores each file, then sleeps this many seconds (`--sleep-after`):
@@ -220,6 +222,9 @@ impl Storescp {
         match behaviour {
             Publisher::AcceptAll => {
                 command.arg("+xa");
+            }
+            Publisher::Promiscuous => {
+                command.args(["+xa", "-pm"]);
             }
             Publisher::UncompressedOnly => {}
             Publisher::CtOnly => {
@@ -531,6 +536,8 @@ impl Orthanc {
             "DicomPort": dicom_port,
             "DicomCheckCalledAet": false,
             "DicomAlwaysAllowStore": true,
+            // A hospital PACS keeps vendors' private objects too.
+            "UnknownSopClassAccepted": true,
             "DicomModalities": modalities,
             // No in-memory copy of stored files: lose_one_image must bite.
             "MaximumStorageCacheSize": 0,
@@ -584,14 +591,16 @@ pub fn pacs_section(dicom_port: u16, move_port: u16, extra: &str) -> String {
 }
 
 /// Loads files into a PACS with storescu (C-STORE, one association).
+/// dcmsend proposes exactly the files' classes (storescu would drop private
+/// and newer ones).
 fn store_into(port: u16, files: &[crate::dicom_gen::Written]) {
-    let storescu = require("storescu", "dcmtk");
-    let output = Command::new(storescu)
+    let dcmsend = require("dcmsend", "dcmtk");
+    let output = Command::new(dcmsend)
         .env("TCP_NODELAY", "1")
         .args(["-aet", "LOADER", "-aec", PACS_AE, "127.0.0.1", &port.to_string()])
         .args(files.iter().map(|f| &f.path))
         .output()
-        .expect("storescu");
+        .expect("dcmsend");
     assert!(
         output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("E: "),
         "loading {} files into the PACS on port {port} failed:\n{}",
@@ -612,6 +621,12 @@ pub struct Dcmqrscp {
 
 impl Dcmqrscp {
     pub fn start() -> Dcmqrscp {
+        Dcmqrscp::start_with(&[])
+    }
+
+    /// With options of its own (`-xd`: sub-operations proposed Deflated
+    /// first).
+    pub fn start_with(options: &[&str]) -> Dcmqrscp {
         let program = require("dcmqrscp", "dcmtk");
         let dir = tempfile::tempdir().expect("dcmqrscp dir");
         let storage = dir.path().join("storage");
@@ -628,7 +643,7 @@ impl Dcmqrscp {
         let config_path = dir.path().join("dcmqrscp.cfg");
         std::fs::write(&config_path, config).expect("dcmqrscp config");
         let log = dir.path().join("dcmqrscp.log");
-        let server = Server::spawn(Command::new(program).arg("-c").arg(&config_path), &log);
+        let server = Server::spawn(Command::new(program).args(options).arg("-c").arg(&config_path), &log);
         wait_for_port(dicom_port, "dcmqrscp", &log);
         Dcmqrscp { dicom_port, move_port, dir, _server: server }
     }

@@ -13,6 +13,7 @@ mod harness;
 mod identity;
 mod live_page;
 mod misbehaving;
+mod objects;
 mod package;
 mod print;
 mod promises;
