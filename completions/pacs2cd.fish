@@ -35,16 +35,16 @@ complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "relay" -d 'Send eve
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "print" -d 'Send the studies of the accession numbers to the CD publisher: the whole legacy send_rimage_multiple job'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "fetch" -d 'Find the patient, retrieve the studies of the accession numbers from the PACS, and lay them out as a disc folder'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "cgi" -d 'Answer one CGI request (nginx + fcgiwrap); chosen by itself when GATEWAY_INTERFACE is set and no command is given'
-complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "check" -d 'Check the configuration, the DCMTK tools, C-ECHO to the PACS and the CD publisher, and the staging folder: one line each'
+complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "check" -d 'Check the configuration, the DCMTK tools, the PACS (a C-FIND), the CD publisher (a C-ECHO), the folders and the web setup: one line each'
 complete -c pacs2cd -n "__fish_pacs2cd_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l to -d 'Send to this receiver instead of the configured CD publisher' -r
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l to -d 'Send to this receiver instead of the configured CD publisher' -r -f
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -s v -l verbose -d 'More log output on stderr (-v: each tool run, -vv: the tools\' own output)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -s q -l quiet -d 'Only errors on stderr, no progress'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l json -d 'Print the result as one JSON object on stdout'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -l no-progress -d 'No progress bar, even on a terminal (log lines instead)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand relay" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l to -d 'Send to this receiver instead of the configured CD publisher' -r
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l to -d 'Send to this receiver instead of the configured CD publisher' -r -f
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l dry-run -d 'Look up and show what would be sent; retrieve and send nothing'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l allow-mixed-patients -d 'Accept studies of different patients on one disc (each is named in the result)'
@@ -56,8 +56,8 @@ complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -s q -l quiet -d 
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l json -d 'Print the result as one JSON object on stdout'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -l no-progress -d 'No progress bar, even on a terminal (log lines instead)'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand print" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s o -l output -d 'Output folder [default: ./{PATIENT_NAME}-{ACC1_ACC2}]' -r -F
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l iso -d 'Also build an ISO 9660 image (Joliet, Rock Ridge) of the disc [default FILE: ./{PATIENT_NAME}-{ACC1_ACC2}.iso]; without -o the folder itself is not kept' -r -F
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -s o -l output -d 'Output folder [default: ./{PATIENT_NAME}-{ACC1_ACC2}]' -r -f -a "(__fish_complete_directories)"
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l iso -d 'Also build an ISO 9660 image (Joliet, Rock Ridge) of the disc [default FILE: ./{PATIENT_NAME}-{ACC1_ACC2}.iso]; a file name is given as --iso=FILE, so `--iso ACC` reads ACC as an accession; without -o the folder itself is not kept' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l config -d 'Configuration file [default: $PACS2CD_CONFIG, then $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]' -r -F
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l force -d 'Write into a non-empty output folder (its DICOM/ and DICOMDIR are removed first), overwrite an existing image, allow an image larger than a DVD'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand fetch" -l allow-mixed-patients -d 'Accept studies of different patients on one disc (each is named in the result)'
@@ -85,5 +85,5 @@ complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_see
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay print fetch cgi check help" -f -a "print" -d 'Send the studies of the accession numbers to the CD publisher: the whole legacy send_rimage_multiple job'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay print fetch cgi check help" -f -a "fetch" -d 'Find the patient, retrieve the studies of the accession numbers from the PACS, and lay them out as a disc folder'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay print fetch cgi check help" -f -a "cgi" -d 'Answer one CGI request (nginx + fcgiwrap); chosen by itself when GATEWAY_INTERFACE is set and no command is given'
-complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay print fetch cgi check help" -f -a "check" -d 'Check the configuration, the DCMTK tools, C-ECHO to the PACS and the CD publisher, and the staging folder: one line each'
+complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay print fetch cgi check help" -f -a "check" -d 'Check the configuration, the DCMTK tools, the PACS (a C-FIND), the CD publisher (a C-ECHO), the folders and the web setup: one line each'
 complete -c pacs2cd -n "__fish_pacs2cd_using_subcommand help; and not __fish_seen_subcommand_from relay print fetch cgi check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

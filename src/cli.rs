@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
 
 use crate::dicom::Endpoint;
 
@@ -32,7 +32,7 @@ pub const EXIT_CODES: &str = "Exit codes:
 pub struct Cli {
     /// Configuration file [default: $PACS2CD_CONFIG, then
     /// $XDG_CONFIG_HOME/pacs2cd/config.toml, then /etc/pacs2cd/config.toml]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     /// More log output on stderr (-v: each tool run, -vv: the tools' own output)
@@ -67,11 +67,11 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Relay {
         /// Folder to send (searched recursively)
-        #[arg(value_name = "DIR")]
+        #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
         dir: PathBuf,
 
         /// Send to this receiver instead of the configured CD publisher
-        #[arg(long, value_name = "AE@HOST:PORT", value_parser = Endpoint::parse)]
+        #[arg(long, value_name = "AE@HOST:PORT", value_parser = Endpoint::parse, value_hint = ValueHint::Other)]
         to: Option<Endpoint>,
     },
 
@@ -89,7 +89,7 @@ pub enum Command {
         accessions: Vec<String>,
 
         /// Send to this receiver instead of the configured CD publisher
-        #[arg(long, value_name = "AE@HOST:PORT", value_parser = Endpoint::parse)]
+        #[arg(long, value_name = "AE@HOST:PORT", value_parser = Endpoint::parse, value_hint = ValueHint::Other)]
         to: Option<Endpoint>,
 
         /// Look up and show what would be sent; retrieve and send nothing
@@ -115,13 +115,14 @@ pub enum Command {
         accessions: Vec<String>,
 
         /// Output folder [default: ./{PATIENT_NAME}-{ACC1_ACC2}]
-        #[arg(short, long, value_name = "DIR")]
+        #[arg(short, long, value_name = "DIR", value_hint = ValueHint::DirPath)]
         output: Option<PathBuf>,
 
         /// Also build an ISO 9660 image (Joliet, Rock Ridge) of the disc
-        /// [default FILE: ./{PATIENT_NAME}-{ACC1_ACC2}.iso]; without -o the
-        /// folder itself is not kept
-        #[arg(long, value_name = "FILE")]
+        /// [default FILE: ./{PATIENT_NAME}-{ACC1_ACC2}.iso]; a file name is
+        /// given as --iso=FILE, so `--iso ACC` reads ACC as an accession;
+        /// without -o the folder itself is not kept
+        #[arg(long, value_name = "FILE", require_equals = true, num_args = 0..=1, value_hint = ValueHint::FilePath)]
         iso: Option<Option<PathBuf>>,
 
         /// Write into a non-empty output folder (its DICOM/ and DICOMDIR are
@@ -149,8 +150,8 @@ pub enum Command {
     /// comes from PACS2CD_CONFIG. Always exits 0 once an answer is written.
     Cgi,
 
-    /// Check the configuration, the DCMTK tools, C-ECHO to the PACS and the
-    /// CD publisher, and the staging folder: one line each
+    /// Check the configuration, the DCMTK tools, the PACS (a C-FIND), the CD
+    /// publisher (a C-ECHO), the folders and the web setup: one line each
     ///
     /// Proves what it can as a job would (a C-ECHO to the publisher, a
     /// real C-FIND to the PACS) and creates nothing. Exits 0 when every
@@ -224,6 +225,23 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `--iso` takes its file name only after `=`: `fetch --iso ACC002`
+    /// is an accession and the default image name, not an image named
+    /// ACC002 and no accession.
+    #[test]
+    fn iso_takes_its_name_only_after_an_equals_sign() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).expect("parses").command {
+            Command::Fetch { accessions, iso, .. } => (accessions, iso),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parse(&["pacs2cd", "fetch", "--iso", "ACC002"]), (vec!["ACC002".to_string()], Some(None)));
+        assert_eq!(
+            parse(&["pacs2cd", "fetch", "--iso=disc.iso", "ACC002"]),
+            (vec!["ACC002".to_string()], Some(Some(PathBuf::from("disc.iso"))))
+        );
+        assert_eq!(parse(&["pacs2cd", "fetch", "ACC002"]).1, None);
     }
 
     /// The exit codes shown are the error table's, every one of them.

@@ -183,8 +183,7 @@ fn an_outsider_watching_never_opens_a_patient_file() {
             "ACC100",
             "-o",
             out.to_str().expect("utf-8"),
-            "--iso",
-            iso.to_str().expect("utf-8"),
+            &format!("--iso={}", iso.display()),
         ],
     );
     let (code, stdout, stderr) = finish(child);
@@ -252,7 +251,8 @@ fn an_output_under_a_folder_an_outsider_owns_is_refused() {
     assert!(made.success());
     let out = theirs.join("disc");
     let iso = theirs.join("disc.iso");
-    for args in [vec!["-o", out.to_str().expect("utf-8")], vec!["--iso", iso.to_str().expect("utf-8")]] {
+    let iso_arg = format!("--iso={}", iso.display());
+    for args in [vec!["-o", out.to_str().expect("utf-8")], vec![iso_arg.as_str()]] {
         let mut all = vec!["--json", "fetch", "ACC100"];
         all.extend(args);
         let run = env.run_as(TECHNICIAN, Path::new("/"), &all);

@@ -159,8 +159,7 @@ fn fetch_exports_to_the_folder_and_the_image() {
         "ACC007",
         "-o",
         out.to_str().expect("utf-8"),
-        "--iso",
-        image.to_str().expect("utf-8"),
+        &format!("--iso={}", image.display()),
     ])
     .expect_code(0);
     let job = job_of(&env, "audit.log");
@@ -263,7 +262,15 @@ fn a_web_download_and_refused_tokens() {
 #[test]
 fn an_interrupted_job_still_sends_its_records() {
     use std::os::unix::process::CommandExt;
-    let pacs = crate::data::big_pacs(128);
+    // A PACS that sends one image every 0.2 s: the signal lands in the
+    // retrieve however fast the machine is (Orthanc sent 400 images in
+    // under 0.3 s on a fresh one).
+    let source = tempfile::tempdir().expect("source");
+    let files = dicom_gen::write_study(
+        source.path(),
+        &Study::new("DOE^JOHN", "PID001", "BIG001", vec![Series::new("CT", CT_IMAGE, 20)]),
+    );
+    let pacs = crate::harness::FakePacs::start("slow", &files, &["--pause", "0.2"]);
     let publisher = Storescp::start(Publisher::AcceptAll);
     let repository = Rsyslog::start();
     let env = TestEnv::new(&format!(

@@ -110,7 +110,7 @@ fn iso_images_hold_the_disc_with_either_tool() {
         let scratch = TestEnv::new("");
         let env = TestEnv::new(&format!("{}{}iso_tool = \"{tool}\"\n", pacs.config(""), viewer(&scratch)));
         let image = env.dir.path().join("disc.iso");
-        let run = env.run(&["--json", "fetch", "ACC001,ACC003", "--iso", arg(&image)]);
+        let run = env.run(&["--json", "fetch", "ACC001,ACC003", &format!("--iso={}", image.display())]);
         run.expect_code(0);
         let json = run.json();
         assert!(json.get("folder").is_none(), "only the image was asked for: {json}");
@@ -155,7 +155,7 @@ fn image_names_come_from_patient_names_safely() {
     let work = env.dir.path().join("work");
     std::fs::create_dir_all(&work).expect("work");
     for (accession, expected) in [("ACC007", "MULLER_JOSE-ACC007.iso"), ("ACC005", "x_y-ACC005.iso")] {
-        let run = env.run_in(&work, &["--json", "fetch", accession, "--iso"]);
+        let run = env.run_in(&work, &["--json", "fetch", "--iso", accession]);
         run.expect_code(0);
         assert_eq!(run.json()["iso"], expected);
         assert!(work.join(expected).is_file());

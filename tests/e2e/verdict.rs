@@ -126,7 +126,7 @@ fn a_staging_disk_too_small_for_the_image_is_named() {
     ));
     env.set_staging(&staging);
     let image = env.dir.path().join("disc.iso");
-    let run = env.run(&["--json", "fetch", "ACC001", "--iso", image.to_str().expect("utf-8")]);
+    let run = env.run(&["--json", "fetch", "ACC001", &format!("--iso={}", image.display())]);
     run.expect_code(74);
     let json = run.json();
     assert_eq!(json["error"], "staging disk full", "{json}");
@@ -149,8 +149,7 @@ fn a_folder_that_cannot_follow_the_image_takes_it_back() {
         "--json",
         "fetch",
         "ACC003",
-        "--iso",
-        image.to_str().expect("utf-8"),
+        &format!("--iso={}", image.display()),
         "-o",
         blocked.join("out").to_str().expect("utf-8"),
     ]);
