@@ -145,7 +145,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(class: Class, detail: impl Into<String>) -> Failure {
+    pub(crate) fn new(class: Class, detail: impl Into<String>) -> Failure {
         Failure {
             class,
             detail: detail.into(),

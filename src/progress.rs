@@ -25,6 +25,17 @@ pub enum Stage {
     Retrieve,
     /// Images accepted by the CD publisher.
     Send,
+    /// Waiting for another job's retrieve to finish (no count).
+    Wait,
+}
+
+/// Tells whoever shows the job's progress that it waits for another job:
+/// the live page says so (a terminal gets the log line).
+pub fn waiting(mode: &Mode, message: &str) {
+    log::info!("{message}");
+    if let Mode::Listener(listener) = mode {
+        listener.update(Stage::Wait, 0, None, &[]);
+    }
 }
 
 /// One accession's share of a count.

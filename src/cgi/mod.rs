@@ -110,7 +110,8 @@ fn respond(request: &Request, result: Handled) -> Response {
         log::warn!("{}", failure.detail);
     }
     let mut response = if request.wants_html() {
-        Response::text(status, "text/html; charset=utf-8", page::whole(&report))
+        let download = matches!(request::route(&request.path), Some(request::Route::Download(_)));
+        Response::text(status, "text/html; charset=utf-8", page::whole(&report, download))
     } else {
         let body = match &report {
             Ok(report) => report::json(report),

@@ -35,9 +35,11 @@ const STYLE: &str = "body{font:16px/1.4 sans-serif;margin:2em;max-width:44em}h1.
     table{border-collapse:collapse}td,th{border:1px solid #888;padding:.2em .6em;text-align:left}\
     .detail{color:#444;font-size:90%}progress{width:100%;height:1.2em}";
 
-/// The whole page at once: the verdict (every answer but a live print).
-pub fn whole(result: &Result<Report, Failure>) -> String {
-    let verdict = Verdict::of(result);
+/// The whole page at once: the verdict (every answer but a live print);
+/// `download` for the disc-image routes, whose failures are about an image
+/// to save, not a disc sent.
+pub fn whole(result: &Result<Report, Failure>, download: bool) -> String {
+    let verdict = Verdict::of(result, download);
     format!("{}{}</body>\n</html>\n", start(verdict.title), verdict.html())
 }
 
@@ -56,10 +58,11 @@ struct Verdict<'a> {
     status: u16,
     error: &'static str,
     result: &'a Result<Report, Failure>,
+    download: bool,
 }
 
 impl<'a> Verdict<'a> {
-    fn of(result: &'a Result<Report, Failure>) -> Verdict<'a> {
+    fn of(result: &'a Result<Report, Failure>, download: bool) -> Verdict<'a> {
         let (title, class, status, error) = match result {
             Ok(Report::Print(printed)) if printed.partial => {
                 ("PARTIAL DISC: images are missing, do not hand it out as complete", "fail", 200, "")
@@ -67,9 +70,11 @@ impl<'a> Verdict<'a> {
             Ok(Report::Print(_)) => ("Sent to the CD publisher", "ok", 200, ""),
             Ok(Report::Plan(_)) => ("Dry run", "ok", 200, ""),
             Ok(_) => ("Done", "ok", 200, ""),
-            Err(failure) => ("Not sent", "fail", failure.class.http_status(), failure.class.error_str()),
+            Err(failure) => {
+                (headline(failure, download), "fail", failure.class.http_status(), failure.class.error_str())
+            }
         };
-        Verdict { title, class, status, error, result }
+        Verdict { title, class, status, error, result, download }
     }
 
     /// The verdict's block; its data attributes carry the error table's
@@ -78,13 +83,12 @@ impl<'a> Verdict<'a> {
         let body = match self.result {
             Ok(Report::Print(printed)) => {
                 let mut body = format!(
-                    "<p><strong>{} images</strong> of {} were sent to the {}. The publisher burns and \
-                     labels the disc.</p>\n<p class=\"detail\">{}. Publisher address {}.</p>\n",
+                    "<p><strong>{} images</strong> of {} were sent to the {}, which accepted every one.</p>\n\
+                     <p class=\"detail\">{}.</p>\n",
                     printed.files_sent,
                     patients_html(&printed.patients),
                     escape_html(&printed.publisher),
                     escape_html(&sentence(proof_words(printed.proof))),
-                    escape_html(&printed.destination)
                 );
                 body.push_str(&studies_table(&printed.studies));
                 body.push_str(&notes(&printed.warnings, &printed.patients));
@@ -99,16 +103,18 @@ impl<'a> Verdict<'a> {
                 body
             }
             Ok(_) => String::new(),
+            // The advice alone: the detail names configuration keys, pids,
+            // AE titles, addresses and tools, which the HIS user cannot act
+            // on; it is in the error log (and the JSON answer) for IT.
             Err(failure) => {
-                let mut body = format!(
-                    "<p>{}</p>\n<p class=\"detail\">{}: {}</p>\n",
-                    escape_html(advice(failure.class)),
-                    escape_html(failure.class.error_str()),
-                    escape_html(&failure.detail)
-                );
+                let mut body = format!("<p>{}</p>\n", escape_html(advice(failure.class, self.download)));
                 if let Some(counts) = &failure.relay {
+                    let doubt = match counts.files_in_doubt {
+                        0 => String::new(),
+                        n => format!(" ({n} more may have been accepted: nothing can tell)"),
+                    };
                     body.push_str(&format!(
-                        "<p>Accepted by the publisher: {}; not accepted: {}.</p>\n",
+                        "<p>Accepted by the CD publisher: {} images{doubt}; not accepted: {}.</p>\n",
                         counts.files_sent, counts.files_failed
                     ));
                 }
@@ -152,9 +158,48 @@ fn sentence(text: &str) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
+/// The page's headline for a failure: what the HIS user must do, first.
+fn headline(failure: &Failure, download: bool) -> &'static str {
+    let some_accepted = failure.relay.as_ref().is_some_and(|counts| counts.files_sent > 0);
+    match failure.class {
+        _ if download => "No disc image",
+        Class::PartialRelay | Class::RelayFailed | Class::Interrupted(_) if some_accepted => {
+            "Partly sent: do not hand out the disc; call IT"
+        }
+        Class::Busy => "Not sent: another disc is still being prepared",
+        Class::Unauthorized | Class::MethodNotAllowed | Class::UnknownUrl => "Request refused",
+        _ => "Not sent",
+    }
+}
+
 /// What the HIS user should do next, per row of the error table: words for
-/// someone at a ward or a front desk, never a command-line flag.
-fn advice(class: Class) -> &'static str {
+/// someone at a ward or a front desk, never a command-line flag, a
+/// configuration key, an address or a tool. For a download, about the
+/// image to save rather than a disc sent.
+fn advice(class: Class, download: bool) -> &'static str {
+    if download {
+        return match class {
+            Class::MissingAccession | Class::InvalidAccession => {
+                "Check the accession numbers in the request."
+            }
+            Class::AccessionNotFound => "The PACS or the HIS does not know this accession number.",
+            Class::MixedPatients => {
+                "The accession numbers belong to different patients: one patient per disc image."
+            }
+            Class::NoDicomData => "The PACS holds no images for this accession yet.",
+            Class::FetchIncomplete => {
+                "Not all images came from the PACS, so no image was made: an incomplete disc is worse than none. \
+                 Try again in a few minutes; if it happens again, call IT."
+            }
+            Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
+            Class::DiskFull => "The server that prepares the discs is out of disk space. Call IT.",
+            Class::Interrupted(_) => "The job was stopped before it finished. Try again.",
+            Class::PacsUnreachable | Class::PatientApiUnavailable => {
+                "The PACS or the patient service did not answer. Try again later or call IT."
+            }
+            _ => "The disc image could not be made. Call IT.",
+        };
+    }
     match class {
         Class::MissingAccession | Class::InvalidAccession => {
             "Check the accession numbers in the request. Nothing was sent."
@@ -182,13 +227,15 @@ fn advice(class: Class) -> &'static str {
             "The CD publisher did not accept every image: do not hand out this disc. Call IT."
         }
         Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
-        Class::Configuration => "pacs2cd is not set up correctly. Call IT.",
+        Class::Configuration => "The disc service is not set up correctly on this server. Call IT.",
         Class::DiskFull => {
             "The server that prepares the discs is out of disk space. Nothing was sent. Call IT."
         }
         Class::Interrupted(_) => "The job was stopped before it finished. Try again.",
         Class::Unauthorized => "This request was not authorised. Call IT.",
-        Class::MethodNotAllowed | Class::UnknownUrl => "This address is not one pacs2cd serves. Call IT.",
+        Class::MethodNotAllowed | Class::UnknownUrl => {
+            "This address is not one the disc service serves. Call IT."
+        }
     }
 }
 
@@ -330,7 +377,7 @@ impl LivePage {
     /// The verdict, below the updates it hides; waits until the page is
     /// written (or the browser is found gone).
     pub fn finish(&self, result: &Result<Report, Failure>) {
-        let verdict = Verdict::of(result);
+        let verdict = Verdict::of(result, false);
         let end =
             format!("</div>\n<style>#live{{display:none}}</style>\n{}</body>\n</html>\n", verdict.html());
         let (queue, writer) = {
@@ -390,8 +437,10 @@ impl Listener for LivePage {
         let what = match stage {
             Stage::Retrieve => "Retrieving the images from the PACS".to_string(),
             Stage::Send => format!("Sending the images to the {}", escape_html(&state.publisher)),
+            Stage::Wait => "Waiting for another disc to finish".to_string(),
         };
         let bar = match total {
+            _ if stage == Stage::Wait => format!("<p>{what}…</p><progress></progress>"),
             Some(total) => format!(
                 "<p>{what}: {done} of {total}</p><progress value=\"{done}\" max=\"{total}\">{measure}%</progress>"
             ),
@@ -484,20 +533,95 @@ mod tests {
 
     #[test]
     fn pages_escape_what_comes_from_outside() {
-        let page = whole(&Ok(Report::Print(printed("<script>alert(1)</script>"))));
+        let page = whole(&Ok(Report::Print(printed("<script>alert(1)</script>"))), false);
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && page.contains("P&amp;1"));
-        assert!(
-            page.contains("sent to the Rimage 2000i") && page.contains("Publisher address 127.0.0.1:104")
-        );
-        let page = whole(&Err(Failure::config("bad \"quote\" <b>")));
-        assert!(page.contains("&quot;quote&quot; &lt;b&gt;") && page.contains("Not sent"));
+        assert!(page.contains("sent to the Rimage 2000i"), "{page}");
+        let page = whole(&Err(Failure::config("bad \"quote\" <b>")), false);
+        assert!(!page.contains("quote") && page.contains("Not sent"), "{page}");
         assert!(page.contains("data-status=\"500\" data-error=\"configuration error\""), "{page}");
+    }
+
+    /// A HIS user reads what to do, never the internals a detail carries
+    /// (configuration keys, pids, AE titles, addresses, ports, tools): for
+    /// every row of the error table, on the print and the download routes.
+    #[test]
+    fn pages_show_no_internals_for_any_class() {
+        let detail = "another job (pid 13465) has been retrieving on port 29012 (pacs.move_port) for longer \
+                      than lock_wait_secs (1 s); the PACS PACS@127.0.0.1:29010 (movescu) refused; \
+                      cgi.token_env; CD Publisher unreachable at 172.16.0.120:104";
+        let classes = [
+            Class::MissingAccession,
+            Class::InvalidAccession,
+            Class::AccessionNotFound,
+            Class::MixedPatients,
+            Class::PatientApiUnavailable,
+            Class::PacsUnreachable,
+            Class::NoDicomData,
+            Class::FetchIncomplete,
+            Class::PublisherUnreachable,
+            Class::RelayFailed,
+            Class::PartialRelay,
+            Class::Busy,
+            Class::Configuration,
+            Class::DiskFull,
+            Class::Interrupted(15),
+            Class::Unauthorized,
+            Class::MethodNotAllowed,
+            Class::UnknownUrl,
+        ];
+        for class in classes {
+            for download in [false, true] {
+                let page = whole(&Err(Failure::new(class, detail)), download);
+                let text = page[page.find("<body>").expect("body")..].to_string();
+                for internal in [
+                    "pacs.",
+                    "cgi.",
+                    "pid",
+                    "@",
+                    "127.0.0.1",
+                    "29012",
+                    ":104",
+                    "movescu",
+                    "lock_wait",
+                    "pacs2cd",
+                ] {
+                    assert!(
+                        !text.contains(internal),
+                        "{class:?} (download {download}) shows {internal:?}:\n{text}"
+                    );
+                }
+                let headline = if download { "No disc image" } else { "Not sent" };
+                assert!(
+                    text.contains(headline)
+                        || text.contains("Request refused")
+                        || text.contains("Partly sent"),
+                    "{class:?}: {text}"
+                );
+            }
+        }
+    }
+
+    /// Some images accepted is not "Not sent": the headline says what to do.
+    #[test]
+    fn a_partly_sent_disc_says_so_first() {
+        let mut failure = Failure::new(Class::PartialRelay, "the CD publisher accepted 41 of 300 files");
+        failure.relay = Some(Box::new(crate::failure::RelayCounts {
+            files_sent: 41,
+            files_failed: 259,
+            ..Default::default()
+        }));
+        let page = whole(&Err(failure), false);
+        assert!(
+            page.contains("<h1 class=\"fail\">Partly sent: do not hand out the disc; call IT</h1>"),
+            "{page}"
+        );
+        assert!(page.contains("Accepted by the CD publisher: 41 images; not accepted: 259."), "{page}");
     }
 
     #[test]
     fn names_for_people_on_the_page() {
-        let page = whole(&Ok(Report::Print(printed("DOE^JOHN^^DR"))));
+        let page = whole(&Ok(Report::Print(printed("DOE^JOHN^^DR"))), false);
         assert!(page.contains("<strong>DOE, JOHN</strong>"), "{page}");
     }
 

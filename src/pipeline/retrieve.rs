@@ -530,7 +530,8 @@ pub fn prepare_receiver(
         (true, Some(left)) => left.min(Duration::from_secs(context.config.lock_wait_secs)),
         (true, None) => Duration::from_secs(context.config.lock_wait_secs),
     };
-    let lock = root.lock(pacs.move_port, wait, &mut |message| log::info!("{message}"))?;
+    let lock =
+        root.lock(pacs.move_port, wait, &mut |message| crate::progress::waiting(&context.progress, message))?;
     let receiver = Receiver::start(context, pacs, &arrivals::incoming_of(work), &work.join("receiver"))?;
     Ok(Some(MoveReceiver { receiver, _lock: lock }))
 }

@@ -154,14 +154,8 @@ fn fetch_exports_to_the_folder_and_the_image() {
     let env = TestEnv::new(&format!("audit_log = \"audit.log\"\n{}{}", repository.config(), pacs.config("")));
     let out = env.dir.path().join("disc");
     let image = env.dir.path().join("disc.iso");
-    env.run(&[
-        "fetch",
-        "ACC007",
-        "-o",
-        out.to_str().expect("utf-8"),
-        &format!("--iso={}", image.display()),
-    ])
-    .expect_code(0);
+    env.run(&["fetch", "ACC007", "-o", out.to_str().expect("utf-8"), &format!("--iso={}", image.display())])
+        .expect_code(0);
     let job = job_of(&env, "audit.log");
     let messages = repository.messages(&job, stopped);
     assert_eq!(

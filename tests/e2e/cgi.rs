@@ -299,3 +299,36 @@ fn the_web_token_never_reaches_nginx_error_log() {
     let log = nginx.error_log();
     assert!(log.contains("bearer token") && !log.contains("wr0ng-guess"), "{log}");
 }
+
+/// A web job that waits for another's retrieve says so on the page, and
+/// when it gives up, the verdict tells the HIS user what to do in words:
+/// no pid, port, configuration key, AE title or address (those go to the
+/// error log).
+#[test]
+fn a_waiting_web_job_says_so_in_words() {
+    let (pacs, _data) = pacs_with_data();
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::hospital(&format!(
+        "lock_wait_secs = 1\n{}{}[cgi]\ntoken_env = \"PACS2CD_CGI_TOKEN\"\n",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let nginx = Nginx::start(&env.config, &[TOKEN]);
+    // Another job holds the retrieve lock for the whole request.
+    let lock = std::fs::File::open(env.staging.join("retrieve.lock")).expect("lock");
+    lock.lock().expect("hold the retrieve lock");
+    let pieces =
+        nginx.stream("/send_rimage_multiple.php?accession_number=ACC001", &[("Accept", BROWSER), AUTH]);
+    lock.unlock().expect("unlock");
+    let page: String = pieces.iter().map(|(_, piece)| String::from_utf8_lossy(piece).into_owned()).collect();
+    assert!(page.contains("Waiting for another disc to finish"), "{}", &page[..page.len().min(3000)]);
+    let verdict = &page[page.find("id=\"verdict\"").expect("a verdict")..];
+    assert!(verdict.contains("Not sent: another disc is still being prepared"), "{verdict}");
+    assert!(verdict.contains("data-status=\"503\""), "{verdict}");
+    for internal in ["pid", "port", "pacs.", "lock_wait", "@", "127.0.0.1", "PACS2CD"] {
+        assert!(!verdict.contains(internal), "the page shows {internal:?}: {verdict}");
+    }
+    assert!(nginx.error_log().contains("lock_wait_secs"), "IT finds the detail in the error log");
+    assert!(publisher.received_uids().is_empty());
+    env.assert_staging_empty();
+}

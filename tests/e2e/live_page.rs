@@ -113,6 +113,10 @@ fn a_failure_after_the_page_began_is_its_verdict() {
         &page.body[page.body.len().saturating_sub(2000)..]
     );
     assert!(page.body.contains("switched on and connected"), "advice in the HIS user's words");
+    let verdict = &page.body[page.body.find("id=\"verdict\"").expect("a verdict")..];
+    for internal in ["127.0.0.1", "@", "dcmsend", "cd_publisher.", "CD Publisher unreachable at"] {
+        assert!(!verdict.contains(internal), "the page shows {internal:?}: {verdict}");
+    }
     assert!(
         !page.body.contains("--allow") && !page.body.contains("--to"),
         "no command-line flag on a web page"

@@ -191,8 +191,15 @@ fn the_disc_has_one_name_and_a_valid_dicomdir() {
     let env = TestEnv::new(&pacs.config(""));
     let out = env.dir.path().join("disc");
     let image = env.dir.path().join("disc.iso");
-    env.run(&["--json", "fetch", "RAD20240115001,RAD20240115002", "-o", arg(&out), &format!("--iso={}", image.display())])
-        .expect_code(0);
+    env.run(&[
+        "--json",
+        "fetch",
+        "RAD20240115001,RAD20240115002",
+        "-o",
+        arg(&out),
+        &format!("--iso={}", image.display()),
+    ])
+    .expect_code(0);
     let dump = Command::new(require("dcmdump", "dcmtk"))
         .args(["+P", "FileSetID"])
         .arg(out.join("DICOMDIR"))

@@ -78,6 +78,38 @@ fn run(program: &str, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// `nginx -t` of a server block that includes the snippet the way the
+/// README says (a pattern): (passed, nginx's words).
+fn nginx_accepts_the_readme_include() -> (bool, String) {
+    const INCLUDE: &str = "include /etc/nginx/snippets/pacs2cd*.conf;";
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    assert!(readme.contains(INCLUDE), "the README no longer says {INCLUDE}");
+    let nginx = require("nginx", "nginx-light");
+    let dir = tempfile::tempdir().expect("nginx dir");
+    let tmp = dir.path().display();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\nevents {{ }}\nhttp {{\n    access_log off;\n    \
+             client_body_temp_path {tmp}/body;\n    fastcgi_temp_path {tmp}/fastcgi;\n    \
+             server {{\n        listen 127.0.0.1:{};\n        {INCLUDE}\n    }}\n}}\n",
+            crate::harness::free_port()
+        ),
+    )
+    .expect("nginx.conf");
+    let out = Command::new(nginx)
+        .arg("-t")
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .expect("nginx -t");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 #[test]
 fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     crate::harness::require_deployment();
@@ -214,11 +246,40 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     let received: std::collections::BTreeSet<String> = publisher.received_uids().into_iter().collect();
     assert_eq!(received, data.uids(&["ACC001", "ACC002"]));
     env.assert_staging_empty();
+    // The HIS button as a user presses it: the installed page in Chromium.
+    let browser = crate::harness::Browser::start();
+    browser.open(&format!(
+        "http://127.0.0.1:{}/send_rimage_multiple.php?accession_number=ACC001,ACC002&access_token={}",
+        nginx.port, TOKEN.1
+    ));
+    let page = browser.wait_for_text("Sent to the CD publisher", std::time::Duration::from_secs(60));
+    let picture = browser.screenshot("package-his-button.png");
+    eprintln!("screenshot: {}", picture.display());
+    assert!(page.contains("8 images"), "{page}");
+    drop(browser);
+    env.assert_staging_empty();
     drop(nginx);
+    let (ok, out) = nginx_accepts_the_readme_include();
+    assert!(ok, "nginx -t with the package installed: {out}");
 
     // remove keeps the configuration and the audit log; purge takes them.
     apt(&["remove", PACKAGE]);
     assert_eq!(status(), "deinstall ok config-files");
+    // nginx still starts, and the HIS is told the service is gone (the
+    // kept snippet answers for the missing binary, not fcgiwrap's 403).
+    let (ok, out) = nginx_accepts_the_readme_include();
+    assert!(ok, "nginx -t after apt remove: {out}");
+    let nginx = Nginx::start_with(
+        Path::new("/etc/nginx/snippets/pacs2cd.conf"),
+        Path::new("/usr/bin/pacs2cd"),
+        &env.config,
+        &[TOKEN],
+    );
+    let response =
+        nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001%2CACC002", &[AUTH]);
+    assert_eq!(response.status, 503, "{response:?}");
+    assert!(response.body.contains("not installed"), "{}", response.body);
+    drop(nginx);
     assert!(!Path::new("/usr/bin/pacs2cd").exists(), "the binary outlived remove");
     assert_eq!(stat("/etc/pacs2cd/config.toml"), (0, group, 0o640), "remove keeps the configuration");
     assert!(Path::new("/var/log/pacs2cd/audit.log.1").is_file(), "remove keeps the audit log");
@@ -226,6 +287,9 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     for gone in ["/etc/pacs2cd", "/var/lib/pacs2cd", "/etc/nginx/snippets/pacs2cd.conf"] {
         assert!(!Path::new(gone).exists(), "{gone} outlived purge");
     }
+    // The snippet is gone and nginx still starts: the include is a pattern.
+    let (ok, out) = nginx_accepts_the_readme_include();
+    assert!(ok, "nginx -t after apt purge: {out}");
     // Purge keeps the audit records (years of them); the test removes them.
     assert!(Path::new("/var/log/pacs2cd/audit.log.2.gz").is_file(), "purge took the audit archives");
     std::fs::remove_dir_all("/var/log/pacs2cd").expect("remove the test's audit log");
