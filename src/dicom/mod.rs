@@ -323,12 +323,18 @@ pub struct RetrieveLog {
 }
 
 impl RetrieveLog {
-    /// The final status is Success (or a warning: every sub-operation was
-    /// tried) and no sub-operation failed or was left.
+    /// The final status is Success (or a warning whose counts show every
+    /// sub-operation done, none failed) and no sub-operation failed or was
+    /// left. A warning final (0xB000, "one or more failures or warnings")
+    /// without a Failed count is no success: movescu prints the counts
+    /// only at `-d`, and at `-v` the Warning line is all there is.
     pub fn succeeded(&self) -> bool {
-        self.final_status.as_deref().is_some_and(|s| s.starts_with("Success") || s.starts_with("Warning"))
-            && self.counts.failed.unwrap_or(0) == 0
-            && self.counts.remaining.unwrap_or(0) == 0
+        let none_left = self.counts.failed.unwrap_or(0) == 0 && self.counts.remaining.unwrap_or(0) == 0;
+        match self.final_status.as_deref() {
+            Some(status) if status.starts_with("Success") => none_left,
+            Some(status) if status.starts_with("Warning") => self.counts.failed == Some(0) && none_left,
+            _ => false,
+        }
     }
 }
 
