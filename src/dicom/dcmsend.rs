@@ -117,10 +117,13 @@ fn parse_report(report: &str) -> Vec<Entry> {
                     entry.file = value.to_string();
                 }
             }
-            // "1.2.840.10008.5.1.4.1.1.4 = MRImageStorage": keep the name.
+            // "1.2.840.10008.5.1.4.1.1.4 = MRImageStorage": keep the name;
+            // a class DCMTK does not know reads "2.25.42 = unknown", and
+            // then the UID is its name.
             "SOP Class" => {
                 if let Some(entry) = &mut entry {
-                    entry.class = value.rsplit(" = ").next().unwrap_or(value).to_string();
+                    let name = value.rsplit(" = ").next().unwrap_or(value);
+                    entry.class = if name == "unknown" { String::new() } else { name.to_string() };
                     entry.class_uid = value.split(" = ").next().unwrap_or(value).trim().to_string();
                 }
             }
@@ -294,6 +297,89 @@ mod tests {
         let parsed = parse(&report, &log);
         assert_eq!(parsed.problem, None);
         assert_eq!(stored(&parsed), 3);
+    }
+
+    /// The relay corpus (16 files, tests/data/recorded/README.md, Q6) to
+    /// four publishers: what the parse counts as stored is what the
+    /// publisher wrote (`.files`), and every file has its verdict.
+    #[test]
+    fn the_corpus_to_each_publisher() {
+        for name in [
+            "relay_xa_dcmsend_v",
+            "relay_xa_dcmsend_pc",
+            "relay_xapm_dcmsend_pc",
+            "relay_plain_dcmsend_v",
+            "relay_plain_dcmsend_pc",
+            "relay_plain_dcmsend_debug",
+            "relay_ctonly_dcmsend_v",
+            "relay_ctonly_dcmsend_pc",
+        ] {
+            let (report, log) = recorded(name);
+            let parsed = parse(&report, &log);
+            let written = crate::dicom::recorded::text(&format!("{name}.files")).lines().count();
+            assert_eq!((parsed.files.len(), stored(&parsed)), (16, written), "{name}");
+            assert_eq!(parsed.problem, None, "{name}");
+            assert_eq!(in_flight(&log), 0, "{name}");
+            // At -d the INFO lines lose their status; the report has it.
+            if !name.ends_with("_debug") {
+                assert_eq!(accepted_in_log(&log), written, "{name}");
+            }
+            // The truncated file is unreadable, whatever the publisher.
+            assert!(
+                matches!(refusal(&parsed, "C11_CT_truncated.dcm"), Refusal::Unreadable(why) if why.contains("premature end")),
+                "{name}"
+            );
+        }
+    }
+
+    /// A class DCMTK does not know: the report names it "unknown", the
+    /// words must name its UID (only a publisher with -pm took it).
+    #[test]
+    fn a_private_sop_class_is_named_by_its_uid() {
+        let (report, log) = recorded("relay_plain_dcmsend_pc");
+        let private = "2.25.424242424242";
+        assert!(
+            matches!(refusal(&parse(&report, &log), "C15_PRIVATE_CLASS.dcm"), Refusal::SopClass { class } if class == private)
+        );
+        // Without +v the negotiation does not say why; the UID still names it.
+        let (report, log) = recorded("relay_ctonly_dcmsend_v");
+        assert!(
+            matches!(refusal(&parse(&report, &log), "C15_PRIVATE_CLASS.dcm"), Refusal::NoContext { class } if class == private)
+        );
+        let (report, log) = recorded("relay_xapm_dcmsend_pc");
+        assert!(
+            parse(&report, &log)
+                .files
+                .iter()
+                .any(|(f, o)| f.ends_with("C15_PRIVATE_CLASS.dcm") && o.stored())
+        );
+    }
+
+    /// dcmsend exits 0 for each of these: the report decides.
+    #[test]
+    fn partial_converted_mismatched_and_skipped() {
+        // A CT-only publisher: 2 CT stored, MR and SC without a context.
+        let (report, log) = recorded("dcmsend_partial");
+        let parsed = parse(&report, &log);
+        assert_eq!((parsed.files.len(), stored(&parsed)), (5, 2));
+        assert!(
+            matches!(refusal(&parsed, "MR1.dcm"), Refusal::NoContext { class } if class == "MR Image Storage")
+        );
+        assert!(matches!(refusal(&parsed, "SC1.dcm"), Refusal::NoContext { .. }));
+        assert_eq!(parsed.problem, None);
+        // JPEG Lossless decompressed for an uncompressed-only publisher.
+        let (report, log) = recorded("dcmsend_jpeg_to_uncompressed");
+        assert_eq!(stored(&parse(&report, &log)), 1);
+        // A data set whose class differs from its meta header's: sent.
+        let (report, log) = recorded("dcmsend_sopclass_mismatch");
+        let parsed = parse(&report, &log);
+        assert_eq!((parsed.files.len(), stored(&parsed), parsed.problem), (2, 2, None));
+        // A DICOMDIR among the files is skipped and missing from the
+        // report: the caller counts its files against the report's.
+        let (report, log) = recorded("dcmsend_dicomdir");
+        let parsed = parse(&report, &log);
+        assert_eq!((parsed.files.len(), stored(&parsed), parsed.problem), (2, 2, None));
+        assert!(!parsed.files.iter().any(|(f, _)| f.ends_with("DICOMDIR")));
     }
 
     #[test]

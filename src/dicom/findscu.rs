@@ -404,6 +404,47 @@ mod tests {
         assert_eq!(ending(&lines("findscu_multi_X.out"), 2), Ending::Complete { responses: 4 });
     }
 
+    /// Whole answers of Orthanc and dcmqrscp at each level (the log's
+    /// response count is what the files written must number), and of the
+    /// legacy loop's query, which Orthanc matches on ModalitiesInStudy and
+    /// dcmqrscp does not.
+    #[test]
+    fn whole_answers_are_counted() {
+        // (recording, queries in the run, responses)
+        let cases = [
+            ("findscu_orthanc_study", 1, 1),
+            ("findscu_orthanc_series", 1, 2),
+            ("findscu_orthanc_image", 1, 2),
+            ("findscu_orthanc_image_anyseries", 1, 3),
+            ("findscu_orthanc_image_noseries", 1, 3),
+            ("findscu_dcmqrscp_study", 1, 1),
+            ("findscu_dcmqrscp_series", 1, 2),
+            ("findscu_dcmqrscp_image", 1, 2),
+            ("findscu_dcmqrscp_image_anyseries", 1, 3),
+            ("legacy_orthanc_find_absent", 1, 0),
+            ("legacy_orthanc_find_present", 1, 1),
+            ("legacy_dcmqrscp_find_absent", 1, 1),
+            ("legacy_dcmqrscp_find_present", 1, 1),
+            // -Xs: the responses are not logged, only counted.
+            ("findscu_latin1_xml", 1, 1),
+            // Two query files in one association: both finals count.
+            ("findscu_multi_X_dcmqrscp", 2, 3),
+            ("findscu_multi_Xs", 2, 4),
+        ];
+        for (name, queries, responses) in cases {
+            assert_eq!(
+                ending(&lines(&format!("{name}.out")), queries),
+                Ending::Complete { responses },
+                "{name}"
+            );
+        }
+        // A run of two queries whose log holds one final is not whole.
+        assert!(matches!(ending(&lines("findscu_multi_Xs.out"), 3), Ending::Failed(_)));
+        // -Xs puts both queries' answers in one list.
+        let xml = parse_xml(text("findscu_multi_Xs.xml").as_bytes()).expect("xml");
+        assert_eq!(xml.len(), 4);
+    }
+
     #[test]
     fn keys_become_arguments() {
         let peer = Endpoint::parse("PACS@127.0.0.1:104").expect("peer");

@@ -61,6 +61,41 @@ mod tests {
         assert_eq!(down.problem, Some(AssociationProblem::Unreachable("connection refused".into())));
     }
 
+    /// Whole C-GETs from Orthanc and dcmqrscp: Success with counts 0 /
+    /// N / 0 / 0, and one stored file per C-STORE getscu answered.
+    #[test]
+    fn whole_gets_succeed() {
+        // (recording, images)
+        let cases = [
+            ("dcmqrscp_getscu_xs", 3),
+            ("dcmqrscp_getscu_default", 3),
+            ("getscu_two_studies", 5),
+            // Orthanc decompresses the stored JPEG study, with or without +xs.
+            ("getscu_jpeg_default", 1),
+            ("getscu_jpeg_accept", 1),
+            // The legacy loop's requests: neither PACS filters a C-GET by
+            // ModalitiesInStudy, so the study comes for either modality.
+            ("legacy_orthanc_get_absent", 3),
+            ("legacy_orthanc_get_present", 3),
+            ("legacy_dcmqrscp_get_absent", 3),
+            ("legacy_dcmqrscp_get_present", 3),
+        ];
+        for (name, images) in cases {
+            let parsed = parse(&recorded(name));
+            assert_eq!(parsed.final_status.as_deref(), Some("Success"), "{name}: {parsed:?}");
+            assert_eq!(
+                (parsed.counts.remaining, parsed.counts.completed, parsed.counts.failed),
+                (Some(0), Some(images), Some(0)),
+                "{name}"
+            );
+            assert_eq!(parsed.stored, Some(images), "{name}");
+            assert_eq!(parsed.problem, None, "{name}");
+            assert!(parsed.succeeded(), "{name}");
+            let written = crate::dicom::recorded::text(&format!("{name}.files")).lines().count();
+            assert!(written == 0 || written == images, "{name}: {written} files");
+        }
+    }
+
     /// Finals with sub-operations failed or left, as getscu -v printed them
     /// with pacs2cd's arguments; `stored` must equal the files it wrote.
     #[test]

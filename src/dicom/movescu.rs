@@ -169,6 +169,82 @@ mod tests {
         assert!(!failed.succeeded());
     }
 
+    /// Whole moves from Orthanc and dcmqrscp: at `-d` (pacs2cd's level)
+    /// the counts of the final dump, at `-v` (the status on the final's
+    /// line, no counts) only the status; some recorded with movescu's own
+    /// storage SCP (`+P`), whose store lines the parser passes over.
+    #[test]
+    fn whole_moves_succeed() {
+        // (recording, completed count at -d)
+        let cases = [
+            ("movescu_to_receiver_debug", Some(3)),
+            ("dcmqrscp_movescu_debug", Some(3)),
+            // The legacy loop's request with a modality the study has.
+            ("legacy_orthanc_move_present", Some(3)),
+            ("legacy_dcmqrscp_move_present", Some(3)),
+            ("movescu_to_receiver", None),
+            ("dcmqrscp_movescu", None),
+            ("movescu_ok", None),
+            ("movescu_two_studies", None),
+            ("movescu_accession", None),
+        ];
+        for (name, completed) in cases {
+            let parsed = parse(&recorded(name));
+            assert_eq!(parsed.final_status.as_deref(), Some("Success"), "{name}: {parsed:?}");
+            assert_eq!(parsed.counts.completed, completed, "{name}");
+            assert_eq!(parsed.problem, None, "{name}");
+            assert!(parsed.succeeded(), "{name}");
+        }
+    }
+
+    /// Finals that are no success however the files went.
+    #[test]
+    fn failed_moves_fail() {
+        let counts = |remaining, completed| Suboperations {
+            remaining,
+            completed: Some(completed),
+            failed: Some(0),
+            warning: Some(0),
+        };
+        // (recording, final status, counts)
+        let cases = [
+            // Orthanc with a C-CANCEL after the first pending response: it
+            // had sent all 3 already, and still ends Cancel (Remaining 0).
+            (
+                "orthanc_movescu_cancel_debug",
+                "Cancel: Sub-operations terminated due to Cancel Indication",
+                counts(Some(0), 3),
+            ),
+            // Orthanc, nothing listening on the move port: 0xC000, all 0
+            // (dcmqrscp says Refused with Failed 3; see above).
+            ("orthanc_movescu_dest_down_debug", "Failed: Unable to process", counts(None, 0)),
+            // Orthanc, an MR to a receiver that takes CT only.
+            ("movescu_to_receiver_subop_fail_debug", "Failed: Unable to process", counts(None, 0)),
+        ];
+        for (name, status, expected) in cases {
+            let parsed = parse(&recorded(name));
+            assert_eq!(parsed.final_status.as_deref(), Some(status), "{name}: {parsed:?}");
+            assert_eq!(parsed.counts, expected, "{name}");
+            assert_eq!(parsed.problem, None, "{name}");
+            assert!(!parsed.succeeded(), "{name}");
+        }
+        // At -v: Orthanc's no match; dcmqrscp's Warning for a file missing
+        // from its storage area, whose line carries no counts at all: a
+        // Warning final is a success only when its counts show none failed.
+        let nomatch = parse(&recorded("movescu_nomatch"));
+        assert_eq!(nomatch.final_status.as_deref(), Some("Failed: UnableToProcess"));
+        assert!(!nomatch.succeeded());
+        let missing = parse(&recorded("dcmqrscp_movescu_missing"));
+        assert_eq!(missing.final_status.as_deref(), Some("Warning: SubOperationsCompleteOneOrMoreFailures"));
+        assert_eq!(missing.counts, Suboperations::default());
+        assert!(!missing.succeeded(), "{missing:?}");
+        // movescu's own storage SCP (+P, which pacs2cd never asks for) on a
+        // port held by another program: it fails before connecting.
+        let busy = parse(&recorded("movescu_port_in_use"));
+        assert_eq!(busy.final_status, None);
+        assert!(busy.problem.is_some() && !busy.succeeded(), "{busy:?}");
+    }
+
     #[test]
     fn keys_go_in_a_query_file_not_on_the_command_line() {
         use crate::dicom::part10::{self, tag};

@@ -78,11 +78,31 @@ mod tests {
         assert!(log_config(Path::new("/w/r/a.log")).contains("File = /w/r/a.log"));
     }
 
+    /// storescp's own logs (recorded with the receiver's options, on the
+    /// console, whose lines the log configuration reproduces).
     #[test]
     fn errors_are_read_from_the_log() {
-        let log = "I: Association Received 127.0.0.1: \"ORTHANC\" -> \"PACS2CD\"\n\
-                   E: cannot write DICOM file: /w/a0001/CT.1.2: No space left on device\n\
-                   I: Association Release\n";
-        assert_eq!(problems(log), ["cannot write DICOM file: /w/a0001/CT.1.2: No space left on device"]);
+        use crate::dicom::recorded::text;
+        // The output folder vanished under it: the file cannot be written
+        // (the sender got Refused: OutOfResources).
+        assert_eq!(
+            problems(&text("storescp_cannot_write.out")),
+            [
+                "cannot write DICOM file: /DATA/recv/gone/CT.X.1.2.276.0.7230010.3.1.4.8323328.27978.1796694241.307931: \
+                 No such file or directory"
+            ]
+        );
+        // Its port held by another program: it never listens.
+        assert_eq!(
+            problems(&text("storescp_port_in_use.out")),
+            ["cannot create network: 0006:031c TCP Initialization Error: Address already in use"]
+        );
+        // Receptions without a problem: Orthanc's C-MOVE of 3 CT; the same
+        // study moved twice (+uf: no overwriting); an MR association the
+        // CT-only receiver accepted with no context, and no store.
+        for name in ["storescp_receiver", "storescp_receiver_repeat_uf", "storescp_receiver_subop_fail"] {
+            let log = text(&format!("{name}.out"));
+            assert!(!log.is_empty() && problems(&log).is_empty(), "{name}");
+        }
     }
 }

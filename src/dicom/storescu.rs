@@ -106,6 +106,7 @@ pub fn is_file_done(line: &str) -> bool {
         || line.starts_with("E: No presentation context for")
         || line.starts_with("E: Store Failed")
         || line.starts_with("E: Bad DICOM file")
+        || line.starts_with("E: No SOP Class or Instance UID in file")
 }
 
 /// Files sent and not answered (0 or 1): the publisher may hold it or not.
@@ -174,6 +175,9 @@ pub fn parse(
         } else if let Some(rest) = text.strip_prefix("Bad DICOM file: ") {
             let why = rest.rsplit_once(": ").map_or("not a DICOM file", |(_, why)| why).to_lowercase();
             Some(FileOutcome::Failed(Refusal::Unreadable(why)))
+        } else if text.starts_with("No SOP Class or Instance UID in file: ") {
+            // A DICOMDIR, or a data set without its UIDs: read, not sent.
+            Some(FileOutcome::Failed(Refusal::Unreadable("it has no SOP Class or Instance UID".into())))
         } else {
             None
         };
@@ -269,6 +273,67 @@ mod tests {
             bad.files.iter().any(|(f, o)| f.ends_with("README.TXT")
                 && matches!(o, FileOutcome::Failed(Refusal::Unreadable(_))))
         );
+    }
+
+    /// A DICOMDIR among the files: storescu reads it, finds no SOP
+    /// Instance UID and goes on. It is that file's verdict (unreadable),
+    /// never an association that ended, and nothing is left in flight.
+    #[test]
+    fn a_file_without_uids_is_unreadable() {
+        let log = recorded("storescu_dicomdir");
+        let parsed = read("storescu_dicomdir");
+        assert_eq!((parsed.files.len(), stored(&parsed), parsed.problem.clone()), (3, 2, None));
+        assert!(
+            matches!(&parsed.files[0], (f, FileOutcome::Failed(Refusal::Unreadable(_))) if f == "/DATA/DICOMDIR"),
+            "{:?}",
+            parsed.files[0]
+        );
+        assert_eq!(in_flight(&log), 0);
+        // A data set whose class differs from its meta header's: sent.
+        let mismatch = read("storescu_sopclass_mismatch");
+        assert_eq!((mismatch.files.len(), stored(&mismatch), mismatch.problem), (2, 2, None));
+    }
+
+    /// The relay corpus (16 files, tests/data/recorded/README.md, Q6):
+    /// what the parse counts as stored is what the publisher wrote
+    /// (`.files`). `-R` (which pacs2cd does not use) drops the truncated
+    /// and the private-class file at its check, unsent and unmentioned.
+    #[test]
+    fn the_corpus_to_each_publisher() {
+        for name in [
+            "relay_xa_storescu_v",
+            "relay_xa_storescu_pc",
+            "relay_xa_storescu_R_pc",
+            "relay_xa_storescu_RC_pc",
+            "relay_plain_storescu_v",
+            "relay_plain_storescu_pc",
+            "relay_plain_storescu_R_pc",
+            "relay_plain_storescu_RC_pc",
+            "relay_ctonly_storescu_v",
+            "relay_ctonly_storescu_pc",
+            "relay_ctonly_storescu_R_pc",
+            "relay_ctonly_storescu_RC_pc",
+        ] {
+            let log = recorded(name);
+            let parsed = read(name);
+            let written = crate::dicom::recorded::text(&format!("{name}.files")).lines().count();
+            let tried = if name.contains("_R") { 14 } else { 16 };
+            assert_eq!((parsed.files.len(), stored(&parsed)), (tried, written), "{name}");
+            assert_eq!(parsed.problem, None, "{name}");
+            assert_eq!(in_flight(&log), 0, "{name}");
+            // storescu cannot decompress: JPEG Lossless fails to convert
+            // (a CT-only publisher refuses the MR class first).
+            if !name.contains("ctonly") {
+                let jpeg = parsed.files.iter().find(|(f, _)| f.ends_with("C03_MR_jpeg_lossless.dcm"));
+                assert!(
+                    matches!(
+                        jpeg,
+                        Some((_, FileOutcome::Failed(Refusal::TransferSyntax { lossy: false, .. })))
+                    ),
+                    "{name}: {jpeg:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -427,27 +427,53 @@ impl Inotify {
 mod tests {
     use super::*;
 
+    /// A real DICOM file written in two parts (as storescp writes a large
+    /// one, growing under its final name) is taken only once closed, and
+    /// identified; files that are no DICOM are taken and named so; a file
+    /// the watch has not seen is taken by the final sweep.
     #[test]
-    fn a_closed_file_is_moved_and_counted_once() {
+    fn a_closed_file_is_moved_identified_and_counted_once() {
+        use std::io::Write;
+        let image =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/charset/chrGerm.dcm"))
+                .expect("a DICOM file");
         let work = tempfile::tempdir().expect("work");
-        let seen = Arc::new(Mutex::new(0usize));
-        let counter = seen.clone();
-        let watch = Watch::start(work.path(), Box::new(move |_, _, _| *counter.lock().expect("count") += 1))
-            .expect("watch");
-        std::fs::write(watch.incoming().join("a"), "not dicom").expect("write");
-        std::fs::write(watch.incoming().join("b"), "not dicom either").expect("write");
+        let seen: Arc<Mutex<Vec<(String, u64)>>> = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let watch = Watch::start(
+            work.path(),
+            Box::new(move |identity, _, bytes| {
+                record.lock().expect("seen").push((identity.sop_instance_uid.clone(), bytes));
+            }),
+        )
+        .expect("watch");
+        let mut file = std::fs::File::create(watch.incoming().join("SC.1")).expect("create");
+        file.write_all(&image[..image.len() / 2]).expect("write");
+        file.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(watch.count(), 0, "taken before it was closed");
+        file.write_all(&image[image.len() / 2..]).expect("write");
+        drop(file);
+        std::fs::write(watch.incoming().join("b"), "not dicom").expect("write");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while watch.count() < 2 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // A file the watch has not seen yet is taken by the final sweep.
-        std::fs::write(watch.incoming().join("a"), "the same name again").expect("write");
+        assert_eq!(watch.count(), 2, "both closed files taken while watching");
+        std::fs::write(watch.incoming().join("b"), "the same name again").expect("write");
         let arrivals = watch.finish();
         assert_eq!(arrivals.len(), 3, "{arrivals:?}");
-        assert!(
-            arrivals.iter().all(|a| a.identity.is_err() && a.path.starts_with(work.path().join("received")))
-        );
+        assert!(arrivals.iter().all(|a| a.path.starts_with(work.path().join("received"))));
         assert_eq!(std::fs::read_dir(work.path().join("incoming")).expect("dir").count(), 0);
-        assert_eq!(*seen.lock().expect("count"), 0, "only identified files are reported");
+        let uid = "1.3.6.1.4.1.5962.1.1.0.1.1.1175775772.5723.0";
+        let identified: Vec<&Identity> = arrivals.iter().filter_map(|a| a.identity.as_ref().ok()).collect();
+        assert_eq!(identified.len(), 1, "{arrivals:?}");
+        assert_eq!(
+            (identified[0].sop_instance_uid.as_str(), identified[0].patient.id.as_str()),
+            (uid, "SCSGERM")
+        );
+        assert_eq!(arrivals.iter().filter(|a| a.identity.is_err()).count(), 2);
+        // Reported once, with its whole size.
+        assert_eq!(*seen.lock().expect("seen"), [(uid.to_string(), image.len() as u64)]);
     }
 }
