@@ -133,9 +133,13 @@ fn init_logging(verbose: u8, quiet: bool, cgi: bool) {
         (false, _) => log::LevelFilter::Trace,
     };
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(level).format(|buf, record| match record.level() {
-        log::Level::Info => writeln!(buf, "pacs2cd: {}", record.args()),
-        level => writeln!(buf, "pacs2cd: {}: {}", level.as_str().to_lowercase(), record.args()),
+    // On a terminal, each line wrapped to its width.
+    builder.filter_level(level).format(|buf, record| {
+        let line = match record.level() {
+            log::Level::Info => format!("pacs2cd: {}", record.args()),
+            level => format!("pacs2cd: {}: {}", level.as_str().to_lowercase(), record.args()),
+        };
+        writeln!(buf, "{}", report::fit(&line, 2))
     });
     // nginx writes the request line, query and all, beside every line a
     // FastCGI program writes to stderr: with the token in the URL (what

@@ -88,7 +88,6 @@ impl Progress {
         let bar = matches!(mode, Mode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
             bar.set_style(style(total.is_some()));
-            bar.set_message(what.to_string());
             bar
         });
         match &mode {
@@ -128,6 +127,7 @@ impl Progress {
             bar.set_style(style(true));
             bar.set_length(total);
         }
+        self.show_parts();
         if let Mode::Listener(listener) = &self.mode {
             listener.update(self.stage, self.done, self.total, &self.parts);
         }
@@ -143,10 +143,13 @@ impl Progress {
         self.done += 1;
         if let Some(part) = part.and_then(|part| self.parts.get_mut(part)) {
             part.done += 1;
-            self.show_parts();
         }
         match &self.mode {
             Mode::Bar => {
+                // The counts are in the message, set in one call: a frame
+                // drawn between two calls never shows a total that the
+                // accessions' counts do not add up to.
+                self.show_parts();
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
                 }
@@ -164,24 +167,34 @@ impl Progress {
         }
     }
 
-    /// The bar's message with the parts first: a narrow terminal cuts the
-    /// message's end, and which accession is arriving matters more than
-    /// the PACS's address.
+    /// The bar's message (`retrieving 7/12 files (ACC001 3/5, ACC002 4/7)
+    /// from the PACS ...`): the phase and the counts first, since a narrow
+    /// terminal cuts the message's end, and the peer's address matters
+    /// least.
     fn show_parts(&self) {
-        if let (Some(bar), Some(line)) = (&self.bar, parts_line(&self.parts)) {
-            bar.set_message(format!("{line}: {}", self.what));
+        if let Some(bar) = &self.bar {
+            bar.set_message(bar_message(&self.what, self.done, self.total, &self.parts));
         }
     }
+}
+
+/// The bar's words: the phase (the first word of `what`), the counts, each
+/// accession's share, then the rest of `what`.
+fn bar_message(what: &str, done: u64, total: Option<u64>, parts: &[Part]) -> String {
+    let (phase, rest) = what.split_once(' ').unwrap_or((what, ""));
+    let count = match total {
+        Some(total) => format!("{done}/{total} files"),
+        None => format!("{done} files"),
+    };
+    let parts = parts_line(parts).map(|line| format!(" ({line})")).unwrap_or_default();
+    format!("{phase} {count}{parts} {rest}").trim_end().to_string()
 }
 
 /// The bar's look. The message gives way (truncated) so that the line fits
 /// any terminal, 80 columns included: a wrapped bar redraws as a scroll.
 fn style(known_total: bool) -> ProgressStyle {
-    let template = if known_total {
-        "{wide_msg} [{bar:20}] {pos}/{len} files {elapsed}"
-    } else {
-        "{wide_msg} {spinner} {pos} files {elapsed}"
-    };
+    let template =
+        if known_total { "{wide_msg} [{bar:20}] {elapsed}" } else { "{wide_msg} {spinner} {elapsed}" };
     ProgressStyle::with_template(template)
         .map(|style| style.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -211,6 +224,25 @@ mod tests {
         assert_eq!(
             parts_line(&[part("ACC001", 300, Some(300)), part("ACC002", 12, None)]).as_deref(),
             Some("ACC001 300/300, ACC002 12")
+        );
+    }
+
+    /// At 60 columns the template leaves the message 28: the phase and
+    /// the count come first, so they stay.
+    #[test]
+    fn the_bar_leads_with_the_phase_and_the_counts() {
+        let what = "retrieving from the PACS PACS@pacs.example.org:104 (C-MOVE)";
+        let message = bar_message(what, 120, Some(300), &[]);
+        assert!(message.starts_with("retrieving 120/300 files"), "{message}");
+        let message =
+            bar_message(what, 7, Some(12), &[part("ACC001", 3, Some(5)), part("ACC002", 4, Some(7))]);
+        assert_eq!(
+            message,
+            "retrieving 7/12 files (ACC001 3/5, ACC002 4/7) from the PACS PACS@pacs.example.org:104 (C-MOVE)"
+        );
+        assert_eq!(
+            bar_message("sending to the CD publisher", 3, None, &[]),
+            "sending 3 files to the CD publisher"
         );
     }
 

@@ -9,6 +9,13 @@ use serde::Serialize;
 /// a cron job whose mail failed): the exit code must still be the table's.
 macro_rules! outln {
     ($($arg:tt)*) => {{
+        crate::report::write_line(&format!($($arg)*));
+    }};
+}
+
+/// One JSON document on stdout, never wrapped.
+macro_rules! jsonln {
+    ($($arg:tt)*) => {{
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
@@ -106,7 +113,7 @@ pub fn json(report: &Report) -> String {
 
 pub fn print(report: &Report, json: bool) {
     if json {
-        outln!("{}", self::json(report));
+        jsonln!("{}", self::json(report));
         return;
     }
     match report {
@@ -199,6 +206,89 @@ pub fn print(report: &Report, json: bool) {
     }
 }
 
+/// A line of the human result on stdout, wrapped to the terminal's width
+/// when stdout is one (a line longer than the screen wraps mid-word and
+/// pushes the verdict up); as it is for a pipe or a file.
+pub fn write_line(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{}", fit(line, 1));
+}
+
+/// `line` wrapped to the width of the terminal descriptor `fd` is (1,
+/// stdout; 2, stderr), or as it is when `fd` is no terminal.
+pub fn fit(line: &str, fd: i32) -> String {
+    match terminal_columns(fd) {
+        Some(columns) => wrap(line, columns),
+        None => line.to_string(),
+    }
+}
+
+/// The width in columns of `fd` when it is a terminal.
+fn terminal_columns(fd: i32) -> Option<usize> {
+    // SAFETY: isatty and ioctl(TIOCGWINSZ) write only into the winsize
+    // given.
+    unsafe {
+        if libc::isatty(fd) != 1 {
+            return None;
+        }
+        let mut size: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) == 0 && size.ws_col >= 20)
+            .then_some(size.ws_col as usize)
+    }
+}
+
+/// Columns a character takes on a terminal: two for the wide scripts
+/// (CJK, Hangul, full-width forms), one otherwise.
+fn columns_of(c: char) -> usize {
+    match c as u32 {
+        0x1100..=0x115F
+        | 0x2E80..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6 => 2,
+        _ => 1,
+    }
+}
+
+/// `line` in lines of at most `columns`, broken at spaces; the lines after
+/// the first are indented two more than the line itself. A word longer
+/// than a line (a UID on a narrow terminal) is cut where it must be.
+fn wrap(line: &str, columns: usize) -> String {
+    let width = |text: &str| text.chars().map(columns_of).sum::<usize>();
+    if width(line) <= columns {
+        return line.to_string();
+    }
+    let indent = " ".repeat(line.len() - line.trim_start().len() + 2);
+    let mut out = String::new();
+    let mut current = line[..line.len() - line.trim_start().len()].to_string();
+    let mut fresh = true;
+    for word in line.split_whitespace() {
+        let room = columns.saturating_sub(width(&current));
+        let needed = width(word) + usize::from(!fresh);
+        if needed > room && !fresh {
+            out.push_str(current.trim_end());
+            out.push('\n');
+            current = indent.clone();
+            fresh = true;
+        }
+        if !fresh {
+            current.push(' ');
+        }
+        for c in word.chars() {
+            if width(&current) + columns_of(c) > columns {
+                out.push_str(&current);
+                out.push('\n');
+                current = indent.clone();
+            }
+            current.push(c);
+        }
+        fresh = false;
+    }
+    out.push_str(current.trim_end());
+    out
+}
+
 /// A disc accepted short (`--allow-partial`) says so in its first words.
 fn partial_prefix(missing: usize) -> String {
     match missing {
@@ -238,9 +328,12 @@ pub fn proof_words(proof: &str) -> &'static str {
 fn print_studies(studies: &[StudySummary]) {
     for study in studies {
         outln!(
-            "  {}: {} ({} files) {}",
+            "  {}: {}({} files) {}",
             for_terminal(&study.accession),
-            for_terminal(&study.modalities.join("/")),
+            match study.modalities.is_empty() {
+                true => String::new(),
+                false => format!("{} ", for_terminal(&study.modalities.join("/"))),
+            },
             study.files,
             study.study_instance_uid
         );
@@ -286,15 +379,15 @@ pub fn print_failure(failure: &Failure, json: bool) {
     // technician must see stays on the screen however many files failed.
     if let Some(counts) = &failure.relay {
         for line in grouped_reasons(&counts.failures) {
-            eprintln!("  {}", for_terminal(&line));
+            eprintln!("{}", fit(&format!("  {}", for_terminal(&line)), 2));
         }
     }
     // "busy" is the word a technician acts on (wait, try again); the
     // detail says what holds the port.
     let class = if failure.class == Class::Busy { "busy: " } else { "" };
-    eprintln!("pacs2cd: {class}{}", for_terminal(&failure.detail));
+    eprintln!("{}", fit(&format!("pacs2cd: {class}{}", for_terminal(&failure.detail)), 2));
     if json {
-        outln!("{}", failure_json(failure));
+        jsonln!("{}", failure_json(failure));
     }
 }
 
@@ -354,6 +447,32 @@ pub fn failure_json(failure: &Failure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every line fits the terminal: broken at spaces, indented under its
+    /// first line, a word longer than a line cut; wide characters count two.
+    #[test]
+    fn lines_fit_the_terminal() {
+        let line =
+            "sent 60 files of DEMO, PATIENT (DEMO001) to the CD publisher (CDPUB@127.0.0.1:30523) in 0.1 s";
+        for columns in [60, 80] {
+            let wrapped = wrap(line, columns);
+            assert!(wrapped.lines().all(|l| l.chars().count() <= columns), "{columns}:\n{wrapped}");
+            assert_eq!(
+                wrapped.split_whitespace().collect::<Vec<_>>(),
+                line.split_whitespace().collect::<Vec<_>>()
+            );
+            assert!(wrapped.lines().skip(1).all(|l| l.starts_with("  ")), "{wrapped}");
+        }
+        assert_eq!(wrap("short", 80), "short");
+        let uid =
+            "  ACC001: CT (5 files) 1.2.826.0.1.3680043.8.498.12345678901234567890123456789012345678901234";
+        let wrapped = wrap(uid, 40);
+        assert!(wrapped.lines().all(|l| l.chars().count() <= 40), "{wrapped}");
+        assert_eq!(wrapped.replace(['\n', ' '], ""), uid.replace(' ', ""));
+        let wide = "sent 3 files of 山田^太郎 山田^太郎 山田^太郎 山田^太郎 to the CD publisher";
+        let wrapped = wrap(wide, 30);
+        assert!(wrapped.lines().all(|l| l.chars().map(columns_of).sum::<usize>() <= 30), "{wrapped}");
+    }
 
     #[test]
     fn reasons_are_grouped_and_fit_a_screen() {

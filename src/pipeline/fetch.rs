@@ -186,7 +186,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         patient_id: first.id,
         patients: retrieved_patients,
         proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
-        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study),
+        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities),
         files: layout.files,
         bytes: layout.bytes,
         folder: keep_folder.then(|| output_shown.display().to_string()),

@@ -30,8 +30,15 @@ pub struct StudySummary {
 }
 
 impl StudySummary {
-    /// Summaries of `found`'s studies with their file counts (same order).
-    pub fn list(found: &lookup::Found, manifest: &manifest::Manifest, files: &[usize]) -> Vec<StudySummary> {
+    /// Summaries of `found`'s studies with their file counts (same order);
+    /// where the PACS named no modality, those of the files `received`
+    /// (per study; none for a dry run).
+    pub fn list(
+        found: &lookup::Found,
+        manifest: &manifest::Manifest,
+        files: &[usize],
+        received: &[Vec<String>],
+    ) -> Vec<StudySummary> {
         found
             .studies
             .iter()
@@ -40,7 +47,10 @@ impl StudySummary {
             .map(|(index, (study, &files))| StudySummary {
                 accession: study.accession.clone(),
                 study_instance_uid: study.study_instance_uid.clone(),
-                modalities: study.modalities.clone(),
+                modalities: match &study.modalities {
+                    none if none.is_empty() => received.get(index).cloned().unwrap_or_default(),
+                    named => named.clone(),
+                },
                 files,
                 expected: manifest.studies.get(index).and_then(|s| s.expected).or(study.instances),
             })

@@ -123,7 +123,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
             publisher: job.publisher.name.clone(),
             files_expected: manifest.expected(),
             proof: manifest.proof().as_str(),
-            studies: StudySummary::list(&found, &manifest, &counts),
+            studies: StudySummary::list(&found, &manifest, &counts, &[]),
             warnings: found.warnings.clone(),
         }));
     }
@@ -172,7 +172,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         called_ae: relayed.called_ae,
         sender: relayed.sender,
         proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
-        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study),
+        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities),
         seconds: started.elapsed().as_secs_f64(),
         partial: retrieved.missing > 0,
         missing: retrieved.missing,

@@ -61,6 +61,9 @@ pub struct Retrieved {
     pub files: Vec<Received>,
     /// Per study (same order as `Found::studies`): files received.
     pub per_study: Vec<usize>,
+    /// Per study: the modalities of the files received, in order of first
+    /// arrival.
+    pub modalities: Vec<Vec<String>>,
     /// What the PACS listed for each study.
     pub manifest: Manifest,
     /// How completeness was proven.
@@ -949,6 +952,20 @@ pub fn verify(
         warnings.extend(problems.into_iter().map(|p| format!("{p} (accepted with --allow-partial)")));
     }
     let per_study = by_study.iter().map(Vec::len).collect();
+    // The modalities the files carry, for a PACS that gives no
+    // ModalitiesInStudy (the summary would show none).
+    let modalities = by_study
+        .iter()
+        .map(|received| {
+            let mut seen: Vec<String> = Vec::new();
+            for modality in received.iter().map(|r| r.identity.modality.trim()).filter(|m| !m.is_empty()) {
+                if !seen.iter().any(|known| known == modality) {
+                    seen.push(modality.to_string());
+                }
+            }
+            seen
+        })
+        .collect();
     let mut files = Vec::new();
     for (mut received, listed) in by_study.into_iter().zip(&manifest.studies) {
         // Series in the PACS's order where it listed them, images by number.
@@ -987,6 +1004,7 @@ pub fn verify(
         objects,
         files,
         per_study,
+        modalities,
         manifest: manifest.clone(),
         proof: Some(proof),
         patients,

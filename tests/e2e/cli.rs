@@ -162,3 +162,101 @@ fn man_pages_match_the_help() {
     }
     assert_eq!(pages, 6);
 }
+
+/// The lines a terminal shows, as the terminal gets them: each frame the
+/// progress bar draws (after a carriage return) and each output line, with
+/// the escape sequences taken out.
+fn frames(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let mut frames = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ parameters, then a final byte in @..~.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' | '\n' => frames.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    frames.push(current);
+    frames.into_iter().filter(|f| !f.trim().is_empty()).collect()
+}
+
+/// Progress and result in a real terminal (a pty, as `script` gives one)
+/// of 60 and 80 columns: every frame within the width, the phase always
+/// shown, the accessions' counts adding up to the total in every frame
+/// that shows them whole, and the result lines wrapped to the width.
+#[test]
+fn progress_fits_the_terminal_and_adds_up() {
+    use crate::dicom_gen::{self, CT_IMAGE, MR_IMAGE, Series, Study};
+    let script = crate::harness::require("script", "util-linux");
+    let source = tempfile::tempdir().expect("source");
+    let mut files = dicom_gen::write_study(
+        &source.path().join("a"),
+        &Study::new("DOE^JOHN", "PID001", "ACC1", vec![Series::new("CT", CT_IMAGE, 12)]),
+    );
+    files.extend(dicom_gen::write_study(
+        &source.path().join("b"),
+        &Study::new("DOE^JOHN", "PID001", "ACC2", vec![Series::new("MR", MR_IMAGE, 12)]),
+    ));
+    let pacs = crate::harness::FakePacs::start("slow", &files, &["--pause", "0.05"]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    for columns in [60, 80] {
+        let line = format!(
+            "stty cols {columns} rows 24; exec {} --config {} print ACC1 ACC2",
+            env!("CARGO_BIN_EXE_pacs2cd"),
+            env.config.display()
+        );
+        let out = std::process::Command::new(&script)
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env("HOME", env.dir.path())
+            .env("TERM", "xterm")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script");
+        let frames = frames(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{frames:#?}");
+        let bars: Vec<&String> =
+            frames.iter().filter(|f| f.starts_with("retrieving ") || f.starts_with("sending ")).collect();
+        assert!(bars.len() >= 3, "{columns} columns: too few progress frames: {frames:#?}");
+        for frame in &frames {
+            assert!(frame.chars().count() <= columns, "{columns} columns: {frame:?}");
+        }
+        let mut whole = 0;
+        for bar in bars.iter().filter(|b| b.starts_with("retrieving ")) {
+            let count = bar["retrieving ".len()..].split('/').next().and_then(|n| n.parse::<u64>().ok());
+            let Some(total) = count else { panic!("no count in {bar:?}") };
+            let Some(parts) = bar.split_once(" (").and_then(|(_, rest)| rest.split_once(')')).map(|(p, _)| p)
+            else {
+                continue;
+            };
+            let sum: u64 = parts
+                .split(", ")
+                .filter_map(|part| part.split_whitespace().nth(1)?.split('/').next()?.parse::<u64>().ok())
+                .sum();
+            assert_eq!(sum, total, "{columns} columns: the accessions' counts against the total: {bar:?}");
+            whole += 1;
+        }
+        if columns == 80 {
+            assert!(whole >= 2, "no frame showed both accessions' counts: {bars:#?}");
+        }
+        let last = frames.last().expect("the verdict");
+        assert!(frames.iter().any(|f| f.starts_with("sent 24 files of DOE, JOHN")), "{frames:#?}\n{last}");
+    }
+    env.assert_staging_empty();
+}
