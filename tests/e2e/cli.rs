@@ -260,3 +260,34 @@ fn progress_fits_the_terminal_and_adds_up() {
     }
     env.assert_staging_empty();
 }
+
+/// A PACS that does not give ModalitiesInStudy: the result names the
+/// modalities the files carry, on the screen and in JSON.
+#[test]
+fn modalities_come_from_the_files_when_the_pacs_gives_none() {
+    use crate::dicom_gen::{self, CT_IMAGE, MR_IMAGE, Series, Study};
+    let source = tempfile::tempdir().expect("source");
+    let files = dicom_gen::write_study(
+        source.path(),
+        &Study::new(
+            "DOE^JOHN",
+            "PID001",
+            "ACC1",
+            vec![Series::new("CT", CT_IMAGE, 2), Series::new("MR", MR_IMAGE, 1)],
+        ),
+    );
+    let pacs = crate::harness::FakePacs::start("normal", &files, &["--no-modalities"]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["--json", "print", "ACC1"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["studies"][0]["modalities"], serde_json::json!(["CT", "MR"]), "{}", run.stdout);
+    let run = env.run(&["print", "ACC1"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("  ACC1: CT/MR (3 files) "), "{}", run.stdout);
+    env.assert_staging_empty();
+}

@@ -964,7 +964,8 @@ impl Nginx {
             Command::new("setpriv")
                 .args(["--reuid", WEB_USER, "--regid", WEB_USER, "--init-groups", "--"])
                 .arg(fcgiwrap)
-                .args(["-f", "-c", "2", "-s"])
+                // The README's children: a HIS request is not queued behind a job.
+                .args(["-f", "-c", "8", "-s"])
                 .arg(format!("unix:{}", socket.display())),
             &dir.path().join("fcgiwrap.log"),
         );

@@ -410,7 +410,7 @@ class FakePacs:
                  deliver: int | None, no_match: str, refuse_status: int, pause: float = PAUSE,
                  bind: str | None = None, late: int = 2, refuse_levels: set[str] | None = None,
                  counts: str = "default", hide_remaining: bool = False, find_pause: float = 0.0,
-                 late_once: bool = False) -> None:
+                 late_once: bool = False, no_modalities: bool = False) -> None:
         self.archive = archive
         self.behaviour = behaviour
         # Modifiers that combine with any behaviour (see parse_args).
@@ -419,6 +419,7 @@ class FakePacs:
         self.hide_remaining = hide_remaining
         self.find_pause = find_pause
         self.late_once = late_once
+        self.no_modalities = no_modalities
         self.late_done = False
         self.peers = peers
         self.deliver = deliver
@@ -596,7 +597,8 @@ class FakePacs:
                 if self.with_counts:
                     setattr(response, keyword, counts[keyword])
             elif keyword == "ModalitiesInStudy":
-                response.ModalitiesInStudy = self.archive.modalities(first.study_uid)
+                if not self.no_modalities:
+                    response.ModalitiesInStudy = self.archive.modalities(first.study_uid)
             elif keyword in header:
                 response[header[keyword].tag] = copy.deepcopy(header[keyword])
             else:
@@ -1201,6 +1203,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "whatever the behaviour")
     parser.add_argument("--counts", choices=("default", "on", "off"), default="default",
                         help="NumberOf*Related* in C-FIND answers: the behaviour's default, always, never")
+    parser.add_argument("--no-modalities", action="store_true",
+                        help="study answers leave ModalitiesInStudy out (a PACS that does not index it)")
     parser.add_argument("--hide-remaining", action="store_true",
                         help="short: the final Success says nothing of the sub-operations left (a PACS "
                         "that lies by omission)")
@@ -1276,7 +1280,7 @@ def main(argv: list[str]) -> int:
                     args.pause, bind=args.bind, late=args.late,
                     refuse_levels={l.strip().upper() for l in args.refuse_levels.split(",") if l.strip()},
                     counts=args.counts, hide_remaining=args.hide_remaining, find_pause=args.find_pause,
-                    late_once=args.late_once)
+                    late_once=args.late_once, no_modalities=args.no_modalities)
     handlers = [
         (evt.EVT_CONN_OPEN, nodelay),
         (evt.EVT_C_ECHO, pacs.handle_echo),
