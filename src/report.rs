@@ -237,55 +237,60 @@ fn terminal_columns(fd: i32) -> Option<usize> {
     }
 }
 
-/// Columns a character takes on a terminal: two for the wide scripts
-/// (CJK, Hangul, full-width forms), one otherwise.
+/// Columns a character takes on a terminal: none for combining marks and
+/// zero-width characters, two for the wide scripts (CJK, Hangul,
+/// full-width forms) and emoji, one otherwise.
 fn columns_of(c: char) -> usize {
     match c as u32 {
+        0x0300..=0x036F | 0x200B..=0x200F | 0x2060..=0x2064 | 0xFE00..=0xFE0F | 0xFEFF => 0,
         0x1100..=0x115F
         | 0x2E80..=0xA4CF
         | 0xAC00..=0xD7A3
         | 0xF900..=0xFAFF
         | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6 => 2,
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1FAFF
+        | 0x20000..=0x3FFFD => 2,
         _ => 1,
     }
 }
 
-/// `line` in lines of at most `columns`, broken at spaces; the lines after
-/// the first are indented two more than the line itself. A word longer
-/// than a line (a UID on a narrow terminal) is cut where it must be.
+/// `line` in lines of at most `columns`, broken at spaces only: a word (a
+/// path, a UID) is never cut, so what is copied from the screen is what
+/// was meant, and one longer than a line has a line of its own. The lines
+/// after the first are indented two more than the line itself (at most a
+/// quarter of the width).
 fn wrap(line: &str, columns: usize) -> String {
     let width = |text: &str| text.chars().map(columns_of).sum::<usize>();
     if width(line) <= columns {
         return line.to_string();
     }
-    let indent = " ".repeat(line.len() - line.trim_start().len() + 2);
+    let body = line.trim_start_matches(' ');
+    let lead = &line[..line.len() - body.len()];
+    let indent = " ".repeat((lead.len() + 2).min(columns / 4));
     let mut out = String::new();
-    let mut current = line[..line.len() - line.trim_start().len()].to_string();
+    let mut current = lead.to_string();
+    let mut used = width(lead);
     let mut fresh = true;
-    for word in line.split_whitespace() {
-        let room = columns.saturating_sub(width(&current));
+    // Split at single spaces: a run of spaces inside a name stays a run.
+    for word in body.split(' ') {
         let needed = width(word) + usize::from(!fresh);
-        if needed > room && !fresh {
-            out.push_str(current.trim_end());
+        if !fresh && used + needed > columns {
+            out.push_str(current.trim_end_matches(' '));
             out.push('\n');
             current = indent.clone();
+            used = indent.len();
             fresh = true;
         }
         if !fresh {
             current.push(' ');
+            used += 1;
         }
-        for c in word.chars() {
-            if width(&current) + columns_of(c) > columns {
-                out.push_str(&current);
-                out.push('\n');
-                current = indent.clone();
-            }
-            current.push(c);
-        }
+        current.push_str(word);
+        used += width(word);
         fresh = false;
     }
-    out.push_str(current.trim_end());
+    out.push_str(current.trim_end_matches(' '));
     out
 }
 
@@ -448,8 +453,9 @@ pub fn failure_json(failure: &Failure) -> String {
 mod tests {
     use super::*;
 
-    /// Every line fits the terminal: broken at spaces, indented under its
-    /// first line, a word longer than a line cut; wide characters count two.
+    /// Every line fits the terminal, broken at spaces only and indented
+    /// under its first line; a word (a path, a UID) is never cut; wide
+    /// characters count two, combining marks none.
     #[test]
     fn lines_fit_the_terminal() {
         let line =
@@ -464,14 +470,19 @@ mod tests {
             assert!(wrapped.lines().skip(1).all(|l| l.starts_with("  ")), "{wrapped}");
         }
         assert_eq!(wrap("short", 80), "short");
-        let uid =
-            "  ACC001: CT (5 files) 1.2.826.0.1.3680043.8.498.12345678901234567890123456789012345678901234";
-        let wrapped = wrap(uid, 40);
-        assert!(wrapped.lines().all(|l| l.chars().count() <= 40), "{wrapped}");
-        assert_eq!(wrapped.replace(['\n', ' '], ""), uid.replace(' ', ""));
+        let path = "fetched 3 files into /home/alice/DOE_JOHN-ACC1/DICOM/ST000001/SE000001 in 0.1 s";
+        let wrapped = wrap(path, 30);
+        assert!(wrapped.contains("/home/alice/DOE_JOHN-ACC1/DICOM/ST000001/SE000001"), "{wrapped}");
+        // A run of spaces where no break falls stays a run.
+        assert_eq!(wrap("a  b c d e f g h i j k l", 14), "a  b c d e f g\n  h i j k l");
         let wide = "sent 3 files of 山田^太郎 山田^太郎 山田^太郎 山田^太郎 to the CD publisher";
         let wrapped = wrap(wide, 30);
         assert!(wrapped.lines().all(|l| l.chars().map(columns_of).sum::<usize>() <= 30), "{wrapped}");
+        assert_eq!(columns_of('\u{0301}'), 0);
+        assert_eq!(columns_of('😀'), 2);
+        // Leading space wider than the terminal: no line per character.
+        let deep = format!("{}word another word", " ".repeat(40));
+        assert!(wrap(&deep, 20).lines().count() <= 4, "{}", wrap(&deep, 20));
     }
 
     #[test]

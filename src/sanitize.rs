@@ -16,11 +16,22 @@ pub fn for_terminal(text: &str) -> String {
                 out.push(char::from(c as u8 + 0x40));
             }
             '\u{7f}' => out.push_str("^?"),
-            c if c.is_control() => out.push_str(&format!("<U+{:04X}>", c as u32)),
+            c if c.is_control() || is_invisible_format(c) => out.push_str(&format!("<U+{:04X}>", c as u32)),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Characters that change how a line reads without showing themselves:
+/// bidirectional overrides, embeddings and isolates (a name that reads
+/// backwards), zero-width spaces and word joiners. The zero-width
+/// (non-)joiners U+200C and U+200D stay: Persian and Indic names need them.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 /// A value in double quotes as the user typed it (no Rust escapes: one
@@ -149,6 +160,18 @@ fn transliterate(c: char) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name that would read backwards, or hide a space, shows what it
+    /// holds; a Persian name keeps its zero-width non-joiner.
+    #[test]
+    fn invisible_formatting_is_shown() {
+        assert_eq!(for_terminal("DOE\u{202E}NHOJ"), "DOE<U+202E>NHOJ");
+        assert_eq!(for_terminal("A\u{200B}B"), "A<U+200B>B");
+        assert_eq!(
+            for_terminal("\u{0645}\u{06CC}\u{200C}\u{0634}\u{0648}\u{062F}"),
+            "\u{0645}\u{06CC}\u{200C}\u{0634}\u{0648}\u{062F}"
+        );
+    }
 
     #[test]
     fn file_names_stay_put() {

@@ -46,6 +46,12 @@ pub fn serve(cli: &Cli) -> ExitCode {
     .then(|| Arc::new(LivePage::new(Box::new(std::io::stdout()))));
     let (result, download) = handle(cli, &request, live.clone());
     let result = as_the_web_sees_it(result);
+    // A print's remarks are for IT: the page only counts them.
+    if let Ok((Report::Print(printed), _)) = &result {
+        for warning in &printed.warnings {
+            log::warn!("{warning}");
+        }
+    }
     if let Some(page) = live.as_ref().filter(|page| page.begun()) {
         if let Err(failure) = &result {
             log::warn!("{}", failure.detail);

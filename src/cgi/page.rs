@@ -91,7 +91,7 @@ impl<'a> Verdict<'a> {
                     escape_html(&sentence(proof_words(printed.proof))),
                 );
                 body.push_str(&studies_table(&printed.studies));
-                body.push_str(&notes(&printed.warnings, &printed.patients));
+                body.push_str(&notes(&printed.warnings, printed.missing));
                 body
             }
             Ok(Report::Plan(plan)) => {
@@ -131,25 +131,29 @@ impl<'a> Verdict<'a> {
     }
 }
 
-/// What the job said although it went on, as a list; a note that names a
-/// patient stays in the audit log and the error log (web pages never name
-/// a patient beyond the one shown).
-fn notes(warnings: &[String], patients: &[Patient]) -> String {
-    let names = |w: &String| {
-        patients
-            .iter()
-            .any(|p| (!p.name.is_empty() && w.contains(&p.name)) || (!p.id.is_empty() && w.contains(&p.id)))
-    };
-    let shown: Vec<String> = warnings
-        .iter()
-        .filter(|w| !names(w))
-        .map(|w| format!("<li>{}</li>", escape_html(&sentence(w))))
-        .collect();
-    if shown.is_empty() {
-        String::new()
-    } else {
-        format!("<ul class=\"notes\">\n{}\n</ul>\n", shown.join("\n"))
+/// What the job said although it went on: its remarks name options,
+/// configuration keys, addresses and ports (and sometimes a patient), so
+/// the page says only how many there are and where IT finds them (the CGI
+/// writes each to the error log, the audit trail keeps them); a disc
+/// accepted short says how many images it lacks.
+fn notes(warnings: &[String], missing: usize) -> String {
+    let mut out = String::new();
+    if missing > 0 {
+        out.push_str(&format!(
+            "<p><strong>{missing} image{} missing</strong> from this disc.</p>\n",
+            if missing == 1 { " is" } else { "s are" }
+        ));
     }
+    match warnings.len() {
+        0 => {}
+        1 => {
+            out.push_str("<p class=\"detail\">One remark about this job is in the server's log for IT.</p>\n")
+        }
+        n => out.push_str(&format!(
+            "<p class=\"detail\">{n} remarks about this job are in the server's log for IT.</p>\n"
+        )),
+    }
+    out
 }
 
 /// `text` with a capital first letter.
@@ -283,6 +287,9 @@ pub fn escape_html(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c if c.is_control() => {}
+            c if crate::sanitize::is_invisible_format(c) => {
+                out.push_str(&format!("&lt;U+{:04X}&gt;", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -600,6 +607,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A success page's remarks name options, keys, addresses and ports:
+    /// the page counts them and leaves them to the error log.
+    #[test]
+    fn remarks_on_a_success_page_stay_in_the_log() {
+        let mut done = printed("DOE^JOHN");
+        done.warnings = vec![
+            "nothing proves that every image arrived (accepted: --allow-unproven or pacs.allow_unproven)"
+                .into(),
+            "5 audit record(s) of this job did not reach tcp://127.0.0.1:26146: connection refused".into(),
+            "the move port refused 1 connection(s) that did not come from the PACS (127.0.0.3)".into(),
+        ];
+        let page = whole(&Ok(Report::Print(done)), false);
+        let body = &page[page.find("<body>").expect("body")..];
+        for internal in ["--allow", "pacs.", "127.0.0", "26146", "tcp://"] {
+            assert!(!body.contains(internal), "{internal}: {body}");
+        }
+        assert!(body.contains("3 remarks about this job are in the server's log for IT"), "{body}");
     }
 
     /// Some images accepted is not "Not sent": the headline says what to do.
