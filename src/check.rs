@@ -103,11 +103,19 @@ pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckIt
 fn move_port_item(context: &Context) -> CheckItem {
     const ITEM: &str = "move port";
     let pacs = &context.config.pacs;
-    if pacs.retrieve == crate::config::Retrieve::Get {
-        return CheckItem::skipped(ITEM, "not used (pacs.retrieve = \"get\")");
-    }
-    match crate::pipeline::receiver::bind(pacs.move_port) {
-        Ok(_) => CheckItem::ok(ITEM, format!("port {} free for the C-MOVE receiver", pacs.move_port)),
+    let port = match (pacs.retrieve, pacs.move_port) {
+        (crate::config::Retrieve::Get, None) => {
+            return CheckItem::skipped(ITEM, "not used (pacs.retrieve = \"get\", no pacs.move_port)");
+        }
+        (_, port) => port.unwrap_or(crate::config::DEFAULT_MOVE_PORT),
+    };
+    // With C-GET, a set move port takes the studies getscu cannot.
+    let what = match pacs.retrieve {
+        crate::config::Retrieve::Get => "the C-MOVE receiver (studies C-GET cannot take)",
+        crate::config::Retrieve::Move => "the C-MOVE receiver",
+    };
+    match crate::pipeline::receiver::bind(port) {
+        Ok(_) => CheckItem::ok(ITEM, format!("port {port} free for {what}")),
         // A job of ours may hold it right now: that is busy, not broken.
         Err(failure) => CheckItem::failed(ITEM, failure),
     }

@@ -49,6 +49,10 @@ pub struct Pacs {
     /// `total` is the whole job's deadline (pacs.timeout_total_secs).
     pub timeouts: Timeouts,
     pub move_port: u16,
+    /// C-GET with `pacs.move_port` set: a study holding objects getscu
+    /// cannot take is retrieved by C-MOVE instead (the PACS knows us at
+    /// that port).
+    pub move_fallback: bool,
     /// Further addresses the PACS delivers from (`pacs.move_from`).
     pub move_from: Vec<String>,
     pub retrieve: Retrieve,
@@ -253,7 +257,8 @@ pub fn pacs(config: &Config) -> Result<Pacs, Failure> {
             section.timeout_dimse_secs,
             section.timeout_total_secs,
         ]),
-        move_port: section.move_port,
+        move_port: section.move_port.unwrap_or(crate::config::DEFAULT_MOVE_PORT),
+        move_fallback: section.retrieve == Retrieve::Get && section.move_port.is_some(),
         move_from: section.move_from.clone(),
         retrieve: section.retrieve,
         strategy: section.strategy,

@@ -42,6 +42,17 @@ pub const PREFIX: &str = "pacs2cd-";
 /// the move port.
 pub const LOCK_FILE: &str = "retrieve.lock";
 
+/// The record of studies recent jobs asked the PACS to C-MOVE to a port:
+/// `moved-PORT` in the root (see `Root::moved_recently`).
+pub const MOVED_PREFIX: &str = "moved-";
+
+/// How long a study stays in that record: a PACS that sends late sends
+/// within seconds; a quarter of an hour is far beyond any measured.
+const MOVED_KEPT: Duration = Duration::from_secs(15 * 60);
+
+/// At most this many studies in the record (the newest kept).
+const MOVED_MOST: usize = 2000;
+
 /// Staging folders older than this were left by a crash or a power loss.
 const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -270,6 +281,112 @@ impl Root {
             crate::signals::check()?;
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl Root {
+    /// The StudyInstanceUIDs jobs asked the PACS to C-MOVE to `port` in
+    /// the last quarter of an hour. A PACS that sends a study's last images
+    /// after its final response delivers them to whichever job listens
+    /// then: that job must know them for an earlier job's (dropped and
+    /// logged), not for a wrong study (refused). Read and written under
+    /// the port lock. The record is advice: a member of the staging group
+    /// could only make a job drop images of studies it did not ask for
+    /// (which never go on its disc either way); a record that cannot be
+    /// read counts as empty, and late images are then refused as before.
+    pub fn moved_recently(&self, port: u16) -> Vec<String> {
+        match self.moved_record(port, None) {
+            Ok(studies) => studies,
+            Err(err) => {
+                log::warn!("cannot read {}: {err}; taken as empty", self.moved_path(port).display());
+                Vec::new()
+            }
+        }
+    }
+
+    /// Adds `studies`, moved to `port` now, to the record.
+    pub fn note_moved(&self, port: u16, studies: &[String]) {
+        if let Err(err) = self.moved_record(port, Some(studies)) {
+            log::warn!(
+                "cannot record the studies moved in {}: {err}; images the PACS sends them late will fail the \
+                 next job",
+                self.moved_path(port).display()
+            );
+        }
+    }
+
+    fn moved_path(&self, port: u16) -> PathBuf {
+        self.path.join(format!("{MOVED_PREFIX}{port}"))
+    }
+
+    /// Reads the record, forgetting what is too old; with `add`, writes it
+    /// back with those studies (now).
+    fn moved_record(&self, port: u16, add: Option<&[String]>) -> std::io::Result<Vec<String>> {
+        use std::io::{Read, Seek, Write};
+        let path = self.moved_path(port);
+        // Shared: every member's jobs read and write it (under the lock).
+        let mode = match self.sharing {
+            Sharing::Shared { .. } => 0o660,
+            Sharing::Private => 0o600,
+        };
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(add.is_some())
+            .create(add.is_some())
+            .truncate(false)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&path);
+        let mut file = match opened {
+            Ok(file) => file,
+            // Nothing moved yet.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && add.is_none() => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let meta = file.metadata()?;
+        let root_gid = std::fs::metadata(&self.path)?.gid();
+        let mine = meta.uid() == euid();
+        let shared_ok = matches!(self.sharing, Sharing::Shared { .. })
+            && meta.gid() == root_gid
+            && meta.mode() & 0o060 == 0o060;
+        if !meta.is_file() || meta.mode() & 0o007 != 0 || meta.nlink() != 1 || !(mine || shared_ok) {
+            return Err(std::io::Error::other(format!(
+                "not a record of this staging folder's (owner {}, mode {:04o}): remove it",
+                user_name(meta.uid()),
+                meta.mode() & 0o7777
+            )));
+        }
+        if mine && meta.mode() & 0o777 != mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        let mut text = String::new();
+        (&mut file).take(1 << 20).read_to_string(&mut text)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut entries: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|line| {
+                let (when, uid) = line.split_once(' ')?;
+                let when: u64 = when.parse().ok()?;
+                let uid_ok = !uid.is_empty()
+                    && uid.len() <= 64
+                    && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+                (uid_ok && now.saturating_sub(when) < MOVED_KEPT.as_secs()).then(|| (when, uid.to_string()))
+            })
+            .collect();
+        if let Some(add) = add {
+            entries.retain(|(_, uid)| !add.contains(uid));
+            entries.extend(add.iter().map(|uid| (now, uid.clone())));
+            let skip = entries.len().saturating_sub(MOVED_MOST);
+            entries.drain(..skip);
+            let out: String = entries.iter().map(|(when, uid)| format!("{when} {uid}\n")).collect();
+            file.rewind()?;
+            file.set_len(0)?;
+            file.write_all(out.as_bytes())?;
+        }
+        Ok(entries.into_iter().map(|(_, uid)| uid).collect())
     }
 }
 
@@ -550,6 +667,28 @@ mod tests {
     use super::*;
 
     const GROUP: &str = "pacs2cd-no-such-group";
+
+    #[test]
+    fn the_moved_record_keeps_recent_studies_of_its_port() {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = Root { path: dir.path().to_path_buf(), sharing: Sharing::Private };
+        assert!(root.moved_recently(11112).is_empty(), "nothing moved yet");
+        root.note_moved(11112, &["1.2.3".into(), "1.2.4".into()]);
+        root.note_moved(11112, &["1.2.5".into(), "1.2.3".into()]);
+        assert_eq!(root.moved_recently(11112), vec!["1.2.4", "1.2.5", "1.2.3"]);
+        assert!(root.moved_recently(11113).is_empty(), "one record per port");
+        let path = dir.path().join("moved-11112");
+        assert_eq!(std::fs::metadata(&path).expect("record").mode() & 0o777, 0o600);
+        // Old entries and anything that is not a UID are forgotten.
+        std::fs::write(&path, "1 1.2.9\n99999999999 ../etc\nnonsense\n").expect("write");
+        assert!(root.moved_recently(11112).is_empty());
+        // Never through a symlink.
+        std::fs::remove_file(&path).expect("remove");
+        std::os::unix::fs::symlink("/etc/passwd", &path).expect("symlink");
+        assert!(root.moved_recently(11112).is_empty());
+        root.note_moved(11112, &["1.2.3".into()]);
+        assert!(std::fs::read_to_string("/etc/passwd").expect("passwd").contains("root"));
+    }
 
     #[test]
     fn a_missing_root_is_created_private_and_job_dirs_are_private() {

@@ -84,8 +84,10 @@ pub struct Pacs {
     pub port: u16,
     pub called_ae: String,
     pub calling_ae: String,
-    #[serde(deserialize_with = "values::port")]
-    pub move_port: u16,
+    /// Unset: 11112 for C-MOVE; with C-GET, no C-MOVE at all (see
+    /// `job::Pacs::move_fallback`).
+    #[serde(deserialize_with = "values::optional_port")]
+    pub move_port: Option<u16>,
     /// Further addresses (or host names) the PACS delivers C-MOVEs from
     /// (a cluster's other nodes); `host`'s addresses always may.
     pub move_from: Vec<String>,
@@ -105,6 +107,9 @@ pub struct Pacs {
     pub timeout_total_secs: u64,
 }
 
+/// The move port when `pacs.move_port` is not set.
+pub const DEFAULT_MOVE_PORT: u16 = 11112;
+
 /// The legacy script's list, kept in its order.
 pub const LEGACY_MODALITIES: [&str; 14] =
     ["CR", "CT", "MR", "US", "XA", "DX", "MG", "NM", "PT", "RF", "OT", "SC", "ES", "DR"];
@@ -116,7 +121,7 @@ impl Default for Pacs {
             port: 104,
             called_ae: "ANY-SCP".into(),
             calling_ae: "PACS2CD".into(),
-            move_port: 11112,
+            move_port: None,
             move_from: Vec::new(),
             retrieve: Retrieve::Move,
             strategy: Strategy::Study,

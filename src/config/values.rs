@@ -54,6 +54,11 @@ pub fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error>
     Ok(u16::try_from(value).unwrap_or(u16::MAX))
 }
 
+/// A port that may be left unset (the key absent).
+pub fn optional_port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
+    port(deserializer).map(Some)
+}
+
 pub fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     whole(deserializer, "a number of seconds, 1-86400 (a day)", 1, MAX_SECS)
 }

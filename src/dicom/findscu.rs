@@ -101,6 +101,8 @@ impl Query {
                 ("StudyInstanceUID", study.to_string()),
                 ("SeriesInstanceUID", series.to_string()),
                 ("SOPInstanceUID", String::new()),
+                // What C-GET can take depends on it (see getscu).
+                ("SOPClassUID", String::new()),
             ],
         }
     }
@@ -456,7 +458,8 @@ mod tests {
         let joined = image.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
         assert!(
             joined.starts_with(
-                "-S -v -sr -Xs responses.xml -od /w/q1 -k QueryRetrieveLevel=IMAGE -k SOPInstanceUID -aet ME"
+                "-S -v -sr -Xs responses.xml -od /w/q1 -k QueryRetrieveLevel=IMAGE -k SOPInstanceUID -k SOPClassUID \
+                 -aet ME"
             ),
             "{joined}"
         );

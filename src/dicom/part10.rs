@@ -23,6 +23,7 @@ pub const DICOMDIR_SOP_CLASS: &str = "1.2.840.10008.1.3.10";
 /// Tags this tool reads.
 pub mod tag {
     pub const SPECIFIC_CHARACTER_SET: u32 = 0x0008_0005;
+    pub const SOP_CLASS_UID: u32 = 0x0008_0016;
     pub const SOP_INSTANCE_UID: u32 = 0x0008_0018;
     pub const STUDY_DATE: u32 = 0x0008_0020;
     pub const ACCESSION_NUMBER: u32 = 0x0008_0050;

@@ -134,6 +134,13 @@ pub fn class_name(uid: &str, fallback: &str) -> String {
         "1.2.840.10008.5.1.4.1.1.481.2" => "RT Dose Storage",
         "1.2.840.10008.5.1.4.1.1.481.3" => "RT Structure Set Storage",
         "1.2.840.10008.5.1.4.1.1.481.5" => "RT Plan Storage",
+        "1.2.840.10008.5.1.4.1.1.30" => "Parametric Map Storage",
+        "1.2.840.10008.5.1.4.1.1.88.67" => "X-Ray Radiation Dose SR Storage",
+        "1.2.840.10008.5.1.4.1.1.88.68" => "Radiopharmaceutical Radiation Dose SR Storage",
+        "1.2.840.10008.5.1.4.1.1.88.71" => "Acquisition Context SR Storage",
+        "1.2.840.10008.5.1.4.1.1.88.73" => "Patient Radiation Dose SR Storage",
+        "1.2.840.10008.5.1.4.1.1.104.3" => "Encapsulated STL Storage",
+        "1.2.840.10008.5.1.4.1.1.200.2" => "CT Performed Procedure Protocol Storage",
         _ => return if fallback.is_empty() { uid.to_string() } else { fallback.to_string() },
     };
     name.to_string()

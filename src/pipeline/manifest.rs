@@ -68,6 +68,9 @@ pub struct Series {
     pub instances: Option<BTreeSet<String>>,
     /// NumberOfSeriesRelatedInstances, when given.
     pub count: Option<usize>,
+    /// The SOP Class UIDs of its images, when the IMAGE-level answers
+    /// named every image's (dcmqrscp names none).
+    pub classes: Option<BTreeSet<String>>,
 }
 
 impl Series {
@@ -98,6 +101,20 @@ impl Study {
         (self.proof == Proof::InstanceList).then(|| {
             self.series.iter().flat_map(|s| s.instances.iter().flatten().map(String::as_str)).collect()
         })
+    }
+}
+
+impl Study {
+    /// The SOP classes of its images, when the PACS named every image's.
+    pub fn classes(&self) -> Option<BTreeSet<&str>> {
+        if self.series.is_empty() {
+            return None;
+        }
+        let mut all = BTreeSet::new();
+        for series in &self.series {
+            all.extend(series.classes.as_ref()?.iter().map(String::as_str));
+        }
+        Some(all)
     }
 }
 
@@ -144,6 +161,7 @@ pub fn run(finder: &Finder, studies: &[FoundStudy]) -> Result<Manifest, Failure>
                 number: response.get(tag::SERIES_NUMBER).to_string(),
                 instances: None,
                 count: response.number(tag::NUMBER_OF_SERIES_RELATED_INSTANCES),
+                classes: None,
             });
         }
         listed.push(series);
@@ -176,12 +194,17 @@ pub fn run(finder: &Finder, studies: &[FoundStudy]) -> Result<Manifest, Failure>
                         .map(|r| r.get(tag::SOP_INSTANCE_UID).to_string())
                         .filter(|u| !u.is_empty())
                         .collect();
+                    let classes: Option<BTreeSet<String>> = responses
+                        .iter()
+                        .map(|r| Some(r.get(tag::SOP_CLASS_UID).trim().to_string()).filter(|c| !c.is_empty()))
+                        .collect();
                     // An empty answer for a series the PACS just listed
                     // proves nothing: its count stands in.
                     if instances.is_empty() {
                         all_listed = false;
                     } else {
                         entry.instances = Some(instances);
+                        entry.classes = classes;
                     }
                 }
                 None => all_listed = false,

@@ -131,7 +131,8 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         echoed?;
         let early = receiver.unwrap_or(Ok(None));
         let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path())?;
-        let retrieved = retrieve::run(context, &finder, &found, work.path(), receiver, job.allow, &deadline)?;
+        let retrieved =
+            retrieve::run(context, &finder, &found, (work.path(), &root), receiver, job.allow, &deadline)?;
         log::debug!("phase: verified");
         crate::signals::check()?;
         let received = work.path().join("received");

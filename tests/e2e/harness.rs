@@ -410,14 +410,16 @@ impl TestEnv {
     }
 
     /// The staging root holds nothing a job left behind: no staging
-    /// folder (the retrieve lock and the count of refused web tokens stay,
-    /// by design).
+    /// folder (the retrieve lock, the count of refused web tokens and the
+    /// record of moved studies stay, by design).
     pub fn assert_staging_empty(&self) {
         let left: Vec<_> = std::fs::read_dir(&self.staging)
             .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         let left: Vec<_> =
             left.into_iter().filter(|n| n != "retrieve.lock" && n != "refused-tokens").collect();
+        // The record of studies moved to the port stays too (see staging).
+        let left: Vec<_> = left.into_iter().filter(|n| !n.to_string_lossy().starts_with("moved-")).collect();
         assert!(left.is_empty(), "staging root not empty: {left:?}");
     }
 
@@ -627,6 +629,12 @@ impl Dcmqrscp {
     /// With options of its own (`-xd`: sub-operations proposed Deflated
     /// first).
     pub fn start_with(options: &[&str]) -> Dcmqrscp {
+        Dcmqrscp::start_sending_to(options, None)
+    }
+
+    /// With its AE table pointing `PACS2CD` at 127.0.0.1:`destination`
+    /// rather than at pacs2cd's move port (a PACS set up wrong).
+    pub fn start_sending_to(options: &[&str], destination: Option<u16>) -> Dcmqrscp {
         let program = require("dcmqrscp", "dcmtk");
         let dir = tempfile::tempdir().expect("dcmqrscp dir");
         let storage = dir.path().join("storage");
@@ -638,7 +646,7 @@ impl Dcmqrscp {
         .expect("dcmqrscp.cfg");
         let config = template
             .replace("@PORT@", &dicom_port.to_string())
-            .replace("@MOVEPORT@", &move_port.to_string())
+            .replace("@MOVEPORT@", &destination.unwrap_or(move_port).to_string())
             .replace("@STORAGE@", &storage.display().to_string());
         let config_path = dir.path().join("dcmqrscp.cfg");
         std::fs::write(&config_path, config).expect("dcmqrscp config");

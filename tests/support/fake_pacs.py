@@ -4,6 +4,7 @@ the DICOM files of a folder and, on request, misbehaves like real PACSs do.
 
     fake_pacs.py --port PORT --ae PACS --dir DIR [--behaviour NAME]
                  [--peer AE=HOST:PORT ...] [--deliver K] [--late K] [--pause S]
+                 [--late-once] [--late-until-next]
                  [--bind ADDRESS] [--ready-file FILE]
 
 Run it with the project's virtualenv (pynetdicom 3.0.4, pydicom 3.0.2):
@@ -410,7 +411,7 @@ class FakePacs:
                  deliver: int | None, no_match: str, refuse_status: int, pause: float = PAUSE,
                  bind: str | None = None, late: int = 2, refuse_levels: set[str] | None = None,
                  counts: str = "default", hide_remaining: bool = False, find_pause: float = 0.0,
-                 late_once: bool = False, no_modalities: bool = False) -> None:
+                 late_once: bool = False, no_modalities: bool = False, late_until_next: bool = False) -> None:
         self.archive = archive
         self.behaviour = behaviour
         # Modifiers that combine with any behaviour (see parse_args).
@@ -421,6 +422,12 @@ class FakePacs:
         self.late_once = late_once
         self.no_modalities = no_modalities
         self.late_done = False
+        # late-until-next: the held-back instances wait for the next C-MOVE
+        # request (set when it comes), which waits until they are stored.
+        self.late_until_next = late_until_next
+        self.late_pending = False
+        self.next_move = threading.Event()
+        self.late_flushed = threading.Event()
         self.peers = peers
         self.deliver = deliver
         self.pause = pause
@@ -640,6 +647,12 @@ class FakePacs:
                 log(f"{what} -> unknown destination: 0xA801")
                 yield (None, None)
                 return
+            if self.late_until_next and self.late_pending:
+                # An earlier C-MOVE's last instances go first, while this
+                # request waits (as a PACS busy sending them would).
+                log(f"{what}: the earlier C-MOVE's late instances go out first")
+                self.next_move.set()
+                self.late_flushed.wait(30)
 
         matches = []
         if level in LEVELS:
@@ -821,11 +834,31 @@ class FakePacs:
             log(f"C-MOVE late: the final response was 0x{final.get('status', 0):04X}, not Success; "
                 f"the last {count} are not sent")
             return
+        if self.late_until_next:
+            self.late_pending = True
+            try:
+                while not self.next_move.wait(0.05):
+                    if self.stop.is_set():
+                        log(f"C-MOVE late: shutting down; the last {count} are not sent")
+                        return
+                log(f"C-MOVE late: the next C-MOVE came; sending the last {count} "
+                    f"to {name} at {destination[0]}:{destination[1]} on a new association")
+                self.store_late(assoc, message_id, name, destination, instances)
+            finally:
+                self.late_pending = False
+                self.late_flushed.set()
+            return
         if self.stop.wait(self.pause):
             log(f"C-MOVE late: shutting down; the last {count} are not sent")
             return
         log(f"C-MOVE late: {self.pause:g} s after the final response, sending the last {count} "
             f"to {name} at {destination[0]}:{destination[1]} on a new association")
+        self.store_late(assoc, message_id, name, destination, instances)
+
+    def store_late(self, assoc, message_id: int, name: str, destination: tuple[str, int],
+                   instances: list[Instance]) -> None:
+        """Sends the late `instances` on an association of their own."""
+        count = plural(len(instances), "instance")
         try:
             store = assoc.ae.associate(destination[0], destination[1], ae_title=name,
                                        **self.association_options(instances))
@@ -1196,6 +1229,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "default 0.1), or after the final response (late; default 0.5)")
     parser.add_argument("--late-once", action="store_true",
                         help="late: only the first C-MOVE sends late; the others send all in time")
+    parser.add_argument("--late-until-next", action="store_true",
+                        help="late: the last K go out when the next C-MOVE request comes (before its "
+                        "own sub-operations, which wait for them), not --pause seconds later")
     parser.add_argument("--find-pause", type=float, default=0.0, metavar="SECONDS",
                         help="wait this long before answering a STUDY-level C-FIND (a busy PACS)")
     parser.add_argument("--refuse-levels", default="", metavar="LEVELS",
@@ -1280,7 +1316,8 @@ def main(argv: list[str]) -> int:
                     args.pause, bind=args.bind, late=args.late,
                     refuse_levels={l.strip().upper() for l in args.refuse_levels.split(",") if l.strip()},
                     counts=args.counts, hide_remaining=args.hide_remaining, find_pause=args.find_pause,
-                    late_once=args.late_once, no_modalities=args.no_modalities)
+                    late_once=args.late_once, no_modalities=args.no_modalities,
+                    late_until_next=args.late_until_next)
     handlers = [
         (evt.EVT_CONN_OPEN, nodelay),
         (evt.EVT_C_ECHO, pacs.handle_echo),
