@@ -43,7 +43,7 @@ pub const PREFIX: &str = "pacs2cd-";
 pub const LOCK_FILE: &str = "retrieve.lock";
 
 /// The record of studies recent jobs asked the PACS to C-MOVE to a port:
-/// `moved-PORT` in the root (see `Root::moved_recently`).
+/// `moved-PORT.UID` in the root (see `Root::moved_recently`).
 pub const MOVED_PREFIX: &str = "moved-";
 
 /// How long a study stays in that record: a PACS that sends late sends
@@ -285,109 +285,135 @@ impl Root {
 }
 
 impl Root {
-    /// The StudyInstanceUIDs jobs asked the PACS to C-MOVE to `port` in
-    /// the last quarter of an hour. A PACS that sends a study's last images
-    /// after its final response delivers them to whichever job listens
-    /// then: that job must know them for an earlier job's (dropped and
-    /// logged), not for a wrong study (refused). Read and written under
-    /// the port lock. The record is advice: a member of the staging group
-    /// could only make a job drop images of studies it did not ask for
-    /// (which never go on its disc either way); a record that cannot be
-    /// read counts as empty, and late images are then refused as before.
+    /// What jobs asked the PACS to C-MOVE to `port` in the last quarter of
+    /// an hour, as `moved_key`s of their StudyInstanceUIDs. A PACS that
+    /// sends a study's last images after its final response delivers them
+    /// to whichever job listens then: that job must know them for an
+    /// earlier job's (dropped and logged), not for a wrong study (refused).
+    ///
+    /// Each account keeps its own record (`moved-PORT.UID`, written only by
+    /// it, readable by the staging group): no member can rewrite, empty or
+    /// lock another's. The records hold digests, not UIDs: a member learns
+    /// nothing of another's patients from them. What a member can do to
+    /// his own record is make jobs drop images of studies they did not ask
+    /// for, which never go on their disc either way. A record that cannot
+    /// be read is skipped (its late images are then refused, as before).
     pub fn moved_recently(&self, port: u16) -> Vec<String> {
-        match self.moved_record(port, None) {
-            Ok(studies) => studies,
-            Err(err) => {
-                log::warn!("cannot read {}: {err}; taken as empty", self.moved_path(port).display());
-                Vec::new()
+        let prefix = format!("{MOVED_PREFIX}{port}.");
+        let Ok(entries) = std::fs::read_dir(&self.path) else { return Vec::new() };
+        let mut keys = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+            if owner.parse::<u32>().is_err() {
+                continue; // a file being written (`.tmp`), or not ours
+            }
+            match self.read_moved(&entry.path()) {
+                Ok(found) => keys.extend(found.into_iter().map(|(_, key)| key)),
+                Err(err) => log::warn!("skipped {}: {err}", entry.path().display()),
             }
         }
+        keys
     }
 
-    /// Adds `studies`, moved to `port` now, to the record.
+    /// Adds `studies`, asked now to be moved to `port`, to this account's
+    /// record: written beside it and renamed into place, so a full disk or
+    /// a crash leaves the old record whole.
     pub fn note_moved(&self, port: u16, studies: &[String]) {
-        if let Err(err) = self.moved_record(port, Some(studies)) {
+        let path = self.path.join(format!("{MOVED_PREFIX}{port}.{}", euid()));
+        if let Err(err) = self.write_moved(&path, studies) {
             log::warn!(
                 "cannot record the studies moved in {}: {err}; images the PACS sends them late will fail the \
                  next job",
-                self.moved_path(port).display()
+                path.display()
             );
         }
     }
 
-    fn moved_path(&self, port: u16) -> PathBuf {
-        self.path.join(format!("{MOVED_PREFIX}{port}"))
-    }
-
-    /// Reads the record, forgetting what is too old; with `add`, writes it
-    /// back with those studies (now).
-    fn moved_record(&self, port: u16, add: Option<&[String]>) -> std::io::Result<Vec<String>> {
-        use std::io::{Read, Seek, Write};
-        let path = self.moved_path(port);
-        // Shared: every member's jobs read and write it (under the lock).
+    fn write_moved(&self, path: &Path, studies: &[String]) -> std::io::Result<()> {
+        use std::io::Write;
+        let now = unix_now();
+        let added: Vec<String> = studies.iter().map(|uid| moved_key(uid)).collect();
+        let mut entries = match self.read_moved(path) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            // Ours but unreadable: written anew.
+            Err(_) => Vec::new(),
+        };
+        entries.retain(|(_, key)| !added.contains(key));
+        entries.extend(added.into_iter().map(|key| (now, key)));
+        let skip = entries.len().saturating_sub(MOVED_MOST);
+        entries.drain(..skip);
+        let out: String = entries.iter().map(|(when, key)| format!("{when} {key}\n")).collect();
         let mode = match self.sharing {
-            Sharing::Shared { .. } => 0o660,
+            Sharing::Shared { .. } => 0o640,
             Sharing::Private => 0o600,
         };
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(add.is_some())
-            .create(add.is_some())
-            .truncate(false)
+        let temp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
             .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temp)?;
+        let written = file
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .and_then(|()| file.write_all(out.as_bytes()))
+            .and_then(|()| std::fs::rename(&temp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written
+    }
+
+    /// One account's record: (when, key) of what is recent, never through
+    /// a symlink, and only a plain file that no one but its owner may
+    /// write. Lines that do not parse, and times in the future, are
+    /// forgotten.
+    fn read_moved(&self, path: &Path) -> std::io::Result<Vec<(u64, String)>> {
+        use std::io::Read;
+        let file = OpenOptions::new()
+            .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(&path);
-        let mut file = match opened {
-            Ok(file) => file,
-            // Nothing moved yet.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && add.is_none() => return Ok(Vec::new()),
-            Err(err) => return Err(err),
-        };
+            .open(path)?;
         let meta = file.metadata()?;
         let root_gid = std::fs::metadata(&self.path)?.gid();
-        let mine = meta.uid() == euid();
-        let shared_ok = matches!(self.sharing, Sharing::Shared { .. })
-            && meta.gid() == root_gid
-            && meta.mode() & 0o060 == 0o060;
-        if !meta.is_file() || meta.mode() & 0o007 != 0 || meta.nlink() != 1 || !(mine || shared_ok) {
+        let owner_ok = match self.sharing {
+            Sharing::Shared { .. } => meta.gid() == root_gid || meta.uid() == euid(),
+            Sharing::Private => meta.uid() == euid(),
+        };
+        if !meta.is_file() || meta.mode() & 0o022 != 0 || meta.nlink() != 1 || !owner_ok {
             return Err(std::io::Error::other(format!(
-                "not a record of this staging folder's (owner {}, mode {:04o}): remove it",
+                "not a record of this staging folder's (owner {}, mode {:04o})",
                 user_name(meta.uid()),
                 meta.mode() & 0o7777
             )));
         }
-        if mine && meta.mode() & 0o777 != mode {
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        let mut text = String::new();
-        (&mut file).take(1 << 20).read_to_string(&mut text)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut entries: Vec<(u64, String)> = text
+        let mut bytes = Vec::new();
+        file.take(1 << 20).read_to_end(&mut bytes)?;
+        let now = unix_now();
+        Ok(String::from_utf8_lossy(&bytes)
             .lines()
             .filter_map(|line| {
-                let (when, uid) = line.split_once(' ')?;
+                let (when, key) = line.split_once(' ')?;
                 let when: u64 = when.parse().ok()?;
-                let uid_ok = !uid.is_empty()
-                    && uid.len() <= 64
-                    && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-                (uid_ok && now.saturating_sub(when) < MOVED_KEPT.as_secs()).then(|| (when, uid.to_string()))
+                let key_ok = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+                let recent = when <= now + 60 && now.saturating_sub(when) < MOVED_KEPT.as_secs();
+                (key_ok && recent).then(|| (when, key.to_string()))
             })
-            .collect();
-        if let Some(add) = add {
-            entries.retain(|(_, uid)| !add.contains(uid));
-            entries.extend(add.iter().map(|uid| (now, uid.clone())));
-            let skip = entries.len().saturating_sub(MOVED_MOST);
-            entries.drain(..skip);
-            let out: String = entries.iter().map(|(when, uid)| format!("{when} {uid}\n")).collect();
-            file.rewind()?;
-            file.set_len(0)?;
-            file.write_all(out.as_bytes())?;
-        }
-        Ok(entries.into_iter().map(|(_, uid)| uid).collect())
+            .collect())
     }
+}
+
+/// The digest a moved study is known by in the records (SHA-256 of its
+/// StudyInstanceUID, in hex).
+pub fn moved_key(study_instance_uid: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, study_instance_uid.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Opens the lock read-only, never through a symlink; in a private root it
@@ -675,19 +701,43 @@ mod tests {
         assert!(root.moved_recently(11112).is_empty(), "nothing moved yet");
         root.note_moved(11112, &["1.2.3".into(), "1.2.4".into()]);
         root.note_moved(11112, &["1.2.5".into(), "1.2.3".into()]);
-        assert_eq!(root.moved_recently(11112), vec!["1.2.4", "1.2.5", "1.2.3"]);
+        let keys = |uids: &[&str]| uids.iter().map(|u| moved_key(u)).collect::<Vec<_>>();
+        assert_eq!(root.moved_recently(11112), keys(&["1.2.4", "1.2.5", "1.2.3"]));
         assert!(root.moved_recently(11113).is_empty(), "one record per port");
-        let path = dir.path().join("moved-11112");
+        let path = dir.path().join(format!("moved-11112.{}", euid()));
         assert_eq!(std::fs::metadata(&path).expect("record").mode() & 0o777, 0o600);
-        // Old entries and anything that is not a UID are forgotten.
-        std::fs::write(&path, "1 1.2.9\n99999999999 ../etc\nnonsense\n").expect("write");
+        // Digests, never the UIDs (patient data).
+        assert!(!std::fs::read_to_string(&path).expect("record").contains("1.2.3"));
+        // Old entries, times in the future, bytes that are no text and
+        // anything that is not a digest are forgotten.
+        let key = moved_key("1.2.9");
+        let future = unix_now() + 3600;
+        let mut text = format!("1 {key}\n{future} {key}\n").into_bytes();
+        text.extend_from_slice(b"\xff\xfe broken\n99999 ../etc\nnonsense\n");
+        std::fs::write(&path, text).expect("write");
         assert!(root.moved_recently(11112).is_empty());
+        // A record anyone else may write is skipped; written anew by its owner.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        assert!(root.moved_recently(11112).is_empty());
+        root.note_moved(11112, &["1.2.3".into()]);
+        assert_eq!(root.moved_recently(11112), keys(&["1.2.3"]));
         // Never through a symlink.
         std::fs::remove_file(&path).expect("remove");
         std::os::unix::fs::symlink("/etc/passwd", &path).expect("symlink");
         assert!(root.moved_recently(11112).is_empty());
         root.note_moved(11112, &["1.2.3".into()]);
         assert!(std::fs::read_to_string("/etc/passwd").expect("passwd").contains("root"));
+        assert!(
+            std::fs::symlink_metadata(&path).expect("link").file_type().is_file(),
+            "the link is replaced"
+        );
+        // Nothing left beside it.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into())
+            .collect();
+        assert_eq!(names, vec![format!("moved-11112.{}", euid())]);
     }
 
     #[test]

@@ -151,14 +151,16 @@ fn retrieve(
         Watch::start_with_folders(
             work,
             Box::new(move |identity, source, bytes| {
+                // Late images take room too: a PACS streaming an earlier
+                // job's study cannot fill the disk unnoticed.
+                if let Err(full) = space.arrived(bytes) {
+                    refused.refuse(full);
+                }
                 // Not this job's: dropped at the verdict.
                 if source.is_some_and(|source| source.early)
                     || (source.is_some() && requested.is_earlier(&identity.study_instance_uid))
                 {
                     return;
-                }
-                if let Err(full) = space.arrived(bytes) {
-                    refused.refuse(full);
                 }
                 let part = match requested.place(identity) {
                     Ok(study) => parts_of_studies.get(study).copied(),
@@ -465,16 +467,21 @@ impl Requested {
         }
     }
 
-    /// Learns the studies earlier jobs asked to be moved to this port.
+    /// Learns the studies earlier jobs asked to be moved to this port
+    /// (their `staging::moved_key`s).
     fn learn_earlier(&self, moved: Vec<String>) {
         let mut earlier = self.earlier.lock().unwrap_or_else(|p| p.into_inner());
-        earlier.extend(moved.into_iter().filter(|uid| !self.studies.contains_key(uid)));
+        earlier.extend(moved);
     }
 
     /// Whether `study` is an earlier job's, not this one's.
     fn is_earlier(&self, study: &str) -> bool {
         !self.studies.contains_key(study)
-            && self.earlier.lock().unwrap_or_else(|p| p.into_inner()).contains(study)
+            && self
+                .earlier
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&crate::staging::moved_key(study))
     }
 
     /// The PACS's lists (studies in `Found` order).
@@ -748,11 +755,16 @@ fn transfer(
         }
     }
     // What the PACS is asked to send to the move port, for the next jobs
-    // there (see staging::Root::moved_recently).
+    // there (see staging::Root::moved_recently): recorded before it is
+    // asked, under the port lock, so that a job cut short (a deadline, a
+    // signal, a failure) still tells the next one.
     let moved: Vec<String> = match pacs.retrieve {
         Retrieve::Move => uids.clone(),
         Retrieve::Get => by_move.clone(),
     };
+    if receiver.is_some() && !moved.is_empty() {
+        root.note_moved(pacs.move_port, &moved);
+    }
     let mut statuses: Vec<String> = Vec::new();
     let mut excused: Vec<String> = Vec::new();
     let mut stored = Some(0);
@@ -864,9 +876,6 @@ fn transfer(
         } else {
             receiver.wait_quiet(QUIET, Duration::from_secs(5));
         }
-        // Still under the lock: the next job on the port learns what this
-        // one asked for, should the PACS send some of it late.
-        root.note_moved(pacs.move_port, &moved);
         let tally = receiver.stop();
         for association in &tally.associations {
             log::debug!("association {} from {}", association.source.association, association.source);

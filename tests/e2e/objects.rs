@@ -468,3 +468,66 @@ fn a_move_destination_unreachable_or_unknown_is_named_in_either_strategy() {
         stranger.assert_staging_empty();
     }
 }
+
+/// The same across accounts, as deployed: a technician's job leaves the
+/// late images, a second technician's job drops them. The record the
+/// first leaves in the shared root is its own (0640), holds digests, not
+/// StudyInstanceUIDs, and the second member can neither rewrite it nor
+/// read a UID from it.
+#[test]
+fn late_images_of_another_technicians_job_are_dropped_and_the_record_tells_nothing() {
+    use crate::harness::{SECOND_MEMBER, TECHNICIAN, own};
+    use std::os::unix::fs::MetadataExt;
+    let source = tempfile::tempdir().expect("source");
+    let earlier = dicom_gen::write_study(
+        &source.path().join("a"),
+        &Study::new("DOE^JOHN", "PID001", "EARLY3", vec![Series::new("CT", CT_IMAGE, 10)]),
+    );
+    let next = dicom_gen::write_study(
+        &source.path().join("b"),
+        &Study::new("ROE^JANE", "PID002", "NEXT3", vec![Series::new("MR", MR_IMAGE, 5)]),
+    );
+    let files: Vec<Written> = earlier.iter().chain(&next).cloned().collect();
+    let pacs = FakePacs::start("late", &files, &["--late", "3", "--late-once", "--late-until-next"]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::hospital(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let home = env.dir.path().join("homes");
+    std::fs::create_dir(&home).expect("homes");
+    own(&home, "root", "root", 0o755);
+    for user in [TECHNICIAN, SECOND_MEMBER] {
+        let dir = home.join(user);
+        std::fs::create_dir(&dir).expect("home");
+        own(&dir, user, user, 0o700);
+    }
+    env.run_as(TECHNICIAN, &home.join(TECHNICIAN), &["--json", "print", "EARLY3"]).expect_code(75);
+    let records: Vec<_> = std::fs::read_dir(&env.staging)
+        .expect("root")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("moved-"))
+        .collect();
+    assert_eq!(records.len(), 1, "one record, the technician's");
+    let record = records[0].path();
+    let meta = std::fs::metadata(&record).expect("record");
+    assert_eq!(meta.mode() & 0o777, 0o640, "its owner's alone to write");
+    assert_eq!(crate::harness::uid_of(TECHNICIAN), meta.uid());
+    let text = std::fs::read_to_string(&record).expect("record");
+    // Digests only: no UID (dotted digits) in it.
+    assert!(!text.is_empty() && !text.contains('.'), "a StudyInstanceUID in the record: {text}");
+    assert!(text.lines().all(|line| line.split_once(' ').is_some_and(|(_, key)| key.len() == 64)), "{text}");
+    let status = Command::new("setpriv")
+        .args(["--reuid", SECOND_MEMBER, "--regid", SECOND_MEMBER, "--init-groups", "--"])
+        .args(["sh", "-c", &format!(": > '{}'", record.display())])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("sh");
+    assert!(!status.success(), "the second member emptied the technician's record");
+    let run = env.run_as(SECOND_MEMBER, &home.join(SECOND_MEMBER), &["--json", "print", "NEXT3"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("arrived late: an earlier job asked for it"), "{}", run.stderr);
+    assert_eq!(publisher.received_once(), uids(&next));
+    env.assert_staging_empty();
+}
