@@ -52,7 +52,11 @@ impl CheckItem {
 }
 
 /// Runs every check; `loaded` is how loading the configuration went.
-pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckItem>, Failure> {
+pub fn run(
+    context: &Context,
+    loaded: Result<(), Failure>,
+    probe: Option<&crate::accession::Accession>,
+) -> Result<Vec<CheckItem>, Failure> {
     let mut items = Vec::new();
     match (loaded, &context.origin) {
         (Err(failure), _) => {
@@ -86,6 +90,9 @@ pub fn run(context: &Context, loaded: Result<(), Failure>) -> Result<Vec<CheckIt
     items.push(find_pacs(context)?);
     items.push(patient_api_item(context));
     items.push(move_port_item(context));
+    if let Some(item) = move_probe_item(context, probe)? {
+        items.push(item);
+    }
     items.push(match staging::describe(&context.config.staging_dir, &context.config.staging_group) {
         Ok(detail) => CheckItem::ok("staging folder", detail),
         Err(failure) => CheckItem::failed("staging folder", failure),
@@ -218,6 +225,176 @@ fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
         &publisher.timeouts,
         Class::PublisherUnreachable,
     )
+}
+
+/// Whether the PACS takes this AE as a C-MOVE destination, delivering
+/// nothing: a C-MOVE to ourselves under the retrieve lock, while nothing
+/// listens on the move port (DICOM-NOTES section 8). "Move Destination
+/// unknown" is an AE the PACS does not know; a move that fails because
+/// the port is closed (dcmqrscp: Out of Resources, Orthanc: Unable to
+/// process) is an AE it knows here; a move that succeeds sent the images
+/// elsewhere. A UID that matches nothing proves nothing on a PACS that
+/// answers Success whatever the destination (dcmqrscp): `check ACC`
+/// moves that accession's study instead (asked, never received; its
+/// query is recorded for the audit trail).
+fn move_probe_item(
+    context: &Context,
+    probe: Option<&crate::accession::Accession>,
+) -> Result<Option<CheckItem>, Failure> {
+    const ITEM: &str = "C-MOVE destination";
+    let config = &context.config;
+    if config.pacs.retrieve == crate::config::Retrieve::Get && config.pacs.move_port.is_none() {
+        return Ok(None);
+    }
+    let pacs = match job::pacs(config) {
+        Ok(pacs) => pacs,
+        Err(failure) => return Ok(Some(CheckItem::failed(ITEM, failure))),
+    };
+    let (Ok(findscu_path), Ok(movescu_path)) =
+        (context.toolbox.path(Tool::Findscu), context.toolbox.path(Tool::Movescu))
+    else {
+        return Ok(Some(CheckItem::skipped(ITEM, "findscu or movescu is missing (see above)")));
+    };
+    // No job's receiver may be on the port while the PACS is asked to send
+    // there: the lock, held for the probe (a job holding it: skipped).
+    let _lock = match std::fs::symlink_metadata(&config.staging_dir) {
+        Ok(_) => {
+            let root = match staging::open(&config.staging_dir, &config.staging_group) {
+                Ok(root) => root,
+                Err(failure) => {
+                    return Ok(Some(CheckItem::skipped(ITEM, format!("no staging root: {}", failure.detail))));
+                }
+            };
+            match root.lock(pacs.move_port, Duration::ZERO, &mut |_| {}) {
+                Ok(lock) => Some(lock),
+                Err(_) => {
+                    return Ok(Some(CheckItem::skipped(
+                        ITEM,
+                        "a job is retrieving on the move port now: try again later",
+                    )));
+                }
+            }
+        }
+        Err(_) => None,
+    };
+    if crate::pipeline::receiver::bind(pacs.move_port).is_err() {
+        return Ok(Some(CheckItem::skipped(ITEM, "the move port is taken (see above)")));
+    }
+    let scratch = tempfile::tempdir()
+        .map_err(|err| Failure::config(format!("cannot make a temporary folder: {err}")))?;
+    let timeouts = pacs.timeouts;
+    let study = match probe {
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            format!("2.25.{}{nanos:09}", std::process::id())
+        }
+        Some(accession) => {
+            let trail = crate::audit::trail::Trail::open(
+                config,
+                "check",
+                crate::audit::trail::local_requester(),
+                false,
+            )?;
+            trail.started();
+            let query = [Query::studies(accession.as_str(), false)];
+            let files = findscu::write_queries(&query, scratch.path())
+                .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
+            let mut command = Command::new(&findscu_path, timeouts.connect + timeouts.acse + timeouts.dimse);
+            command.args(findscu::args(
+                pacs.calling_ae.as_str(),
+                &pacs.endpoint,
+                &timeouts,
+                &query,
+                &files,
+                scratch.path(),
+                query[0].extract(),
+            ));
+            command.dir = Some(scratch.path().to_path_buf());
+            let output = runner::run(&command, &mut |_| {})?;
+            let complete = matches!(findscu::ending(&output.lines, 1), Ending::Complete { .. });
+            let uid = findscu::responses(scratch.path(), query[0].extract())
+                .ok()
+                .and_then(|answers| {
+                    answers
+                        .iter()
+                        .map(|answer| answer.get(crate::dicom::part10::tag::STUDY_INSTANCE_UID).to_string())
+                        .find(|uid| !uid.is_empty())
+                })
+                .filter(|_| complete);
+            let found = match &uid {
+                Some(_) => Ok(()),
+                None => Err(Failure::accession_not_found(&format!(
+                    "the PACS {} has no study of accession {accession} to probe with",
+                    pacs.endpoint
+                ))),
+            };
+            trail.queried(&pacs.endpoint, &[accession.as_str()], found.as_ref().map(|_| ()));
+            trail.stopped(crate::audit::atna::Outcome::of(found.as_ref().map(|_| ())));
+            match (uid, found) {
+                (Some(uid), _) => uid,
+                (None, Err(failure)) => return Ok(Some(CheckItem::failed(ITEM, failure))),
+                (None, Ok(())) => return Ok(None),
+            }
+        }
+    };
+    let query = scratch.path().join("move.dcm");
+    crate::dicom::RetrieveKeys::Studies(std::slice::from_ref(&study))
+        .write_query(&query)
+        .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
+    let mut command = Command::new(&movescu_path, timeouts.connect + timeouts.acse + timeouts.dimse * 2);
+    command.args(crate::dicom::movescu::args(pacs.calling_ae.as_str(), &pacs.endpoint, &timeouts, &query));
+    command.dir = Some(scratch.path().to_path_buf());
+    let output = runner::run(&command, &mut |_| {})?;
+    let log = crate::dicom::movescu::parse(&output.lines);
+    let calling = &pacs.calling_ae;
+    let port = pacs.move_port;
+    let peer = &pacs.endpoint;
+    if let Some(problem) = &log.problem {
+        let mut item = CheckItem::failed(
+            ITEM,
+            Failure::config(format!("{peer} {}", association_words(problem, calling))),
+        );
+        item.failed = Some(Class::PacsUnreachable);
+        return Ok(Some(item));
+    }
+    let status = log.final_status.clone().unwrap_or_else(|| "no final response".into());
+    let completed = log.counts.completed.unwrap_or(0);
+    let verdict = if status.contains("Move Destination unknown") {
+        Err(format!(
+            "{peer} does not know AE {calling} as a move destination ({status}): add {calling} with this host and \
+             port {port} to its AE table"
+        ))
+    } else if status.starts_with("Success") && completed > 0 {
+        Err(format!(
+            "{peer} sent {completed} image(s) of the probe somewhere else while nothing listened on port {port}: \
+             its AE table maps {calling} to another host or port"
+        ))
+    } else if status.starts_with("Success") || status.starts_with("Pending") {
+        Ok(match probe {
+            None => format!(
+                "{peer} accepted a move of a study that does not exist ({status}); that proves nothing on a PACS \
+                 that accepts any destination: `pacs2cd check ACC` probes with a real study, delivering nothing"
+            ),
+            Some(_) => format!(
+                "{peer} answered {status} and sent nothing: it may not know {calling} (check its AE table)"
+            ),
+        })
+    } else {
+        Ok(format!(
+            "{peer} knows AE {calling} as a move destination: it tried port {port}, closed for the probe ({status})"
+        ))
+    };
+    Ok(Some(match verdict {
+        Ok(detail) => CheckItem::ok(ITEM, detail),
+        Err(why) => {
+            let mut item = CheckItem::failed(ITEM, Failure::config(why));
+            item.failed = Some(Class::PacsUnreachable);
+            item
+        }
+    }))
 }
 
 /// A real STUDY-level C-FIND, as a job sends it: it must end with the final

@@ -158,7 +158,18 @@ pub enum Command {
     /// item is fine, 78 when the configuration, a tool, the staging folder
     /// or the audit log is wrong (or no configuration file was found), 69
     /// when the PACS or the publisher does not answer as a job needs.
-    Check,
+    ///
+    /// With C-MOVE, it also asks the PACS to move a study to this AE while
+    /// nothing listens on the move port: "Move Destination unknown" means
+    /// the PACS's AE table lacks this AE; nothing is delivered. Without
+    /// ACC the study does not exist, which some PACSs (dcmqrscp) accept
+    /// from any destination; with ACC, that accession's study is used.
+    Check {
+        /// An accession whose study the C-MOVE probe may name (nothing is
+        /// received; the query is recorded for the audit trail)
+        #[arg(value_name = "ACC")]
+        accession: Option<String>,
+    },
 }
 
 /// What a job may let pass that it refuses by default (print and fetch).
@@ -193,7 +204,7 @@ impl Command {
             Command::Fetch { .. } => "fetch",
             Command::Relay { .. } => "relay",
             Command::Cgi => "cgi",
-            Command::Check => "check",
+            Command::Check { .. } => "check",
         }
     }
 
@@ -201,7 +212,7 @@ impl Command {
     pub fn accessions(&self) -> Vec<String> {
         match self {
             Command::Print { accessions, .. } | Command::Fetch { accessions, .. } => accessions.clone(),
-            Command::Relay { .. } | Command::Cgi | Command::Check => Vec::new(),
+            Command::Relay { .. } | Command::Cgi | Command::Check { .. } => Vec::new(),
         }
     }
 }

@@ -167,7 +167,7 @@ pub fn build(command: Command, config: &Config) -> Result<Job, Failure> {
             let options = PrintOptions { to, dry_run, allow };
             Ok(Job::Print(print_job(config, &accessions, options)?))
         }
-        Command::Check | Command::Cgi => Err(Failure::config("check and cgi are not jobs")),
+        Command::Check { .. } | Command::Cgi => Err(Failure::config("check and cgi are not jobs")),
     }
 }
 

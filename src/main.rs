@@ -73,15 +73,21 @@ fn main() -> ExitCode {
 /// before any traffic (if the log cannot be written, nothing moves), its
 /// end follows whatever happens, refused requests included.
 fn execute(cli: cli::Cli) -> Result<Report, Failure> {
-    if let cli::Command::Check = cli.command {
+    if let cli::Command::Check { accession } = &cli.command {
+        let probe = match accession {
+            Some(accession) => accession::parse_list(std::slice::from_ref(accession), 1)?.into_iter().next(),
+            None => None,
+        };
         // check reports a configuration it cannot load as its first line.
         let progress = job::progress_mode(&cli);
         let discovery = config::Discovery::from_env(cli.config.as_deref());
         return Ok(Report::Check(match config::load(&discovery) {
-            Ok((config, origin)) => check::run(&job::context(config, origin, progress), Ok(()))?,
+            Ok((config, origin)) => {
+                check::run(&job::context(config, origin, progress), Ok(()), probe.as_ref())?
+            }
             Err(failure) => {
                 let defaults = job::context(config::Config::default(), config::Origin::Defaults, progress);
-                check::run(&defaults, Err(failure))?
+                check::run(&defaults, Err(failure), None)?
             }
         }));
     }

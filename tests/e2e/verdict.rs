@@ -374,3 +374,62 @@ fn check_catches_what_a_job_would_fail() {
     run.expect_code(69);
     assert_eq!(run.json()["error"], "CD Publisher unreachable");
 }
+
+/// `check` asks the PACS to move a study to this AE while nothing listens
+/// on the move port (under the retrieve lock): an AE the PACS's table
+/// lacks is named; one it knows passes; one it maps elsewhere is named;
+/// nothing reaches pacs2cd or the publisher. Without an accession, a
+/// study that does not exist proves nothing on dcmqrscp, and check says so.
+#[test]
+fn check_probes_whether_the_pacs_knows_this_ae_as_a_move_destination() {
+    use crate::harness::Dcmqrscp;
+    let source = tempfile::tempdir().expect("source");
+    let files = study(source.path(), "ACC100", 3);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let line = |run: &crate::harness::Run| {
+        run.stdout.lines().find(|l| l.contains("C-MOVE destination")).unwrap_or_default().to_string()
+    };
+    let pacs = Dcmqrscp::start();
+    pacs.load(&files);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let known = env.run(&["check", "ACC100"]);
+    assert!(line(&known).starts_with("ok") && line(&known).contains("knows AE PACS2CD"), "{}", known.stdout);
+    let unproven = env.run(&["check"]);
+    assert!(line(&unproven).contains("proves nothing"), "{}", unproven.stdout);
+    let stranger = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config("").replace("calling_ae = \"PACS2CD\"", "calling_ae = \"NOBODY\""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let unknown = stranger.run(&["check", "ACC100"]);
+    assert_ne!(unknown.code, Some(0), "{}", unknown.stdout);
+    assert!(
+        line(&unknown).starts_with("FAIL")
+            && line(&unknown).contains("does not know AE NOBODY as a move destination"),
+        "{}",
+        unknown.stdout
+    );
+    assert!(publisher.received_uids().is_empty());
+    env.assert_staging_empty();
+    // A PACS whose table maps PACS2CD to another port: the probe's images
+    // went there, and check names the table.
+    let elsewhere = Storescp::start(Publisher::AcceptAll);
+    let mapped = Dcmqrscp::start_sending_to(&[], Some(elsewhere.port));
+    mapped.load(&files);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        mapped.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["check", "ACC100"]);
+    assert!(
+        line(&run).starts_with("FAIL") && line(&run).contains("maps PACS2CD to another host or port"),
+        "{}",
+        run.stdout
+    );
+    env.assert_staging_empty();
+}
