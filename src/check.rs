@@ -262,7 +262,10 @@ fn move_probe_item(
             let root = match staging::open(&config.staging_dir, &config.staging_group) {
                 Ok(root) => root,
                 Err(failure) => {
-                    return Ok(Some(CheckItem::skipped(ITEM, format!("no staging root: {}", failure.detail))));
+                    return Ok(Some(CheckItem::skipped(
+                        ITEM,
+                        format!("no staging root: {}", failure.detail),
+                    )));
                 }
             };
             match root.lock(pacs.move_port, Duration::ZERO, &mut |_| {}) {

@@ -40,6 +40,22 @@ fn refused(path: &Path, why: &str) -> Failure {
     Failure::config(format!("output {} {why}", path.display()))
 }
 
+/// A write of the output that failed: a full disk is said as such (74,
+/// never a configuration error), with what is free there.
+fn not_written(path: &Path, err: &io::Error) -> Failure {
+    if err.raw_os_error() == Some(libc::ENOSPC) {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let free = crate::staging::free_bytes(folder).map(|b| format!("{} MB free", b / 1_000_000));
+        return Failure::disk_full(&format!(
+            "output disk full: {} cannot be written ({}); nothing was placed",
+            path.display(),
+            free.unwrap_or_else(|_| "no space left".into())
+        ))
+        .for_the_web("the server that prepares the discs is out of disk space");
+    }
+    refused(path, &format!("cannot be written: {}", lower(err)))
+}
+
 /// Checks a folder the disc is to go into: missing, or the user's own
 /// tree (see the module comment); occupied only with `force`.
 pub fn check_folder(output: &Path, force: bool) -> Result<(), Failure> {
@@ -134,7 +150,7 @@ pub fn place_folder(built: &Path, output: &Path, force: bool) -> Result<(), Fail
         Ok(()) => return set_mode(output, FOLDER_MODE),
         // Someone made it meanwhile (or it was there): the checks decide.
         Err(err) if matches!(err.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => {}
-        Err(err) => return Err(refused(output, &format!("cannot be written: {}", lower(&err)))),
+        Err(err) => return Err(not_written(output, &err)),
     }
     check_folder(output, force)?;
     let entries: Vec<PathBuf> = std::fs::read_dir(built)
@@ -161,7 +177,7 @@ pub fn place_folder(built: &Path, output: &Path, force: bool) -> Result<(), Fail
                 let _ =
                     if done.is_dir() { std::fs::remove_dir_all(done) } else { std::fs::remove_file(done) };
             }
-            return Err(refused(&target, &format!("cannot be written: {}", lower(&err))));
+            return Err(not_written(&target, &err));
         }
         placed.push(target);
     }
@@ -175,19 +191,29 @@ pub fn place_file(built: &Path, target: &Path, force: bool) -> Result<(), Failur
     let moved = if force { rename(built, target, false) } else { rename(built, target, true) };
     match moved {
         Ok(()) => {}
+        // Another file system: copied whole into a private folder beside
+        // the target, then renamed in. The old image (--force) is replaced
+        // only by a whole one, and no partial image ever has its name.
         Err(err) if err.raw_os_error() == Some(libc::EXDEV) => {
-            if force {
-                let _ = std::fs::remove_file(target);
+            let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let beside = tempfile::Builder::new()
+                .prefix(".pacs2cd-")
+                .tempdir_in(parent)
+                .map_err(|err| not_written(target, &err))?;
+            let copy = beside.path().join("image");
+            copy_file(built, &copy).map_err(|err| not_written(target, &err))?;
+            match rename(&copy, target, !force) {
+                Ok(()) => {}
+                Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
+                    return Err(refused(target, "appeared meanwhile: choose another file, or use --force"));
+                }
+                Err(err) => return Err(not_written(target, &err)),
             }
-            copy_file(built, target).map_err(|err| {
-                let _ = std::fs::remove_file(target);
-                refused(target, &format!("cannot be written: {}", lower(&err)))
-            })?;
         }
         Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
             return Err(refused(target, "appeared meanwhile: choose another file, or use --force"));
         }
-        Err(err) => return Err(refused(target, &format!("cannot be written: {}", lower(&err)))),
+        Err(err) => return Err(not_written(target, &err)),
     }
     set_mode(target, FILE_MODE)
 }

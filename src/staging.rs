@@ -646,6 +646,14 @@ pub fn check_space(root: &Path, min_free: u64) -> Result<(), Failure> {
 /// file the PACS sent, or a C-FIND answer, that could not be written is
 /// not the PACS's fault. Other failures pass unchanged.
 pub fn explain_full(root: &Path, failure: Failure) -> Failure {
+    match free_bytes(root) {
+        Ok(free) => explain_full_with(root, free, failure),
+        Err(_) => failure,
+    }
+}
+
+/// `explain_full` with the free bytes measured.
+fn explain_full_with(root: &Path, free: u64, failure: Failure) -> Failure {
     use crate::failure::Class;
     let blamed_elsewhere = matches!(
         failure.class,
@@ -656,22 +664,38 @@ pub fn explain_full(root: &Path, failure: Failure) -> Failure {
             | Class::RelayFailed
             | Class::PartialRelay
     );
-    match free_bytes(root) {
-        Ok(free) if blamed_elsewhere && free < FULL_BELOW => {
-            let mut full = Failure::disk_full(&format!(
-                "staging disk full at {} ({} MB free): {}",
-                root.display(),
-                free / 1_000_000,
-                failure.detail
-            ))
-            .for_the_web("the server that prepares the discs is out of disk space; nothing was sent");
-            full.patients = failure.patients;
-            full.relay = failure.relay;
-            full.destination = failure.destination;
-            full
-        }
-        _ => failure,
+    // The publisher holds some of the images: that stays the verdict
+    // (partly sent), with the full disk said beside it; "nothing was sent"
+    // would be false.
+    let some_sent =
+        failure.relay.as_ref().is_some_and(|counts| counts.files_sent > 0 || counts.files_in_doubt > 0);
+    if free >= FULL_BELOW {
+        return failure;
     }
+    if some_sent {
+        let mut failure = failure;
+        failure.detail = format!(
+            "{} (the staging disk {} is full too: {} MB free)",
+            failure.detail,
+            root.display(),
+            free / 1_000_000
+        );
+        return failure;
+    }
+    if !blamed_elsewhere {
+        return failure;
+    }
+    let mut full = Failure::disk_full(&format!(
+        "staging disk full at {} ({} MB free): {}",
+        root.display(),
+        free / 1_000_000,
+        failure.detail
+    ))
+    .for_the_web("the server that prepares the discs is out of disk space; nothing was sent");
+    full.patients = failure.patients;
+    full.relay = failure.relay;
+    full.destination = failure.destination;
+    full
 }
 
 /// Free bytes on the file system holding `path`.
@@ -693,6 +717,28 @@ mod tests {
     use super::*;
 
     const GROUP: &str = "pacs2cd-no-such-group";
+
+    /// A full disk names itself, except where the publisher holds some of
+    /// the images: that stays partly sent, the disk said beside it.
+    #[test]
+    fn a_full_disk_never_hides_a_partial_send() {
+        use crate::failure::{Class, RelayCounts};
+        let root = Path::new("/stage");
+        let mut partial = Failure::new(Class::PartialRelay, "the CD publisher accepted 10 of 30 files");
+        partial.relay =
+            Some(Box::new(RelayCounts { files_sent: 10, files_failed: 20, ..Default::default() }));
+        let kept = explain_full_with(root, 1_000_000, partial);
+        assert_eq!(kept.class, Class::PartialRelay);
+        assert!(
+            kept.detail.contains("accepted 10 of 30") && kept.detail.contains("full too"),
+            "{}",
+            kept.detail
+        );
+        let nothing = Failure::new(Class::PacsUnreachable, "120 responses came, 0 were read");
+        assert_eq!(explain_full_with(root, 1_000_000, nothing).class, Class::DiskFull);
+        let roomy = Failure::new(Class::PacsUnreachable, "refused");
+        assert_eq!(explain_full_with(root, 10_000_000_000, roomy).class, Class::PacsUnreachable);
+    }
 
     #[test]
     fn the_moved_record_keeps_recent_studies_of_its_port() {

@@ -188,12 +188,12 @@ fn advice(class: Class, download: bool) -> &'static str {
             }
             Class::AccessionNotFound => "The PACS or the HIS does not know this accession number.",
             Class::MixedPatients => {
-                "The accession numbers belong to different patients: one patient per disc image."
+                "The request names images of more than one patient: one patient per disc image."
             }
             Class::NoDicomData => "The PACS holds no images for this accession yet.",
             Class::FetchIncomplete => {
-                "Not all images came from the PACS, so no image was made: an incomplete disc is worse than none. \
-                 Try again in a few minutes; if it happens again, call IT."
+                "The PACS did not deliver exactly the images of this request (some missing, or others with them), \
+                 so no image was made. Try again in a few minutes; if it happens again, call IT."
             }
             Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
             Class::DiskFull => "The server that prepares the discs is out of disk space. Call IT.",
@@ -212,7 +212,7 @@ fn advice(class: Class, download: bool) -> &'static str {
             "The PACS or the HIS does not know this accession number. Nothing was sent."
         }
         Class::MixedPatients => {
-            "The accession numbers belong to different patients: request one patient per disc. Nothing was sent."
+            "The request names images of more than one patient: request one patient per disc. Nothing was sent."
         }
         Class::PatientApiUnavailable => {
             "The patient service of the HIS did not answer. Try again later; nothing was sent."
@@ -220,8 +220,9 @@ fn advice(class: Class, download: bool) -> &'static str {
         Class::PacsUnreachable => "The PACS did not answer. Try again later or call IT; nothing was sent.",
         Class::NoDicomData => "The PACS holds no images for this accession yet. Nothing was sent.",
         Class::FetchIncomplete => {
-            "Not all images came from the PACS, so nothing was sent: an incomplete disc is worse than none. \
-             Try again in a few minutes; if it happens again, call IT."
+            "The PACS did not deliver exactly the images of this request (some missing, or others with them), \
+             so nothing was sent: an incomplete or mixed disc is worse than none. Try again in a few minutes; \
+             if it happens again, call IT."
         }
         Class::PublisherUnreachable => {
             "The CD publisher could not be reached: check that it is switched on and connected, then try again."

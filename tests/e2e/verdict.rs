@@ -433,3 +433,32 @@ fn check_probes_whether_the_pacs_knows_this_ae_as_a_move_destination() {
     );
     env.assert_staging_empty();
 }
+
+/// The image fits the staging disk but not the output's (another file
+/// system): the output disk is named (74), not the configuration; with
+/// --force the old image stays whole, and no partial image ever has its
+/// name.
+#[test]
+fn a_full_output_disk_is_named_and_keeps_the_old_image() {
+    let (pacs, _data) = crate::data::pacs_with_data();
+    let disk = Tmpfs::mount(2);
+    let image = disk.path().join("disc.iso");
+    // 1.8 of 2 MB taken: the 0.4 MB image does not fit beside it.
+    let old = vec![7u8; 1_800_000];
+    std::fs::write(&image, &old).expect("old image");
+    let env = TestEnv::new(&pacs.config(""));
+    let run = env.run(&["--json", "fetch", "ACC001", "--force", &format!("--iso={}", image.display())]);
+    run.expect_code(74);
+    let json = run.json();
+    assert_eq!(json["error"], "staging disk full", "{json}");
+    assert!(json["detail"].as_str().is_some_and(|d| d.contains("output disk full")), "{json}");
+    assert_eq!(
+        std::fs::read(&image).expect("the old image"),
+        old,
+        "the old image was replaced by a partial one"
+    );
+    let left: Vec<_> =
+        std::fs::read_dir(disk.path()).expect("disk").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left.len(), 1, "only the old image: {left:?}");
+    env.assert_staging_empty();
+}
