@@ -254,8 +254,8 @@ fn late_images_of_an_earlier_job_are_dropped_not_blamed() {
 
 /// A PACS cluster: the node asked listens at 127.0.0.2, another node
 /// (127.0.0.3) opens the sub-association. That node delivers only when
-/// `pacs.move_from` lists it; otherwise it is closed unanswered, named,
-/// and nothing reaches the publisher.
+/// `pacs.move_from` lists it; otherwise it is closed unanswered, and the
+/// job's error names it and the key, not the PACS's AE table alone.
 #[test]
 fn a_cluster_node_delivers_only_when_listed_in_move_from() {
     let source = tempfile::tempdir().expect("source");
@@ -272,8 +272,17 @@ fn a_cluster_node_delivers_only_when_listed_in_move_from() {
 
     let unlisted = config("");
     let run = unlisted.run(&["--json", "print", "ACC100"]);
-    assert_ne!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.json()["error"].is_string(), "{}", run.stdout);
+    // The PACS says its destination did not answer (0xA801): the job
+    // names the refused node and the key that would admit it.
+    run.expect_code(69);
+    let json = run.json();
+    assert_eq!(json["error"], "PACS unreachable", "{json}");
+    let detail = json["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("the move port refused the connection(s) from 127.0.0.3")
+            && detail.contains("pacs.move_from"),
+        "{detail}"
+    );
     assert!(run.stderr.contains("refused a connection to the move port from 127.0.0.3"), "{}", run.stderr);
     assert!(publisher.received_uids().is_empty(), "an unlisted node's images reached the publisher");
     unlisted.assert_staging_empty();
