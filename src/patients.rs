@@ -234,6 +234,17 @@ impl Patient {
     /// "DOE, JOHN (PID001)", "DOE, JOHN (PID001, issuer HOSP_A)", or
     /// "DOE, JOHN (no patient ID)": how a technician reads who it is.
     pub fn label(&self) -> String {
+        self.label_with(false)
+    }
+
+    /// The label with the birth date in it, "SMITH, ANNA (12345, born
+    /// 1970-01-01)": for patients whose labels alone read the same (one
+    /// ID, issuer and name, born on different days).
+    pub fn label_born(&self) -> String {
+        self.label_with(true)
+    }
+
+    fn label_with(&self, born: bool) -> String {
         let mut ids = Vec::new();
         ids.push(if self.id.is_empty() { "no patient ID".to_string() } else { self.id.clone() });
         if !self.issuer.is_empty() {
@@ -241,6 +252,9 @@ impl Patient {
         }
         if let Some(his) = &self.his_id {
             ids.push(format!("HIS {his}"));
+        }
+        if born && let Some(date) = shown_date(&self.birth_date) {
+            ids.push(format!("born {date}"));
         }
         format!("{} ({})", for_people(&self.name), ids.join(", "))
     }
@@ -373,6 +387,7 @@ mod tests {
     fn labels_name_the_issuer_and_a_missing_id() {
         let with_issuer = Patient::of(&patient("12345", "HOSP_A", "SMITH^ANNA", "19700101"), vec![]);
         assert_eq!(with_issuer.label(), "SMITH, ANNA (12345, issuer HOSP_A)");
+        assert_eq!(with_issuer.label_born(), "SMITH, ANNA (12345, issuer HOSP_A, born 1970-01-01)");
         let nobody = Patient::of(&patient("", "", "TRAUMA^ONE", ""), vec![]);
         assert_eq!(nobody.label(), "TRAUMA, ONE (no patient ID)");
         assert_eq!(

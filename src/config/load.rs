@@ -383,6 +383,8 @@ mod tests {
         assert!(!config.cgi.allow_anonymous);
         assert_eq!(config.patient.source, PatientSource::Pacs);
         assert_eq!(config.staging_dir, Path::new("/var/lib/pacs2cd/staging"));
+        // README "The disk": a job starts only with 500 MB free.
+        assert_eq!(config.staging_min_free_mb, 500);
     }
 
     #[test]

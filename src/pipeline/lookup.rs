@@ -279,14 +279,18 @@ pub fn refuse_unless_allowed(
 
 /// "ISSA is SMITH, ANNA (12345, issuer HOSP_A); ISSB is JONES, BOB (...)".
 pub fn who(patients: &[Patient]) -> String {
+    let labels: Vec<String> = patients.iter().map(Patient::label).collect();
     patients
         .iter()
-        .map(|p| {
+        .zip(&labels)
+        .map(|(p, label)| {
+            // Patients who read the same differ in their birth dates: say them.
+            let twins = labels.iter().filter(|other| *other == label).count() > 1;
             format!(
                 "{} {} {}",
                 p.accessions.join(", "),
                 if p.accessions.len() == 1 { "is" } else { "are" },
-                p.label()
+                if twins { p.label_born() } else { label.clone() }
             )
         })
         .collect::<Vec<_>>()
@@ -383,6 +387,20 @@ mod tests {
     fn verdict(studies: &[FoundStudy], allow: Allow) -> Result<Vec<Patient>, Failure> {
         let (patients, patient_of) = roster(studies);
         refuse_unless_allowed(studies, &patients, &patient_of, allow).map(|()| patients)
+    }
+
+    #[test]
+    fn patients_told_apart_by_birth_date_alone_are_named_with_it() {
+        let born = |accession: &str, date: &str| FoundStudy {
+            patient: Demographics {
+                birth_date: date.into(),
+                ..study(accession, "12345", "", "SMITH^ANNA").patient
+            },
+            ..study(accession, "12345", "", "SMITH^ANNA")
+        };
+        let err = verdict(&[born("BORN1", "19700101"), born("BORN2", "19710202")], NONE).expect_err("two");
+        assert!(err.detail.contains("BORN1 is SMITH, ANNA (12345, born 1970-01-01)"), "{}", err.detail);
+        assert!(err.detail.contains("BORN2 is SMITH, ANNA (12345, born 1971-02-02)"), "{}", err.detail);
     }
 
     #[test]

@@ -170,6 +170,12 @@ impl Receiver {
         self.shared.tally.lock().unwrap_or_else(|p| p.into_inner()).associations.len()
     }
 
+    /// Connections refused so far: how many, and the first few peers.
+    pub fn refused(&self) -> (usize, Vec<String>) {
+        let tally = self.shared.tally.lock().unwrap_or_else(|p| p.into_inner());
+        (tally.refused_count, tally.refused.iter().map(|(peer, _)| peer.clone()).collect())
+    }
+
     /// The job is about to send its first C-MOVE: associations from now on
     /// may be its own.
     pub fn asking(&self) {

@@ -803,6 +803,7 @@ fn transfer(
         });
         command.dir = watch.incoming().parent().map(Path::to_path_buf);
         let taken_before = receiver.as_ref().map(|r| r.receiver.associations());
+        let refused_before = receiver.as_ref().map_or(0, |r| r.receiver.refused().0);
         let output = runner::run(&command, &mut |_| {})?;
         // A refused image arrived: the caller says which.
         if output.cancelled {
@@ -844,7 +845,25 @@ fn transfer(
             continue;
         }
         let done_so = Pacs { retrieve: how, ..pacs.clone() };
-        match judge(&log, keys, (watch.count(), delivered), &done_so, verb)? {
+        // Nothing came, and the move port refused someone meanwhile: most
+        // likely a node of the PACS not in pacs.move_from, whatever the
+        // PACS then says about its AE table.
+        let judged = judge(&log, keys, (watch.count(), delivered), &done_so, verb).map_err(|mut failure| {
+            if let Some(receiver) = receiver.as_ref().filter(|_| !delivered) {
+                let (count, peers) = receiver.receiver.refused();
+                if count > refused_before {
+                    failure.detail = format!(
+                        "the move port refused the connection(s) from {} during the {verb}: not the PACS's \
+                         address (pacs.host), and not in pacs.move_from (where a PACS cluster's other nodes \
+                         go); then {}",
+                        peers.join(", "),
+                        failure.detail
+                    );
+                }
+            }
+            failure
+        })?;
+        match judged {
             Some(why) => statuses.push(why),
             // Excused (the legacy loop's "no such modality"), but said if
             // a study then lacks every image: it may have been the cause.

@@ -1364,6 +1364,15 @@ pub struct FakePublisher {
 
 impl FakePublisher {
     pub fn start(stall_after: usize) -> FakePublisher {
+        FakePublisher::start_with(Some(stall_after))
+    }
+
+    /// One that stores everything and logs each C-ECHO it answers.
+    pub fn storing() -> FakePublisher {
+        FakePublisher::start_with(None)
+    }
+
+    fn start_with(stall_after: Option<usize>) -> FakePublisher {
         let python = pynetdicom_python();
         let received = tempfile::tempdir().expect("received dir");
         let store = received.path().join("store");
@@ -1375,14 +1384,8 @@ impl FakePublisher {
         let server = Server::spawn(
             Command::new(python)
                 .arg(script)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--ae",
-                    PUBLISHER_AE,
-                    "--stall-after",
-                    &stall_after.to_string(),
-                ])
+                .args(["--port", &port.to_string(), "--ae", PUBLISHER_AE])
+                .args(stall_after.iter().flat_map(|n| ["--stall-after".to_string(), n.to_string()]))
                 .arg("--dir")
                 .arg(&store)
                 .arg("--ready-file")
@@ -1396,6 +1399,11 @@ impl FakePublisher {
     /// SOP Instance UIDs of what it stored, sorted.
     pub fn received_uids(&self) -> Vec<String> {
         crate::dicom_gen::sop_instance_uids(&self.received.path().join("store"))
+    }
+
+    /// What it logged (one line per C-ECHO and per stored instance).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.received.path().join("fake_publisher.log")).unwrap_or_default()
     }
 }
 

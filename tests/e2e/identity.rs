@@ -620,3 +620,56 @@ fn a_his_that_names_another_patient_stops_the_job() {
     assert!(detail.contains("DOE^JOHN") && detail.contains("ROE, JANE"), "{detail}");
     assert!(!env.dir.path().join("disc").exists());
 }
+
+/// The same PatientID, issuer and name, born on different days: two
+/// patients. Refused before any retrieve (65), each named with the birth
+/// date that tells them apart; nothing reaches the publisher.
+#[test]
+fn the_same_id_issuer_and_name_born_on_different_days_are_two_patients() {
+    let studies = [
+        patient("SMITH^ANNA", "12345", Some("HOSP_A"), "19700101", "BORN1", Series::new("CT", CT_IMAGE, 3)),
+        patient("SMITH^ANNA", "12345", Some("HOSP_A"), "19710202", "BORN2", Series::new("MR", MR_IMAGE, 3)),
+    ];
+    let refused = |env: &TestEnv, publisher: &Storescp, what: &str| {
+        let run = env.run(&["--json", "print", "BORN1", "BORN2"]);
+        run.expect_code(65);
+        let json = run.json();
+        assert_eq!(json["error"], "accessions belong to different patients", "{what}: {json}");
+        let detail = json["detail"].as_str().unwrap_or_default();
+        for named in [
+            "BORN1 is SMITH, ANNA (12345, issuer HOSP_A, born 1970-01-01)",
+            "BORN2 is SMITH, ANNA (12345, issuer HOSP_A, born 1971-02-02)",
+        ] {
+            assert!(detail.contains(named), "{what}: {named:?} not in {detail}");
+        }
+        let born: Vec<&str> = json["patients"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["birth_date"].as_str())
+            .collect();
+        assert_eq!(born, ["19700101", "19710202"], "{what}: {json}");
+        assert!(publisher.received_uids().is_empty(), "{what}: something reached the publisher");
+        env.assert_staging_empty();
+    };
+    // dcmqrscp answers with each study's own birth date.
+    let pacs = Pacs::Dcmqrscp(Dcmqrscp::start());
+    let dcmqrscp = case(&pacs, &studies);
+    refused(&dcmqrscp.env, &dcmqrscp.publisher, "dcmqrscp");
+    assert_eq!(dcmqrscp.audited_patients().len(), 2, "the audit names both");
+    // So does a PACS on pynetdicom (from each study's first file).
+    let source = tempfile::tempdir().expect("source");
+    let files: Vec<Written> = studies
+        .iter()
+        .enumerate()
+        .flat_map(|(index, study)| dicom_gen::write_study(&source.path().join(index.to_string()), study))
+        .collect();
+    let fake = FakePacs::start("normal", &files, &[]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        fake.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    refused(&env, &publisher, "fake_pacs");
+}

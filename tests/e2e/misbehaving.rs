@@ -299,3 +299,41 @@ fn a_publisher_that_is_off_fails_the_job_before_any_retrieve() {
         env.assert_staging_empty();
     }
 }
+
+/// An image of a study nobody asked for (the same patient, filed under
+/// another study) stops the retrieve at its arrival, as another patient's
+/// does: the PACS never gets to send the rest.
+#[test]
+fn an_image_of_a_study_not_asked_for_stops_the_retrieve_at_once() {
+    for retrieve in RETRIEVES {
+        // The stray image first, then 30 images 0.2 s apart.
+        let case = start("other-study-first", &["--pause", "0.2"], retrieve);
+        case.refuses(75, "DICOM fetch incomplete", "which was not requested");
+        let log = case.pacs.log();
+        assert!(log.contains("other-study-first"), "{log}");
+        assert!(!log.contains("sent all"), "pacs2cd waited for the retrieve to end ({retrieve}):\n{log}");
+        let audit = case.env.audit_lines("audit.log");
+        let finished: Vec<_> = audit.iter().filter(|line| line["event"] == "finished").collect();
+        assert_eq!(finished.len(), 2, "{audit:?}");
+        assert!(finished.iter().all(|line| line["files"] == 0), "{audit:?}");
+    }
+}
+
+/// `pacs.allow_unproven = true` in the configuration, and no flag on the
+/// command line: a PACS that gives neither a list nor counts gets its disc
+/// through, said to be unproven; without it, the job fails.
+#[test]
+fn pacs_allow_unproven_alone_lets_an_unproven_disc_through() {
+    for retrieve in RETRIEVES {
+        let strict = start("refuse-image-no-counts", &[], retrieve);
+        strict.refuses(75, "DICOM fetch incomplete", "nothing proves");
+
+        let case = start("refuse-image-no-counts", &[], &format!("{retrieve}allow_unproven = true\n"));
+        let json = case.sends_whole();
+        assert_eq!(json["proof"], "unproven", "{json}");
+        assert_eq!(json["files_sent"], 30, "{json}");
+        assert!(json["warnings"].to_string().contains("nothing proves that every image arrived"), "{json}");
+        let finished = case.env.audit_lines("audit.log").pop().expect("audit");
+        assert_eq!(finished["proof"], "unproven");
+    }
+}

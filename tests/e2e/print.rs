@@ -7,8 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::data::pacs_with_data;
+use crate::dicom_gen::{self, CT_IMAGE, Series, Study};
 use crate::harness::{
-    Answer, Orthanc, PatientApi, Publisher, Storescp, TestEnv, free_port, processes_left_within,
+    Answer, FakePacs, Orthanc, PatientApi, Publisher, Storescp, TestEnv, free_port, processes_left_within,
     processes_mentioning, processes_within,
 };
 
@@ -255,4 +256,51 @@ fn every_signal_mid_retrieve_ends_the_dcmtk_children_too() {
         }
     }
     assert!(received(&publisher).is_empty());
+}
+
+/// SIGKILL of pacs2cd in the middle of a slow C-MOVE and of a slow C-GET:
+/// pacs2cd cannot clean up, but its movescu or getscu (and the move
+/// port's receivers) must not live on; the kernel ends them with it.
+#[test]
+fn sigkill_mid_retrieve_leaves_no_movescu_or_getscu() {
+    let source = tempfile::tempdir().expect("source");
+    let files = dicom_gen::write_study(
+        source.path(),
+        &Study::new("DOE^JOHN", "PID001", "ACC100", vec![Series::new("CT", CT_IMAGE, 30)]),
+    );
+    // 30 images 0.3 s apart: nine seconds of retrieve to catch.
+    let pacs = FakePacs::start("slow", &files, &["--pause", "0.3"]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    for (retrieve, tool) in [("move", "movescu"), ("get", "getscu")] {
+        let env = TestEnv::new(&format!(
+            "{}{}",
+            pacs.config(&format!("retrieve = \"{retrieve}\"\n")),
+            TestEnv::publisher_section(publisher.port, "dcmsend", "")
+        ));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
+            .args(["--config", env.config.to_str().expect("utf-8"), "print", "ACC100"])
+            .env("HOME", env.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let running = || -> Vec<String> {
+            processes_within(&env.staging).into_iter().filter(|p| p.contains(tool)).collect()
+        };
+        while running().is_empty() {
+            assert!(Instant::now() < deadline, "{retrieve}: {tool} never started");
+            assert!(child.try_wait().expect("try_wait").is_none(), "{retrieve}: pacs2cd ended early");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Images are coming: the retrieve is under way, not just starting.
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(!running().is_empty(), "{retrieve}: {tool} ended before the kill");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        let left = processes_left_within(&env.staging, Duration::from_secs(3));
+        assert!(left.is_empty(), "{retrieve}: left running after SIGKILL: {left:?}");
+    }
+    assert!(received(&publisher).is_empty(), "nothing reaches the robot before the disc is proven");
 }

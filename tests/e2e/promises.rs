@@ -1,13 +1,15 @@
 //! README promises that had no test of their own: a PACS that matches
 //! accession numbers loosely, the study-count proof, a C-FIND aborted after
-//! some answers, a stalled C-GET, and the CGI mode's own deadline
-//! (`cgi.timeout_secs`). Each fails when the behaviour it names is removed.
+//! some answers, a stalled C-GET, the CGI mode's own deadline
+//! (`cgi.timeout_secs`), and the publisher's C-ECHO beside the lookup.
+//! Each fails when the behaviour it names is removed.
 
 use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::dicom_gen::{self, CT_IMAGE, Series, Study, Written};
-use crate::harness::{FakePacs, Nginx, Publisher, Storescp, TestEnv, processes_left_within};
+use crate::harness::{FakePacs, FakePublisher, Nginx, Publisher, Storescp, TestEnv, processes_left_within};
 
 fn one_study(dir: &std::path::Path, accession: &str, count: usize) -> Vec<Written> {
     let study = Study::new("DOE^JOHN", "PID001", accession, vec![Series::new("CT", CT_IMAGE, count)]);
@@ -167,5 +169,55 @@ fn the_web_job_ends_itself_at_cgi_timeout_secs() {
     assert!(publisher.received_uids().is_empty());
     let left = processes_left_within(&env.staging, Duration::from_secs(3));
     assert!(left.is_empty(), "left running: {left:?}");
+    env.assert_staging_empty();
+}
+
+/// The publisher's C-ECHO runs beside the lookup, not after it: with a
+/// PACS that takes 2 s to answer its C-FIND, the echo reaches the
+/// publisher while that C-FIND is still unanswered (the PACS logs its
+/// answer as it sends it).
+#[test]
+fn the_publisher_is_echoed_while_the_lookup_waits() {
+    let source = tempfile::tempdir().expect("source");
+    let files = one_study(source.path(), "ACC100", 4);
+    let pacs = FakePacs::start("normal", &files, &["--find-pause", "2"]);
+    let publisher = FakePublisher::storing();
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
+        .args(["--config", env.config.to_str().expect("utf-8"), "--json", "print", "ACC100"])
+        .env("HOME", env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The PACS's log at the moment the echo is seen at the publisher.
+    let pacs_then = loop {
+        let pacs_now = pacs.log();
+        if publisher.log().contains("C-ECHO from") {
+            break pacs_now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no C-ECHO came:\n{}", publisher.log());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let echoed_after = started.elapsed();
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        !pacs_then.contains("C-FIND STUDY"),
+        "the echo came only after the lookup was answered ({echoed_after:?}):\n{pacs_then}"
+    );
+    assert!(echoed_after < Duration::from_millis(1500), "the echo came after {echoed_after:?}");
+    // The lookup was answered in the end, 2 s in: the comparison meant something.
+    assert!(pacs.log().contains("C-FIND STUDY AccessionNumber=ACC100 -> 1 match"), "{}", pacs.log());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["files_sent"], 4, "{json}");
+    assert_eq!(publisher.received_uids().into_iter().collect::<BTreeSet<_>>(), uids(&files));
     env.assert_staging_empty();
 }

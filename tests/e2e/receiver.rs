@@ -251,3 +251,76 @@ fn late_images_of_an_earlier_job_are_dropped_not_blamed() {
     assert_eq!(next.json()["files_sent"], 5, "{}", next.stdout);
     env.assert_staging_empty();
 }
+
+/// A PACS cluster: the node asked listens at 127.0.0.2, another node
+/// (127.0.0.3) opens the sub-association. That node delivers only when
+/// `pacs.move_from` lists it; otherwise it is closed unanswered, and the
+/// job's error names it and the key, not the PACS's AE table alone.
+#[test]
+fn a_cluster_node_delivers_only_when_listed_in_move_from() {
+    let source = tempfile::tempdir().expect("source");
+    let (files, _) = study_and_forgery(source.path());
+    let pacs = FakePacs::start_at("127.0.0.2", "normal", &files, &["--bind", "127.0.0.3"]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let config = |extra: &str| {
+        TestEnv::new(&format!(
+            "{}{}",
+            pacs.config(extra),
+            TestEnv::publisher_section(publisher.port, "dcmsend", "")
+        ))
+    };
+
+    let unlisted = config("");
+    let run = unlisted.run(&["--json", "print", "ACC100"]);
+    // The PACS says its destination did not answer (0xA801): the job
+    // names the refused node and the key that would admit it.
+    run.expect_code(69);
+    let json = run.json();
+    assert_eq!(json["error"], "PACS unreachable", "{json}");
+    let detail = json["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("the move port refused the connection(s) from 127.0.0.3")
+            && detail.contains("pacs.move_from"),
+        "{detail}"
+    );
+    assert!(run.stderr.contains("refused a connection to the move port from 127.0.0.3"), "{}", run.stderr);
+    assert!(publisher.received_uids().is_empty(), "an unlisted node's images reached the publisher");
+    unlisted.assert_staging_empty();
+
+    let listed = config("move_from = [\"127.0.0.3\"]\n");
+    let run = listed.run(&["--json", "print", "ACC100"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["delivered_by"][0]["peer"], "127.0.0.3", "{json}");
+    assert_eq!(json["delivered_by"][0]["files"], 30, "{json}");
+    assert!(!run.stderr.contains("refused a connection"), "{}", run.stderr);
+    let expected: BTreeSet<String> = files.iter().map(|f| f.sop_instance_uid.clone()).collect();
+    assert_eq!(publisher.received_once(), expected);
+    listed.assert_staging_empty();
+}
+
+/// `delivered_by` names who delivered: the peer's address, the AE title it
+/// called with (the PACS's own, NODE7, not the one pacs2cd calls it by)
+/// and how many files came that way.
+#[test]
+fn delivered_by_names_the_calling_ae_title_the_peer_and_the_count() {
+    let source = tempfile::tempdir().expect("source");
+    let (files, _) = study_and_forgery(source.path());
+    let pacs = FakePacs::start_at("127.0.0.2", "normal", &files, &["--ae", "NODE7"]);
+    let publisher = Storescp::start(Publisher::AcceptAll);
+    let env = TestEnv::new(&format!(
+        "{}{}",
+        pacs.config(""),
+        TestEnv::publisher_section(publisher.port, "dcmsend", "")
+    ));
+    let run = env.run(&["--json", "print", "ACC100"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(
+        json["delivered_by"],
+        serde_json::json!([{"peer": "127.0.0.2", "calling_ae": "NODE7", "files": 30}]),
+        "{json}"
+    );
+    assert_eq!(publisher.received_once().len(), 30);
+    env.assert_staging_empty();
+}

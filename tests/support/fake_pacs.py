@@ -127,6 +127,8 @@ BEHAVIOURS = {
     "foreign": "a retrieve also sends an instance of the same study but of patient INTRUDER",
     "foreign-first": "a retrieve sends that instance of patient INTRUDER first, then the study, "
     "waiting --pause SECONDS before each instance",
+    "other-study-first": "a retrieve sends an instance of the same patient but of another study "
+    "(one no C-FIND knows) first, then the study, waiting --pause SECONDS before each instance",
     "extra": "a retrieve also sends an instance of the same study and patient that no "
     "C-FIND reports",
     "same-uid-differs": "a retrieve also sends a second, different data set under one "
@@ -711,7 +713,8 @@ class FakePacs:
             if event.is_cancelled:
                 yield (CANCEL, None)
                 return
-            if self.behaviour in ("slow", "foreign-first") and self.stop.wait(self.pause):
+            paced = self.behaviour in ("slow", "foreign-first", "other-study-first")
+            if paced and self.stop.wait(self.pause):
                 log(f"{operation} interrupted: shutting down")
                 abort(event.assoc)
                 return
@@ -771,6 +774,10 @@ class FakePacs:
             plan.items = [lambda: intruder(first)] + loaders
             plan.announced = n + 1
             plan.summary = "sending one instance of patient INTRUDER, then all (foreign-first)"
+        elif self.behaviour == "other-study-first":
+            plan.items = [lambda: stray(first)] + loaders
+            plan.announced = n + 1
+            plan.summary = "sending one instance of another study, then all (other-study-first)"
         elif self.behaviour == "extra":
             plan.items = loaders + [lambda: unlisted(first, matches)]
             plan.announced = n + 1
@@ -1026,6 +1033,16 @@ def intruder(source: Instance) -> Dataset:
     return dataset
 
 
+def stray(source: Instance) -> Dataset:
+    """Same patient, a study nobody asked for (and no C-FIND knows): an
+    image filed under the wrong study."""
+    dataset = with_uid(source.load(), fresh_uid(source.sop_uid, "stray"))
+    dataset.StudyInstanceUID = fresh_uid(source.study_uid, "stray-study")
+    dataset.SeriesInstanceUID = fresh_uid(str(dataset.SeriesInstanceUID), "stray-series")
+    dataset.AccessionNumber = "STRAY1"
+    return dataset
+
+
 def unlisted(source: Instance, matches: list[Instance]) -> Dataset:
     """Same study and patient, a new instance no C-FIND reports."""
     dataset = with_uid(source.load(), fresh_uid(source.sop_uid, "extra"))
@@ -1225,8 +1242,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--deliver", type=int, help="K for short, repeats, stall, abort")
     parser.add_argument("--late", type=int, default=2, help="K for late: instances sent after the "
                         "final response (default 2)")
-    parser.add_argument("--pause", type=float, help="seconds before each instance (slow, foreign-first; "
-                        "default 0.1), or after the final response (late; default 0.5)")
+    parser.add_argument("--pause", type=float, help="seconds before each instance (slow, foreign-first, "
+                        "other-study-first; default 0.1), or after the final response (late; default 0.5)")
     parser.add_argument("--late-once", action="store_true",
                         help="late: only the first C-MOVE sends late; the others send all in time")
     parser.add_argument("--late-until-next", action="store_true",
