@@ -323,17 +323,31 @@ impl Drop for Rsyslog {
 /// SO_REUSEADDR, so no listener can share it) and never listening. Closed
 /// with the returned descriptor.
 fn closed_port() -> (u16, libc::c_int) {
-    let port = free_port();
     // SAFETY: plain socket calls on a descriptor the caller closes.
-    let fd = unsafe { bound_socket(port) };
-    (port, fd)
+    let fd = unsafe { bound_socket() };
+    (port_of(fd), fd)
 }
 
-/// A TCP socket bound to 127.0.0.1:`port`.
+/// The local port a bound socket holds.
+fn port_of(fd: libc::c_int) -> u16 {
+    // SAFETY: getsockname(2) into a sockaddr_in of the size given.
+    unsafe {
+        let mut address: libc::sockaddr_in = std::mem::zeroed();
+        let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::getsockname(fd, (&mut address as *mut libc::sockaddr_in).cast(), &mut length);
+        assert_eq!(rc, 0, "getsockname");
+        u16::from_be(address.sin_port)
+    }
+}
+
+/// A TCP socket bound to 127.0.0.1 on a port the kernel picks (a port
+/// picked first and bound after could be taken meanwhile by a test
+/// running beside).
 ///
 /// # Safety
 /// The caller closes the descriptor.
-unsafe fn bound_socket(port: u16) -> libc::c_int {
+unsafe fn bound_socket() -> libc::c_int {
+    let port: u16 = 0;
     // SAFETY: the address outlives the call; the descriptor is checked.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
@@ -569,9 +583,9 @@ fn a_repository_that_is_down_holds_a_job_briefly() {
     assert!(refused < Duration::from_millis(500), "{refused:?}");
 
     // A full backlog: listen(2) with 0, one connection queued.
-    let port = free_port();
     // SAFETY: a descriptor closed below.
-    let fd = unsafe { bound_socket(port) };
+    let fd = unsafe { bound_socket() };
+    let port = port_of(fd);
     // SAFETY: listen(2) on that descriptor.
     assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
