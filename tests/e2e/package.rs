@@ -233,12 +233,16 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
         pacs.config(""),
         TestEnv::publisher_section(publisher.port, "dcmsend", "")
     ));
-    let nginx = Nginx::start_with(
-        Path::new("/etc/nginx/snippets/pacs2cd.conf"),
-        Path::new("/usr/bin/pacs2cd"),
-        &env.config,
-        &[TOKEN],
-    );
+    // nginx and fcgiwrap with the installed snippet and binary.
+    let serve = || {
+        Nginx::start_with(
+            Path::new("/etc/nginx/snippets/pacs2cd.conf"),
+            Path::new("/usr/bin/pacs2cd"),
+            &env.config,
+            &[TOKEN],
+        )
+    };
+    let nginx = serve();
     let response =
         nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001%2CACC002", &[AUTH]);
     assert_eq!(response.status, 200, "{response:?}\n{}", nginx.error_log());
@@ -269,12 +273,7 @@ fn the_package_installs_the_deployment_serves_the_his_and_purges_clean() {
     // kept snippet answers for the missing binary, not fcgiwrap's 403).
     let (ok, out) = nginx_accepts_the_readme_include();
     assert!(ok, "nginx -t after apt remove: {out}");
-    let nginx = Nginx::start_with(
-        Path::new("/etc/nginx/snippets/pacs2cd.conf"),
-        Path::new("/usr/bin/pacs2cd"),
-        &env.config,
-        &[TOKEN],
-    );
+    let nginx = serve();
     let response =
         nginx.request("GET", "/send_rimage_multiple.php?accession_number=ACC001%2CACC002", &[AUTH]);
     assert_eq!(response.status, 503, "{response:?}");
