@@ -193,8 +193,14 @@ fn bar_message(what: &str, done: u64, total: Option<u64>, parts: &[Part]) -> Str
 /// The bar's look. The message gives way (truncated) so that the line fits
 /// any terminal, 80 columns included: a wrapped bar redraws as a scroll.
 fn style(known_total: bool) -> ProgressStyle {
-    let template =
-        if known_total { "{wide_msg} [{bar:20}] {elapsed}" } else { "{wide_msg} {spinner} {elapsed}" };
+    // Below 50 columns the bar and the clock would leave the message no
+    // room (the template alone is 32 wide): the words alone, cut to fit.
+    let narrow = crate::report::terminal_columns(2).is_some_and(|columns| columns < 50);
+    let template = match (narrow, known_total) {
+        (true, _) => "{wide_msg}",
+        (false, true) => "{wide_msg} [{bar:20}] {elapsed}",
+        (false, false) => "{wide_msg} {spinner} {elapsed}",
+    };
     ProgressStyle::with_template(template)
         .map(|style| style.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar())

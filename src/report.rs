@@ -224,7 +224,7 @@ pub fn fit(line: &str, fd: i32) -> String {
 }
 
 /// The width in columns of `fd` when it is a terminal.
-fn terminal_columns(fd: i32) -> Option<usize> {
+pub fn terminal_columns(fd: i32) -> Option<usize> {
     // SAFETY: isatty and ioctl(TIOCGWINSZ) write only into the winsize
     // given.
     unsafe {
