@@ -257,32 +257,33 @@ fn move_probe_item(
     };
     // No job's receiver may be on the port while the PACS is asked to send
     // there: the lock, held for the probe (a job holding it: skipped).
-    let _lock = match std::fs::symlink_metadata(&config.staging_dir) {
-        Ok(_) => {
-            let root = match staging::open(&config.staging_dir, &config.staging_group) {
-                Ok(root) => root,
-                Err(failure) => {
-                    return Ok(Some(CheckItem::skipped(
-                        ITEM,
-                        format!("no staging root: {}", failure.detail),
-                    )));
-                }
-            };
-            match root.lock(pacs.move_port, Duration::ZERO, &mut |_| {}) {
-                Ok(lock) => Some(lock),
-                Err(_) => {
-                    return Ok(Some(CheckItem::skipped(
-                        ITEM,
-                        "a job is retrieving on the move port now: try again later",
-                    )));
-                }
+    let root = match std::fs::symlink_metadata(&config.staging_dir) {
+        Ok(_) => match staging::open(&config.staging_dir, &config.staging_group) {
+            Ok(root) => Some(root),
+            Err(failure) => {
+                return Ok(Some(CheckItem::skipped(ITEM, format!("no staging root: {}", failure.detail))));
             }
-        }
+        },
         Err(_) => None,
     };
-    if crate::pipeline::receiver::bind(pacs.move_port).is_err() {
+    let _lock = match root.as_ref().map(|root| root.lock(pacs.move_port, Duration::ZERO, &mut |_| {})) {
+        Some(Err(_)) => {
+            return Ok(Some(CheckItem::skipped(
+                ITEM,
+                "a job is retrieving on the move port now: try again later",
+            )));
+        }
+        Some(Ok(lock)) => Some(lock),
+        None => None,
+    };
+    // The port is held for the whole probe (IPv4 and IPv6), so no other
+    // program can take it and receive the study: every connection is
+    // closed unanswered, and one from the PACS proves it dials us here.
+    let Ok(listeners) = crate::pipeline::receiver::bind(pacs.move_port) else {
         return Ok(Some(CheckItem::skipped(ITEM, "the move port is taken (see above)")));
-    }
+    };
+    let pacs_addresses = crate::pipeline::receiver::allowed_peers(&pacs).unwrap_or_default();
+    let door = Door::hold(listeners);
     let scratch = tempfile::tempdir()
         .map_err(|err| Failure::config(format!("cannot make a temporary folder: {err}")))?;
     let timeouts = pacs.timeouts;
@@ -295,13 +296,6 @@ fn move_probe_item(
             format!("2.25.{}{nanos:09}", std::process::id())
         }
         Some(accession) => {
-            let trail = crate::audit::trail::Trail::open(
-                config,
-                "check",
-                crate::audit::trail::local_requester(),
-                false,
-            )?;
-            trail.started();
             let query = [Query::studies(accession.as_str(), false)];
             let files = findscu::write_queries(&query, scratch.path())
                 .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
@@ -334,8 +328,7 @@ fn move_probe_item(
                     pacs.endpoint
                 ))),
             };
-            trail.queried(&pacs.endpoint, &[accession.as_str()], found.as_ref().map(|_| ()));
-            trail.stopped(crate::audit::atna::Outcome::of(found.as_ref().map(|_| ())));
+            context.audit.queried(&pacs.endpoint, &[accession.as_str()], found.as_ref().map(|_| ()));
             match (uid, found) {
                 (Some(uid), _) => uid,
                 (None, Err(failure)) => return Ok(Some(CheckItem::failed(ITEM, failure))),
@@ -343,6 +336,11 @@ fn move_probe_item(
             }
         }
     };
+    // Should the PACS send the probe's study later after all, the next
+    // job on the port drops it as an earlier job's.
+    if let Some(root) = &root {
+        root.note_moved(pacs.move_port, std::slice::from_ref(&study));
+    }
     let query = scratch.path().join("move.dcm");
     crate::dicom::RetrieveKeys::Studies(std::slice::from_ref(&study))
         .write_query(&query)
@@ -350,11 +348,14 @@ fn move_probe_item(
     let mut command = Command::new(&movescu_path, timeouts.connect + timeouts.acse + timeouts.dimse * 2);
     command.args(crate::dicom::movescu::args(pacs.calling_ae.as_str(), &pacs.endpoint, &timeouts, &query));
     command.dir = Some(scratch.path().to_path_buf());
-    let output = runner::run(&command, &mut |_| {})?;
+    let output = runner::run(&command, &mut |_| {});
+    let callers = door.close();
+    let output = output?;
     let log = crate::dicom::movescu::parse(&output.lines);
     let calling = &pacs.calling_ae;
     let port = pacs.move_port;
     let peer = &pacs.endpoint;
+    let dialled = callers.iter().any(|ip| pacs_addresses.contains(ip));
     if let Some(problem) = &log.problem {
         let mut item = CheckItem::failed(
             ITEM,
@@ -365,15 +366,20 @@ fn move_probe_item(
     }
     let status = log.final_status.clone().unwrap_or_else(|| "no final response".into());
     let completed = log.counts.completed.unwrap_or(0);
-    let verdict = if status.contains("Move Destination unknown") {
+    let verdict = if dialled {
+        Ok(format!(
+            "{peer} knows AE {calling} as a move destination: it called port {port}, which the probe closed \
+             unanswered ({status})"
+        ))
+    } else if status.contains("Move Destination unknown") {
         Err(format!(
             "{peer} does not know AE {calling} as a move destination ({status}): add {calling} with this host and \
              port {port} to its AE table"
         ))
     } else if status.starts_with("Success") && completed > 0 {
         Err(format!(
-            "{peer} sent {completed} image(s) of the probe somewhere else while nothing listened on port {port}: \
-             its AE table maps {calling} to another host or port"
+            "{peer} sent {completed} image(s) of the probe somewhere else, never to port {port}: its AE table \
+             maps {calling} to another host or port"
         ))
     } else if status.starts_with("Success") || status.starts_with("Pending") {
         Ok(match probe {
@@ -385,9 +391,15 @@ fn move_probe_item(
                 "{peer} answered {status} and sent nothing: it may not know {calling} (check its AE table)"
             ),
         })
-    } else {
+    } else if callers.is_empty() {
         Ok(format!(
-            "{peer} knows AE {calling} as a move destination: it tried port {port}, closed for the probe ({status})"
+            "{peer} answered {status} without calling port {port}: it knows AE {calling}, but maybe not at this \
+             host and port (check its AE table)"
+        ))
+    } else {
+        Err(format!(
+            "{peer} answered {status}; port {port} was called only from {}, not from the PACS",
+            callers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         ))
     };
     Ok(Some(match verdict {
@@ -398,6 +410,49 @@ fn move_probe_item(
             item
         }
     }))
+}
+
+/// The move port held during the probe: every connection is accepted and
+/// closed at once (the PACS's sub-association fails, nothing is stored);
+/// who called is remembered.
+struct Door {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    watcher: std::thread::JoinHandle<Vec<std::net::IpAddr>>,
+}
+
+impl Door {
+    fn hold(listeners: Vec<std::net::TcpListener>) -> Door {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let watcher = std::thread::spawn(move || {
+            let mut callers = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                let mut idle = true;
+                for listener in &listeners {
+                    if let Ok((connection, peer)) = listener.accept() {
+                        drop(connection);
+                        let ip = crate::pipeline::receiver::plain(peer.ip());
+                        if !callers.contains(&ip) {
+                            callers.push(ip);
+                        }
+                        idle = false;
+                    }
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            callers
+        });
+        Door { stop, watcher }
+    }
+
+    /// Lets the port go; who called meanwhile.
+    fn close(self) -> Vec<std::net::IpAddr> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.watcher.join().unwrap_or_default()
+    }
 }
 
 /// A real STUDY-level C-FIND, as a job sends it: it must end with the final

@@ -212,7 +212,8 @@ impl Command {
     pub fn accessions(&self) -> Vec<String> {
         match self {
             Command::Print { accessions, .. } | Command::Fetch { accessions, .. } => accessions.clone(),
-            Command::Relay { .. } | Command::Cgi | Command::Check { .. } => Vec::new(),
+            Command::Check { accession } => accession.iter().cloned().collect(),
+            Command::Relay { .. } | Command::Cgi => Vec::new(),
         }
     }
 }

@@ -82,9 +82,29 @@ fn execute(cli: cli::Cli) -> Result<Report, Failure> {
         let progress = job::progress_mode(&cli);
         let discovery = config::Discovery::from_env(cli.config.as_deref());
         return Ok(Report::Check(match config::load(&discovery) {
-            Ok((config, origin)) => {
-                check::run(&job::context(config, origin, progress), Ok(()), probe.as_ref())?
+            // The probe looks a patient's study up: recorded like a job's
+            // query (the local log's line, the trail's Start, Query, Stop).
+            Ok((config, origin)) if probe.is_some() => {
+                let mut context = job::context(config, origin, progress);
+                let request = audit::Request {
+                    command: "check",
+                    requester: audit::local_user(),
+                    accessions: cli.command.accessions(),
+                    folder: None,
+                };
+                let (recording, trail) = audit::Recording::start(
+                    &context.config,
+                    &request,
+                    audit::trail::local_requester(),
+                    false,
+                )?;
+                context.audit = trail;
+                let mut result = check::run(&context, Ok(()), probe.as_ref()).map(Report::Check);
+                let exports = audit::trail::Exports { publisher: None, download: None };
+                let _ = recording.finish(&context.audit, &mut result, &exports);
+                return result;
             }
+            Ok((config, origin)) => check::run(&job::context(config, origin, progress), Ok(()), None)?,
             Err(failure) => {
                 let defaults = job::context(config::Config::default(), config::Origin::Defaults, progress);
                 check::run(&defaults, Err(failure), None)?

@@ -304,11 +304,12 @@ impl Root {
         let mut keys = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
-            if owner.parse::<u32>().is_err() {
-                continue; // a file being written (`.tmp`), or not ours
-            }
-            match self.read_moved(&entry.path()) {
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+            // `UID`, or `UID-N` where another member squats `UID`.
+            let Ok(owner) = rest.split_once('-').map_or(rest, |(uid, _)| uid).parse::<u32>() else {
+                continue;
+            };
+            match self.read_moved(&entry.path(), owner) {
                 Ok(found) => keys.extend(found.into_iter().map(|(_, key)| key)),
                 Err(err) => log::warn!("skipped {}: {err}", entry.path().display()),
             }
@@ -320,8 +321,21 @@ impl Root {
     /// record: written beside it and renamed into place, so a full disk or
     /// a crash leaves the old record whole.
     pub fn note_moved(&self, port: u16, studies: &[String]) {
-        let path = self.path.join(format!("{MOVED_PREFIX}{port}.{}", euid()));
-        if let Err(err) = self.write_moved(&path, studies) {
+        // Our own name; should another member squat it (the root is
+        // sticky: we could not replace his file), one of a few others.
+        let mut last = None;
+        for n in 0..4 {
+            let name = match n {
+                0 => format!("{MOVED_PREFIX}{port}.{}", euid()),
+                n => format!("{MOVED_PREFIX}{port}.{}-{n}", euid()),
+            };
+            let path = self.path.join(name);
+            match self.write_moved(&path, studies) {
+                Ok(()) => return,
+                Err(err) => last = Some((path, err)),
+            }
+        }
+        if let Some((path, err)) = last {
             log::warn!(
                 "cannot record the studies moved in {}: {err}; images the PACS sends them late will fail the \
                  next job",
@@ -334,7 +348,7 @@ impl Root {
         use std::io::Write;
         let now = unix_now();
         let added: Vec<String> = studies.iter().map(|uid| moved_key(uid)).collect();
-        let mut entries = match self.read_moved(path) {
+        let mut entries = match self.read_moved(path, euid()) {
             Ok(entries) => entries,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             // Ours but unreadable: written anew.
@@ -349,28 +363,30 @@ impl Root {
             Sharing::Shared { .. } => 0o640,
             Sharing::Private => 0o600,
         };
-        let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&temp)?;
-        let written = file
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .and_then(|()| file.write_all(out.as_bytes()))
-            .and_then(|()| std::fs::rename(&temp, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
+        // A name nobody can guess beforehand (O_EXCL, random), then renamed
+        // over our own record: a file of another's by that name stays, and
+        // the rename fails (the root is sticky).
+        if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.uid() != euid()) {
+            return Err(std::io::Error::other(format!(
+                "taken by {}",
+                user_name(std::fs::symlink_metadata(path)?.uid())
+            )));
         }
-        written
+        let mut temp = tempfile::Builder::new()
+            .prefix(".moved-")
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(&self.path)?;
+        temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+        temp.write_all(out.as_bytes())?;
+        temp.persist(path).map_err(|err| err.error)?;
+        Ok(())
     }
 
     /// One account's record: (when, key) of what is recent, never through
     /// a symlink, and only a plain file that no one but its owner may
     /// write. Lines that do not parse, and times in the future, are
     /// forgotten.
-    fn read_moved(&self, path: &Path) -> std::io::Result<Vec<(u64, String)>> {
+    fn read_moved(&self, path: &Path, owner: u32) -> std::io::Result<Vec<(u64, String)>> {
         use std::io::Read;
         let file = OpenOptions::new()
             .read(true)
@@ -378,10 +394,13 @@ impl Root {
             .open(path)?;
         let meta = file.metadata()?;
         let root_gid = std::fs::metadata(&self.path)?.gid();
-        let owner_ok = match self.sharing {
-            Sharing::Shared { .. } => meta.gid() == root_gid || meta.uid() == euid(),
-            Sharing::Private => meta.uid() == euid(),
-        };
+        // Written by the account its name says, and no other: a record
+        // another member made under this name is not this one's.
+        let owner_ok = meta.uid() == owner
+            && match self.sharing {
+                Sharing::Shared { .. } => meta.gid() == root_gid || meta.uid() == euid(),
+                Sharing::Private => meta.uid() == euid(),
+            };
         if !meta.is_file() || meta.mode() & 0o022 != 0 || meta.nlink() != 1 || !owner_ok {
             return Err(std::io::Error::other(format!(
                 "not a record of this staging folder's (owner {}, mode {:04o})",
@@ -777,6 +796,25 @@ mod tests {
             std::fs::symlink_metadata(&path).expect("link").file_type().is_file(),
             "the link is replaced"
         );
+        // A record under another account's name that this one wrote is
+        // not that account's: ignored.
+        let theirs = dir.path().join("moved-11112.4242");
+        std::fs::write(&theirs, format!("{} {}\n", unix_now(), moved_key("1.2.7"))).expect("squat");
+        assert!(!root.moved_recently(11112).contains(&moved_key("1.2.7")), "a record under another's name");
+        std::fs::remove_file(&theirs).expect("remove");
+        // Another account squats ours (as root, the test can make one):
+        // the record goes under a name of ours beside it.
+        if euid() == 0 {
+            std::fs::remove_file(&path).expect("remove");
+            std::fs::write(&path, "").expect("squatter's file");
+            std::os::unix::fs::chown(&path, Some(4242), None).expect("chown");
+            root.note_moved(11112, &["1.2.8".into()]);
+            assert_eq!(root.moved_recently(11112), keys(&["1.2.8"]));
+            assert!(dir.path().join(format!("moved-11112.{}-1", euid())).is_file());
+            std::fs::remove_file(dir.path().join(format!("moved-11112.{}-1", euid()))).expect("remove");
+            std::fs::remove_file(&path).expect("remove");
+            root.note_moved(11112, &["1.2.3".into()]);
+        }
         // Nothing left beside it.
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .expect("dir")

@@ -223,7 +223,7 @@ impl Drop for Receiver {
 }
 
 /// The addresses the PACS delivers from: `pacs.host`'s and `pacs.move_from`'s.
-fn allowed_peers(pacs: &Pacs) -> Result<BTreeSet<IpAddr>, Failure> {
+pub fn allowed_peers(pacs: &Pacs) -> Result<BTreeSet<IpAddr>, Failure> {
     let mut allowed = BTreeSet::new();
     for (host, key) in std::iter::once((&pacs.endpoint.host, "pacs.host"))
         .chain(pacs.move_from.iter().map(|host| (host, "pacs.move_from")))
@@ -241,7 +241,7 @@ fn allowed_peers(pacs: &Pacs) -> Result<BTreeSet<IpAddr>, Failure> {
 }
 
 /// An IPv4 address however it came (`::ffff:a.b.c.d` is a.b.c.d).
-fn plain(ip: IpAddr) -> IpAddr {
+pub fn plain(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -396,8 +396,44 @@ fn check_probes_whether_the_pacs_knows_this_ae_as_a_move_destination() {
         pacs.config(""),
         TestEnv::publisher_section(publisher.port, "dcmsend", "")
     ));
+    // An outsider who sees movescu start and tries to take the move port
+    // to receive the probe's study: the probe holds it the whole time.
+    let squatted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw_movescu = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let squatter = {
+        let (squatted, saw, done, port, pacs_port) =
+            (squatted.clone(), saw_movescu.clone(), done.clone(), pacs.move_port, pacs.dicom_port);
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let running = crate::harness::processes_mentioning("movescu")
+                    .iter()
+                    .any(|line| line.contains(&format!(" {pacs_port} ")));
+                if running {
+                    saw.store(true, std::sync::atomic::Ordering::Relaxed);
+                    if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+                        squatted.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
     let known = env.run(&["check", "ACC100"]);
-    assert!(line(&known).starts_with("ok") && line(&known).contains("knows AE PACS2CD"), "{}", known.stdout);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    squatter.join().expect("squatter");
+    assert!(saw_movescu.load(std::sync::atomic::Ordering::Relaxed), "the probe's movescu was never seen");
+    assert!(
+        !squatted.load(std::sync::atomic::Ordering::Relaxed),
+        "another program took the move port mid-probe"
+    );
+    assert!(
+        line(&known).starts_with("ok")
+            && line(&known).contains("knows AE PACS2CD")
+            && line(&known).contains("called port"),
+        "{}",
+        known.stdout
+    );
     let unproven = env.run(&["check"]);
     assert!(line(&unproven).contains("proves nothing"), "{}", unproven.stdout);
     let stranger = TestEnv::new(&format!(
