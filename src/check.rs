@@ -213,6 +213,17 @@ fn version(path: &std::path::Path) -> Option<String> {
 
 fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
     const ITEM: &str = "C-ECHO CD publisher";
+    // A hot-folder robot has no DICOM address: its status file stands in.
+    if let Some(robot) = crate::publisher::Robot::of(&context.config.cd_publisher)? {
+        const ROBOT: &str = "CD robot status";
+        use crate::publisher::hotfolder::Vendor;
+        return Ok(match crate::publisher::tdbridge::TdBridge.preflight(&robot) {
+            Ok(()) => {
+                CheckItem::ok(ROBOT, format!("the {} is ready ({})", robot.name, robot.status.display()))
+            }
+            Err(failure) => CheckItem::failed(ROBOT, failure),
+        });
+    }
     let publisher = match job::configured_publisher(&context.config) {
         Ok(endpoint) => job::publisher(&context.config, Some(endpoint))?,
         Err(failure) => return Ok(CheckItem::failed(ITEM, failure)),

@@ -13,12 +13,15 @@ use crate::dicom::Endpoint;
 pub const EXIT_CODES: &str = "Exit codes:
   0    done
   64   usage error, missing or invalid accession number (CGI: unknown URL, method)
-  65   accession number not found, or accessions of different patients
+  65   accession number not found, accessions of different patients; too big
+       for one disc (hot-folder robots)
   66   no DICOM data for an accession (relay: no DICOM file in the folder)
-  69   PACS, CD publisher or patient API unreachable
+  69   PACS, CD publisher or patient API unreachable; CD robot not ready (off,
+       out of discs, cover open, in error)
   74   staging disk full
   75   incomplete: DICOM fetch incomplete, partial relay; busy
-  76   DICOM relay failed: nothing accepted, association rejected
+  76   DICOM relay failed: nothing accepted, association rejected; burn
+       failed: the robot's error
   77   unauthorized (CGI: token missing or wrong)
   78   configuration error, missing DCMTK tool, unusable staging folder
   129  interrupted by SIGHUP
@@ -270,6 +273,9 @@ mod tests {
             Class::Unauthorized,
             Class::Configuration,
             Class::DiskFull,
+            Class::RobotNotReady,
+            Class::BurnFailed,
+            Class::DiscTooBig,
             Class::Interrupted(1),
             Class::Interrupted(2),
             Class::Interrupted(15),

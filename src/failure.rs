@@ -28,6 +28,13 @@ pub enum Class {
     PartialRelay,
     Busy,
     Configuration,
+    /// A hot-folder robot that cannot take a disc now: off, out of discs,
+    /// cover open, in error, or its software not taking jobs.
+    RobotNotReady,
+    /// The robot ended the job with an error (or refused it).
+    BurnFailed,
+    /// The disc is larger than the largest medium the robot has.
+    DiscTooBig,
     /// The staging folder's file system is (or would be) full: not a PACS
     /// or publisher fault, and no retry helps until space is freed.
     DiskFull,
@@ -50,11 +57,14 @@ impl Class {
             | Class::UnknownUrl => 64,
             // sysexits EX_NOPERM.
             Class::Unauthorized => 77,
-            Class::AccessionNotFound | Class::MixedPatients => 65,
+            Class::AccessionNotFound | Class::MixedPatients | Class::DiscTooBig => 65,
             Class::NoDicomData => 66,
-            Class::PatientApiUnavailable | Class::PacsUnreachable | Class::PublisherUnreachable => 69,
+            Class::PatientApiUnavailable
+            | Class::PacsUnreachable
+            | Class::PublisherUnreachable
+            | Class::RobotNotReady => 69,
             Class::FetchIncomplete | Class::PartialRelay | Class::Busy => 75,
-            Class::RelayFailed => 76,
+            Class::RelayFailed | Class::BurnFailed => 76,
             Class::Configuration => 78,
             // sysexits EX_IOERR.
             Class::DiskFull => 74,
@@ -76,8 +86,11 @@ impl Class {
             | Class::FetchIncomplete
             | Class::PublisherUnreachable
             | Class::RelayFailed
-            | Class::PartialRelay => 502,
-            Class::Busy => 503,
+            | Class::PartialRelay
+            | Class::BurnFailed => 502,
+            Class::Busy | Class::RobotNotReady => 503,
+            // Content Too Large: the request asks for more than one disc.
+            Class::DiscTooBig => 413,
             Class::Configuration => 500,
             // Insufficient Storage (RFC 4918).
             Class::DiskFull => 507,
@@ -102,6 +115,9 @@ impl Class {
             Class::PartialRelay => "partial relay",
             Class::Busy => "busy",
             Class::Configuration => "configuration error",
+            Class::RobotNotReady => "CD robot not ready",
+            Class::BurnFailed => "burn failed",
+            Class::DiscTooBig => "too big for one disc",
             Class::DiskFull => "staging disk full",
             Class::Interrupted(_) => "interrupted",
             Class::Unauthorized => "unauthorized",
@@ -293,6 +309,30 @@ impl Failure {
         Failure::new(Class::RelayFailed, format!("nothing was sent: {why}"))
     }
 
+    /// A hot-folder robot that cannot take the job; `robot` names it.
+    pub fn robot_not_ready(robot: &str, why: &str) -> Failure {
+        Failure::new(Class::RobotNotReady, format!("the {robot} is not ready: {why}")).with_destination(robot)
+    }
+
+    /// The robot ended the job with an error, `why` in its words.
+    pub fn burn_failed(robot: &str, why: &str) -> Failure {
+        Failure::new(Class::BurnFailed, format!("the {robot} did not burn the disc: {why}"))
+            .with_destination(robot)
+    }
+
+    /// `bytes` of disc content, more than the largest medium holds.
+    pub fn disc_too_big(bytes: u64, largest: &str, capacity: u64) -> Failure {
+        Failure::new(
+            Class::DiscTooBig,
+            format!(
+                "the disc would hold {:.0} MB, more than the largest medium the robot has ({largest}, {:.0} MB): \
+                 request fewer accession numbers per disc",
+                bytes as f64 / 1e6,
+                capacity as f64 / 1e6
+            ),
+        )
+    }
+
     pub fn partial_relay(destination: &str, why: &str, counts: RelayCounts) -> Failure {
         let mut failure = Failure::new(Class::PartialRelay, why).with_destination(destination);
         failure.relay = Some(Box::new(counts));
@@ -330,6 +370,9 @@ mod tests {
             (Class::Busy, 503, 75, "busy"),
             (Class::Configuration, 500, 78, "configuration error"),
             (Class::DiskFull, 507, 74, "staging disk full"),
+            (Class::RobotNotReady, 503, 69, "CD robot not ready"),
+            (Class::BurnFailed, 502, 76, "burn failed"),
+            (Class::DiscTooBig, 413, 65, "too big for one disc"),
         ];
         for (class, http, exit, error) in rows {
             assert_eq!(class.http_status(), http, "{class:?}");

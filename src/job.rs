@@ -103,6 +103,9 @@ pub struct PrintJob {
     pub allow: Allow,
     pub pacs: Pacs,
     pub publisher: Publisher,
+    /// A hot-folder robot (`cd_publisher.kind`), unless `--to` names a
+    /// DICOM receiver: the disc goes there instead of `publisher`.
+    pub robot: Option<Box<crate::publisher::Robot>>,
 }
 
 /// The switches of a print request, from the command line or a CGI query.
@@ -124,7 +127,7 @@ impl Job {
     pub fn publisher(&self) -> Option<&Publisher> {
         match self {
             Job::Relay { publisher, .. } => Some(publisher),
-            Job::Print(print) if !print.dry_run => Some(&print.publisher),
+            Job::Print(print) if !print.dry_run && print.robot.is_none() => Some(&print.publisher),
             Job::Print(_) | Job::Fetch(_) => None,
         }
     }
@@ -220,20 +223,39 @@ pub fn fetch_job(config: &Config, accessions: &[String], options: FetchOptions) 
 /// before them), then the PACS and the publisher.
 pub fn print_job(config: &Config, accessions: &[String], options: PrintOptions) -> Result<PrintJob, Failure> {
     let accessions = accession::parse_list(accessions, config.cgi.max_accessions)?;
+    let robot = match options.to {
+        Some(_) => None,
+        None => crate::publisher::Robot::of(&config.cd_publisher)?.map(Box::new),
+    };
     // A fresh installation has neither host: name both keys at once.
-    if config.pacs.host.is_none() && config.cd_publisher.host.is_none() && options.to.is_none() {
+    if config.pacs.host.is_none()
+        && config.cd_publisher.host.is_none()
+        && options.to.is_none()
+        && robot.is_none()
+    {
         return Err(Failure::config(
             "no PACS and no CD publisher configured: set pacs.host and cd_publisher.host in the configuration",
         ));
     }
     let pacs = pacs(config)?;
-    let publisher = publisher(config, options.to)?;
+    // A robot has no DICOM address: the section's titles stand in, never
+    // used (`Job::publisher` is `None` for it).
+    let to = match (&robot, options.to) {
+        (Some(_), _) => Some(Endpoint {
+            ae: AeTitle::parse(&config.cd_publisher.called_ae).map_err(Failure::config)?,
+            host: "localhost".into(),
+            port: config.cd_publisher.port,
+        }),
+        (None, to) => to,
+    };
+    let publisher = publisher(config, to)?;
     Ok(PrintJob {
         accessions,
         dry_run: options.dry_run,
         allow: Allow::of(options.allow, config),
         pacs,
         publisher,
+        robot,
     })
 }
 

@@ -18,6 +18,7 @@ mod output;
 mod patients;
 mod pipeline;
 mod progress;
+mod publisher;
 mod report;
 mod sanitize;
 mod signals;

@@ -27,6 +27,8 @@ pub enum Stage {
     Send,
     /// Waiting for another job's retrieve to finish (no count).
     Wait,
+    /// Discs a hot-folder robot has burned, of the copies asked for.
+    Burn,
 }
 
 /// Tells whoever shows the job's progress that it waits for another job:

@@ -111,6 +111,23 @@ pub fn json(report: &Report) -> String {
     value.unwrap_or_else(|err| format!("{{\"status\":\"ok\",\"warning\":\"{err}\"}}"))
 }
 
+/// A robot job's outcome in words: "burned 2 discs", or how far it was
+/// when pacs2cd stopped following.
+pub fn burn_words(burn: &crate::publisher::hotfolder::Burn) -> String {
+    use crate::publisher::hotfolder::Phase;
+    let discs = |n: u32| if n == 1 { "1 disc".to_string() } else { format!("{n} discs") };
+    match burn.phase {
+        Phase::Done => format!("burned {}", discs(burn.discs)),
+        Phase::Placed | Phase::Taken => {
+            format!("job {} taken by the robot, {} to burn", burn.job_id, discs(burn.copies))
+        }
+        Phase::Burning | Phase::Paused | Phase::Failed => format!(
+            "job {} still burning ({} of {} done) when pacs2cd stopped following",
+            burn.job_id, burn.discs, burn.copies
+        ),
+    }
+}
+
 pub fn print(report: &Report, json: bool) {
     if json {
         jsonln!("{}", self::json(report));
@@ -159,6 +176,22 @@ pub fn print(report: &Report, json: bool) {
                 if fetched.studies.len() == 1 { "study" } else { "studies" },
                 fetched.seconds
             );
+        }
+        Report::Print(printed) if printed.burn.is_some() => {
+            print_studies(&printed.studies);
+            outln!("  {}", proof_words(printed.proof));
+            if let Some(burn) = &printed.burn {
+                outln!(
+                    "{}{} files of {} on a {} for the {}: {} ({:.1} s)",
+                    partial_prefix(printed.missing),
+                    printed.files_sent,
+                    patients_phrase(&printed.patients),
+                    burn.medium,
+                    for_terminal(&printed.publisher),
+                    burn_words(burn),
+                    printed.seconds
+                );
+            }
         }
         Report::Print(printed) => {
             print_studies(&printed.studies);

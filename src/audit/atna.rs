@@ -109,6 +109,8 @@ impl Indicator {
             | Class::AccessionNotFound
             | Class::MixedPatients
             | Class::Busy
+            | Class::DiscTooBig
+            | Class::RobotNotReady
             | Class::Unauthorized
             | Class::MethodNotAllowed
             | Class::UnknownUrl => Indicator::MinorFailure,
@@ -120,6 +122,7 @@ impl Indicator {
             | Class::PublisherUnreachable
             | Class::RelayFailed
             | Class::PartialRelay
+            | Class::BurnFailed
             | Class::DiskFull
             | Class::Interrupted(_) => Indicator::SeriousFailure,
             // No job can run until an administrator mends the configuration.

@@ -344,6 +344,11 @@ impl Trail {
                 if let Some(target) = publisher(&exports.publisher) {
                     self.exported(&target, &printed.objects, complete(printed.missing));
                 }
+                // A hot-folder robot: the folder its disc was placed in.
+                if let Some(burn) = &printed.burn {
+                    let target = ExportTarget::Folder(burn.placed_in.clone());
+                    self.exported(&target, &printed.objects, complete(printed.missing));
+                }
             }
             Ok(Report::Relay { relayed, .. }) => {
                 if let Some(target) = publisher(&exports.publisher) {

@@ -24,6 +24,7 @@ use crate::failure::{Class, Failure};
 use crate::patients::{Patient, for_people};
 use crate::pipeline::StudySummary;
 use crate::progress::{Listener, Part, Stage};
+use crate::publisher::hotfolder::Phase;
 use crate::report::{Report, proof_words};
 
 /// More than fcgiwrap's 8 KiB buffer: what precedes it is pushed out.
@@ -67,7 +68,13 @@ impl<'a> Verdict<'a> {
             Ok(Report::Print(printed)) if printed.partial => {
                 ("PARTIAL DISC: images are missing, do not hand it out as complete", "fail", 200, "")
             }
-            Ok(Report::Print(_)) => ("Sent to the CD publisher", "ok", 200, ""),
+            Ok(Report::Print(printed)) => match &printed.burn {
+                Some(burn) if burn.phase == Phase::Done => {
+                    ("Disc burned: take it from the robot", "ok", 200, "")
+                }
+                Some(_) => ("Placed at the disc robot", "ok", 200, ""),
+                None => ("Sent to the CD publisher", "ok", 200, ""),
+            },
             Ok(Report::Plan(_)) => ("Dry run", "ok", 200, ""),
             Ok(_) => ("Done", "ok", 200, ""),
             Err(failure) => {
@@ -82,12 +89,23 @@ impl<'a> Verdict<'a> {
     fn html(&self) -> String {
         let body = match self.result {
             Ok(Report::Print(printed)) => {
+                let what = match &printed.burn {
+                    Some(burn) => format!(
+                        "were put on a {} for the {}: {}",
+                        burn.medium,
+                        escape_html(&printed.publisher),
+                        escape_html(&crate::report::burn_words(burn))
+                    ),
+                    None => format!(
+                        "were sent to the {}, which accepted every one",
+                        escape_html(&printed.publisher)
+                    ),
+                };
                 let mut body = format!(
-                    "<p><strong>{} images</strong> of {} were sent to the {}, which accepted every one.</p>\n\
+                    "<p><strong>{} images</strong> of {} {what}.</p>\n\
                      <p class=\"detail\">{}.</p>\n",
                     printed.files_sent,
                     patients_html(&printed.patients),
-                    escape_html(&printed.publisher),
                     escape_html(&sentence(proof_words(printed.proof))),
                 );
                 body.push_str(&studies_table(&printed.studies));
@@ -171,6 +189,8 @@ fn headline(failure: &Failure, download: bool) -> &'static str {
             "Partly sent: do not hand out the disc; call IT"
         }
         Class::Busy => "Not sent: another disc is still being prepared",
+        Class::RobotNotReady => "Not burned: the disc robot is not ready",
+        Class::BurnFailed => "Burn failed",
         Class::Unauthorized | Class::MethodNotAllowed | Class::UnknownUrl => "Request refused",
         _ => "Not sent",
     }
@@ -233,6 +253,13 @@ fn advice(class: Class, download: bool) -> &'static str {
         }
         Class::Busy => "Another disc is being prepared. Try again in a few minutes.",
         Class::Configuration => "The disc service is not set up correctly on this server. Call IT.",
+        Class::RobotNotReady => {
+            "The disc robot cannot burn now (see why above): fix it at the robot, then try again. Nothing was burned."
+        }
+        Class::BurnFailed => {
+            "The disc robot stopped with an error (see above): do not hand out a disc from this job."
+        }
+        Class::DiscTooBig => "The images do not fit on one disc: request fewer accession numbers per disc.",
         Class::DiskFull => {
             "The server that prepares the discs is out of disk space. Nothing was sent. Call IT."
         }
@@ -438,7 +465,8 @@ impl Listener for LivePage {
         let now = Instant::now();
         if let Some((last_stage, at, last_measure)) = state.last
             && last_stage == stage
-            && (now.duration_since(at) < UPDATE_EVERY || last_measure == measure)
+            // Each disc burned is news, however soon it comes.
+            && ((now.duration_since(at) < UPDATE_EVERY && stage != Stage::Burn) || last_measure == measure)
         {
             return;
         }
@@ -446,9 +474,15 @@ impl Listener for LivePage {
             Stage::Retrieve => "Retrieving the images from the PACS".to_string(),
             Stage::Send => format!("Sending the images to the {}", escape_html(&state.publisher)),
             Stage::Wait => "Waiting for another disc to finish".to_string(),
+            Stage::Burn => "Burning".to_string(),
         };
         let bar = match total {
             _ if stage == Stage::Wait => format!("<p>{what}…</p><progress></progress>"),
+            // The disc in the drive: one more than those done, of the copies.
+            Some(total) if stage == Stage::Burn => format!(
+                "<p>{what}: disc {} of {total}</p><progress value=\"{done}\" max=\"{total}\">{measure}%</progress>",
+                (done + 1).min(total)
+            ),
             Some(total) => format!(
                 "<p>{what}: {done} of {total}</p><progress value=\"{done}\" max=\"{total}\">{measure}%</progress>"
             ),
@@ -535,6 +569,7 @@ mod tests {
             missing: 0,
             delivered_by: vec![],
             warnings: vec![],
+            burn: None,
             objects: Default::default(),
         }
     }
@@ -650,6 +685,35 @@ mod tests {
     fn names_for_people_on_the_page() {
         let page = whole(&Ok(Report::Print(printed("DOE^JOHN^^DR"))), false);
         assert!(page.contains("<strong>DOE, JOHN</strong>"), "{page}");
+    }
+
+    /// A hot-folder robot's burn: the disc in the drive, of the copies;
+    /// the verdict says the disc is there to take.
+    #[test]
+    fn the_live_page_shows_the_burn() {
+        let out = Shared::default();
+        let page = LivePage::new(Box::new(out.clone()));
+        page.begin(&["ACC001".into()], "Epson PP-100");
+        page.update(Stage::Burn, 0, Some(2), &[]);
+        page.update(Stage::Burn, 1, Some(2), &[]);
+        let mut burned = printed("DOE^JOHN");
+        burned.burn = Some(Box::new(crate::publisher::hotfolder::Burn {
+            robot: "epson-tdbridge",
+            job_id: "PACS2CD-1".into(),
+            medium: "CD",
+            copies: 2,
+            phase: Phase::Done,
+            discs: 2,
+            data_left: false,
+            placed_in: std::path::PathBuf::new(),
+        }));
+        page.finish(&Ok(Report::Print(burned)));
+        let text = out.text();
+        assert!(text.contains("<p>Burning: disc 1 of 2</p>"), "{text}");
+        assert!(text.contains("<p>Burning: disc 2 of 2</p>"), "{text}");
+        assert!(text.contains("Disc burned: take it from the robot"), "{text}");
+        assert!(text.contains("were put on a CD for the"), "{text}");
+        assert!(text.contains("burned 2 discs"), "{text}");
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
             "must be a short name without control characters".into(),
         ));
     }
+    check_robot(&config.cd_publisher, &problem)?;
     if config.pacs.modalities.is_empty() {
         return Err(problem("pacs", "modalities", "must list at least one modality".into()));
     }
@@ -241,6 +242,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         path.as_mut().map(anchor);
     }
     config.tools.dcmtk_dir.as_mut().map(anchor);
+    let robot = &mut config.cd_publisher;
+    for folder in [&mut robot.hot_folder, &mut robot.data_folder, &mut robot.status] {
+        folder.as_mut().map(anchor);
+    }
+    if robot.kind.is_hot_folder() {
+        for (key, folder) in [("hot_folder", &robot.hot_folder), ("data_folder", &robot.data_folder)] {
+            // Checked above: both are set for the hot-folder kinds.
+            if let Some(folder) = folder
+                && is_within(folder, &config.staging_dir)
+            {
+                return Err(problem(
+                    "cd_publisher",
+                    key,
+                    format!("{} is inside the staging folder, which pacs2cd sweeps", folder.display()),
+                ));
+            }
+        }
+    }
     config.tools.viewer_dir.as_mut().map(anchor);
     if let Some(viewer) = &config.tools.viewer_dir {
         // Everything in the viewer folder goes onto every patient's disc:
@@ -262,6 +281,72 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Failure> {
         }
     }
     Ok(config)
+}
+
+/// The keys of the hot-folder kinds: what the robot needs is set, and
+/// nothing a job file would carry can break its lines.
+fn check_robot(
+    robot: &super::CdPublisher,
+    problem: &dyn Fn(&str, &str, String) -> Failure,
+) -> Result<(), Failure> {
+    let kind = robot.kind;
+    if !kind.is_hot_folder() {
+        return Ok(());
+    }
+    let needed = [
+        ("hot_folder", robot.hot_folder.is_some(), "the folder the robot watches for job files"),
+        ("data_folder", robot.data_folder.is_some(), "where pacs2cd places the disc content"),
+        ("status", robot.status.is_some(), status_what(kind)),
+    ];
+    for (key, set, what) in needed {
+        if !set {
+            return Err(problem(
+                "cd_publisher",
+                "kind",
+                format!("\"{}\" needs cd_publisher.{key} ({what})", kind.as_str()),
+            ));
+        }
+    }
+    if robot.hot_folder == robot.data_folder {
+        return Err(problem(
+            "cd_publisher",
+            "data_folder",
+            "must differ from hot_folder: the robot would read the disc content as jobs".into(),
+        ));
+    }
+    if robot.media.is_empty() {
+        return Err(problem(
+            "cd_publisher",
+            "media",
+            "must list at least one medium (CD, DVD, DVD-DL, BD)".into(),
+        ));
+    }
+    // Job files are KEY=value lines: a line break in a value would be a
+    // key of its own.
+    for (key, value) in
+        [("robot_path", &robot.robot_path), ("robot_name", &robot.robot_name), ("label", &robot.label)]
+    {
+        if let Some(value) = value
+            && value.chars().any(char::is_control)
+        {
+            return Err(problem("cd_publisher", key, format!("{} holds a control character", quoted(value))));
+        }
+    }
+    if robot.institution.chars().any(char::is_control) || robot.institution.chars().count() > 64 {
+        return Err(problem(
+            "cd_publisher",
+            "institution",
+            "must be a short name without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn status_what(kind: super::PublisherKind) -> &'static str {
+    match kind {
+        super::PublisherKind::PrimeraPtburn => "the PTBurn Status folder",
+        _ => "the TDBStatus.txt file",
+    }
 }
 
 /// Whether `path` is `folder` or inside it, by the real paths where they
@@ -362,6 +447,19 @@ mod tests {
             "same_id_as_pacs",
             "viewer_autorun",
             "iso_tool",
+            "kind",
+            "hot_folder",
+            "data_folder",
+            "robot_path",
+            "status",
+            "wait_secs",
+            "copies",
+            "media",
+            "cd_mb",
+            "robot_name",
+            "label",
+            "verify",
+            "institution",
         ] {
             assert!(
                 text.lines().any(|l| l.trim_start().starts_with(&format!("{key} ="))),
@@ -418,6 +516,40 @@ mod tests {
         assert!(err.detail.contains("pacs.modalities") && err.detail.contains("\"ct\""), "{}", err.detail);
         let err = parse_str("[patient]\nsource = \"api\"\n").expect_err("api");
         assert!(err.detail.contains("patient.source"), "{}", err.detail);
+    }
+
+    #[test]
+    fn hot_folder_kinds_need_their_folders() {
+        let config = parse_str("").expect("empty");
+        assert_eq!(config.cd_publisher.kind, crate::config::PublisherKind::Dicom);
+        let err = parse_str("[cd_publisher]\nkind = \"epson-tdbridge\"\n").expect_err("no folders");
+        assert!(
+            err.detail.contains("line 2: cd_publisher.kind") && err.detail.contains("hot_folder"),
+            "{}",
+            err.detail
+        );
+        let err = parse_str("[cd_publisher]\nkind = \"rimage\"\n").expect_err("unknown kind");
+        assert!(err.detail.contains("line 2") && err.detail.contains("epson-tdbridge"), "{}", err.detail);
+        let base = "[cd_publisher]\nkind = \"epson-tdbridge\"\nhot_folder = \"/srv/robot/jobs\"\n\
+                    data_folder = \"/srv/robot/discs\"\nstatus = \"/srv/robot/TDBStatus.txt\"\n";
+        let config = parse_str(base).expect("tdbridge");
+        assert_eq!(config.cd_publisher.copies, 1);
+        assert_eq!(config.cd_publisher.media, vec![crate::config::Medium::Cd, crate::config::Medium::Dvd]);
+        let err = parse_str(&format!("{base}copies = 0\n")).expect_err("copies");
+        assert!(err.detail.contains("line 6") && err.detail.contains("1-99"), "{}", err.detail);
+        let err = parse_str(&format!("{base}media = [\"LP\"]\n")).expect_err("medium");
+        assert!(err.detail.contains("line 6"), "{}", err.detail);
+        let err = parse_str(&format!("{base}media = []\n")).expect_err("no media");
+        assert!(err.detail.contains("line 6: cd_publisher.media"), "{}", err.detail);
+        let err = parse_str(&format!("{base}robot_name = \"PP-100\\nCOPIES=99\"\n")).expect_err("break");
+        assert!(err.detail.contains("cd_publisher.robot_name"), "{}", err.detail);
+        let err = parse_str(
+            "[cd_publisher]\nkind = \"primera-ptburn\"\nhot_folder = \"/srv/j\"\ndata_folder = \"/srv/j\"\nstatus = \"/srv/s\"\n",
+        )
+        .expect_err("same folder");
+        assert!(err.detail.contains("line 4: cd_publisher.data_folder"), "{}", err.detail);
+        let err = parse_str(&format!("staging_dir = \"/srv/robot\"\n{base}")).expect_err("inside staging");
+        assert!(err.detail.contains("inside the staging folder"), "{}", err.detail);
     }
 
     #[test]

@@ -142,9 +142,63 @@ pub enum Sender {
     Storescu,
 }
 
+/// How the robot takes a disc: DICOM images sent to a gateway, or a job
+/// file dropped in a watched folder (docs: ../shared/ROBOTS.md).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublisherKind {
+    #[default]
+    Dicom,
+    /// Epson Discproducer through TD Bridge (`.JDF` job files).
+    EpsonTdbridge,
+    /// Primera Bravo through the PTBurn SDK (`.JRQ` job files).
+    PrimeraPtburn,
+}
+
+impl PublisherKind {
+    pub fn is_hot_folder(self) -> bool {
+        self != PublisherKind::Dicom
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublisherKind::Dicom => "dicom",
+            PublisherKind::EpsonTdbridge => "epson-tdbridge",
+            PublisherKind::PrimeraPtburn => "primera-ptburn",
+        }
+    }
+}
+
+/// A disc medium a hot-folder robot may burn, smallest first.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Medium {
+    #[serde(rename = "CD")]
+    Cd,
+    #[serde(rename = "DVD")]
+    Dvd,
+    #[serde(rename = "DVD-DL")]
+    DvdDl,
+    #[serde(rename = "BD")]
+    Bd,
+}
+
+impl Medium {
+    /// The robots' own word for it (TD Bridge `DISC_TYPE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Medium::Cd => "CD",
+            Medium::Dvd => "DVD",
+            Medium::DvdDl => "DVD-DL",
+            Medium::Bd => "BD",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CdPublisher {
+    /// "dicom" (the default), "epson-tdbridge" or "primera-ptburn".
+    pub kind: PublisherKind,
     /// What technicians and HIS users call the robot ("Rimage 2000i").
     pub name: String,
     /// No default: a publisher is a site's own machine, and a default
@@ -163,11 +217,47 @@ pub struct CdPublisher {
     pub timeout_dimse_secs: u64,
     #[serde(deserialize_with = "values::seconds")]
     pub timeout_total_secs: u64,
+    /// Hot-folder kinds: the folder the robot's software watches for job files.
+    #[serde(deserialize_with = "values::optional_path")]
+    pub hot_folder: Option<PathBuf>,
+    /// Hot-folder kinds: where pacs2cd places each job's disc content
+    /// (on the same share as hot_folder).
+    #[serde(deserialize_with = "values::optional_path")]
+    pub data_folder: Option<PathBuf>,
+    /// How the robot's PC spells data_folder (`\\PACSHOST\discs`); unset
+    /// when it is the same path.
+    #[serde(deserialize_with = "values::optional_text")]
+    pub robot_path: Option<String>,
+    /// TD Bridge: the TDBStatus.txt file; PTBurn: the Status folder.
+    #[serde(deserialize_with = "values::optional_path")]
+    pub status: Option<PathBuf>,
+    /// How long a job is followed at the robot; 0: until the robot took it.
+    #[serde(deserialize_with = "values::seconds_or_zero")]
+    pub wait_secs: u64,
+    #[serde(deserialize_with = "values::copies")]
+    pub copies: u32,
+    /// The media the robot has loaded; the smallest that holds a disc is chosen.
+    pub media: Vec<Medium>,
+    /// What a CD holds here, in MB (650 or 700 by the blanks bought).
+    #[serde(deserialize_with = "values::cd_mb")]
+    pub cd_mb: u64,
+    /// The robot's name for the publisher (TD Bridge PUBLISHER, PTBurn
+    /// RobotName); unset: whichever the robot's software chooses.
+    #[serde(deserialize_with = "values::optional_text")]
+    pub robot_name: Option<String>,
+    /// The label design file, as the robot's PC spells it; unset: no print.
+    #[serde(deserialize_with = "values::optional_text")]
+    pub label: Option<String>,
+    /// Read the disc back after burning.
+    pub verify: bool,
+    /// Who makes the discs, on the label and in README.TXT.
+    pub institution: String,
 }
 
 impl Default for CdPublisher {
     fn default() -> CdPublisher {
         CdPublisher {
+            kind: PublisherKind::Dicom,
             name: "CD publisher".into(),
             host: None,
             port: 104,
@@ -179,6 +269,18 @@ impl Default for CdPublisher {
             timeout_acse_secs: 30,
             timeout_dimse_secs: 60,
             timeout_total_secs: 3600,
+            hot_folder: None,
+            data_folder: None,
+            robot_path: None,
+            status: None,
+            wait_secs: 600,
+            copies: 1,
+            media: vec![Medium::Cd, Medium::Dvd],
+            cd_mb: 650,
+            robot_name: None,
+            label: None,
+            verify: true,
+            institution: String::new(),
         }
     }
 }

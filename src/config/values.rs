@@ -72,6 +72,17 @@ pub fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Err
     Ok(usize::try_from(value).unwrap_or(1000))
 }
 
+/// Copies of a disc a hot-folder robot burns.
+pub fn copies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let value = whole(deserializer, "a number of copies, 1-99", 1, 99)?;
+    Ok(u32::try_from(value).unwrap_or(1))
+}
+
+/// A CD's capacity in MB.
+pub fn cd_mb<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    whole(deserializer, "a CD's capacity in MB, 1-900", 1, 900)
+}
+
 /// A path; the empty string means "none" (as the example config says).
 pub fn optional_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
     struct OptionalPath;

@@ -18,7 +18,7 @@ use crate::output;
 use crate::patients::Patient;
 use crate::pipeline::find::Finder;
 use crate::pipeline::manifest::Proof;
-use crate::pipeline::{Deadline, StudySummary, disc, lookup, retrieve};
+use crate::pipeline::{Deadline, StudySummary, disc, lookup, pdi, retrieve};
 use crate::sanitize;
 use crate::staging;
 
@@ -143,6 +143,17 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     // One name for the index and the image (PS3.12 F.1.1).
     let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
     let label = dcmmkdir::disc_label(&joined);
+    let summaries =
+        StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities);
+    let info = pdi::DiscInfo {
+        patients: retrieved.patients.clone(),
+        studies: pdi::studies(&summaries, &found),
+        institution: context.config.cd_publisher.institution.clone(),
+        made: std::time::SystemTime::now(),
+        label: label.clone(),
+        viewer: tools.viewer_dir.is_some(),
+    };
+    pdi::write(&disc_folder, &info).map_err(full)?;
     let left_out = disc::index(context, &disc_folder, &label, layout.files).map_err(full)?;
     let mut warnings = found.warnings.clone();
     warnings.extend(left_out);
@@ -187,7 +198,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
         patient_id: first.id,
         patients: retrieved_patients,
         proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
-        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities),
+        studies: summaries,
         files: layout.files,
         bytes: layout.bytes,
         folder: keep_folder.then(|| output_shown.display().to_string()),

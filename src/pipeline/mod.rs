@@ -7,6 +7,7 @@ pub mod find;
 pub mod lookup;
 pub mod manifest;
 pub mod patient_api;
+pub mod pdi;
 pub mod print;
 pub mod receiver;
 pub mod relay;

@@ -21,7 +21,10 @@ use crate::pipeline::find::Finder;
 use crate::pipeline::manifest::{self, Proof};
 use crate::pipeline::relay::{self, Instance};
 use crate::pipeline::retrieve;
-use crate::pipeline::{Deadline, StudySummary, lookup};
+use crate::pipeline::{Deadline, StudySummary, disc, lookup, pdi};
+use crate::publisher::Robot;
+use crate::publisher::hotfolder::{self, Vendor};
+use crate::publisher::tdbridge;
 use crate::staging;
 
 /// A print that reached the publisher whole. The legacy HIS contract's
@@ -52,6 +55,9 @@ pub struct Printed {
     pub delivered_by: Vec<crate::pipeline::retrieve::DeliveredBy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// A hot-folder robot's job: how far it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burn: Option<Box<crate::publisher::hotfolder::Burn>>,
     /// Whose files went, of which studies (the audit records').
     #[serde(skip)]
     pub objects: crate::audit::trail::Objects,
@@ -80,6 +86,9 @@ pub enum Outcome {
 }
 
 pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
+    if let Some(robot) = &job.robot {
+        return burn(context, job, robot);
+    }
     let started = Instant::now();
     let deadline = Deadline::after(job.pacs.timeouts.total);
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
@@ -179,6 +188,130 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         missing: retrieved.missing,
         delivered_by: retrieved.delivered_by,
         warnings,
+        burn: None,
+        objects: retrieved.objects,
+    }))
+}
+
+/// The vendor's files of a robot's kind.
+fn vendor(robot: &Robot) -> &'static dyn Vendor {
+    // PTBurn is not built yet: `Robot::of` refuses its kind.
+    let _ = robot;
+    &tdbridge::TdBridge
+}
+
+/// `print` to a hot-folder robot: the robot's status read beside the
+/// lookup (a robot that is off or out of discs stops the job before any
+/// image moves), the retrieve proven whole, the disc built here (PDI files,
+/// DICOMDIR), then placed with its job file and followed.
+fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Failure> {
+    let started = Instant::now();
+    let vendor = vendor(robot);
+    let deadline = Deadline::after(job.pacs.timeouts.total);
+    let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
+    if !job.dry_run {
+        staging::check_space(&root.path, context.config.staging_min_free_mb * 1_000_000)?;
+    }
+    let work = root.job_dir()?;
+    let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
+    let (found, ready, receiver) = std::thread::scope(|scope| {
+        let ready = scope.spawn(|| vendor.preflight(robot));
+        let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow));
+        let receiver =
+            (!job.dry_run).then(|| retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false));
+        let found = lookup.join().unwrap_or_else(|_| Err(Failure::config("the lookup panicked")));
+        let ready =
+            ready.join().unwrap_or_else(|_| Err(Failure::config("the robot's status check panicked")));
+        (found, ready, receiver)
+    });
+    let found = found.map_err(|failure| staging::explain_full(&root.path, failure))?;
+    let accessions: Vec<String> = job.accessions.iter().map(|a| a.to_string()).collect();
+    let destination = robot.hot_folder.display().to_string();
+    let patients = found.patients.clone();
+    let first = found.first_patient().clone();
+    if job.dry_run {
+        ready?;
+        let manifest = manifest::run(&finder, &found.studies).map_err(|f| f.for_patients(&patients))?;
+        let counts: Vec<usize> = manifest.studies.iter().map(|s| s.expected.unwrap_or(0)).collect();
+        return Ok(Outcome::Planned(Plan {
+            accessions,
+            patient_name: first.name,
+            patient_id: first.id,
+            patients,
+            destination,
+            publisher: job.publisher.name.clone(),
+            files_expected: manifest.expected(),
+            proof: manifest.proof().as_str(),
+            studies: StudySummary::list(&found, &manifest, &counts, &[]),
+            warnings: found.warnings.clone(),
+        }));
+    }
+    let full = |failure: Failure| staging::explain_full(&root.path, failure.for_patients(&patients));
+    ready.map_err(full)?;
+    let early = receiver.unwrap_or(Ok(None));
+    let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path()).map_err(full)?;
+    let retrieved =
+        retrieve::run(context, &finder, &found, (work.path(), &root), receiver, job.allow, &deadline)
+            .map_err(full)?;
+    log::debug!("phase: verified");
+    crate::signals::check()?;
+    // The disc, built whole in the private folder as `fetch` builds it.
+    let disc_folder = work.path().join("disc");
+    disc::create_folder(&disc_folder).map_err(full)?;
+    let tools = &context.config.tools;
+    let layout = disc::lay_out(
+        &retrieved.files,
+        &disc_folder,
+        tools.viewer_dir.as_deref(),
+        tools.viewer_autorun.as_deref(),
+    )
+    .map_err(full)?;
+    let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
+    let label = crate::dicom::dcmmkdir::disc_label(&joined);
+    let summaries =
+        StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities);
+    let institution = context.config.cd_publisher.institution.clone();
+    let info = pdi::DiscInfo {
+        patients: retrieved.patients.clone(),
+        studies: pdi::studies(&summaries, &found),
+        institution: institution.clone(),
+        made: std::time::SystemTime::now(),
+        label: label.clone(),
+        viewer: tools.viewer_dir.is_some(),
+    };
+    pdi::write(&disc_folder, &info).map_err(full)?;
+    let left_out = disc::index(context, &disc_folder, &label, layout.files).map_err(full)?;
+    // The size is known only now: the PACS gives counts, not bytes.
+    let medium = robot.medium_for(disc::folder_bytes(&disc_folder)).map_err(full)?;
+    crate::signals::check()?;
+    let placed = hotfolder::place(robot, vendor, &disc_folder, info, medium, &institution).map_err(full)?;
+    log::debug!("phase: placed");
+    let burned = hotfolder::follow(robot, vendor, &placed, &context.progress).map_err(full)?;
+    let mut warnings = found.warnings.clone();
+    warnings.extend(left_out);
+    warnings.extend(retrieved.warnings);
+    for warning in &warnings {
+        log::warn!("{warning}");
+    }
+    let first = retrieved.patients.first().cloned().unwrap_or(first);
+    Ok(Outcome::Printed(Printed {
+        accessions_sent: accessions,
+        patient_name: first.name,
+        destination,
+        files_sent: layout.files,
+        patient_id: first.id,
+        patients: retrieved.patients,
+        publisher: job.publisher.name.clone(),
+        called_ae: String::new(),
+        sender: robot.kind.as_str(),
+        proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
+        studies: summaries,
+        seconds: started.elapsed().as_secs_f64(),
+        partial: retrieved.missing > 0,
+        missing: retrieved.missing,
+        delivered_by: retrieved.delivered_by,
+        warnings,
+        burn: Some(Box::new(burned)),
         objects: retrieved.objects,
     }))
 }

@@ -124,6 +124,8 @@ fn iso_images_hold_the_disc_with_either_tool() {
             "/mDicom.exe",
             "/lib/readme.txt",
             "/AUTORUN.INF",
+            "/README.TXT",
+            "/INDEX.HTM",
         ] {
             assert!(files.iter().any(|f| f == expected), "{tool}: {expected} not in {files:?}");
         }

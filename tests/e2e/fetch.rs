@@ -45,6 +45,13 @@ fn one_accession_lands_in_a_media_layout() {
     counts.sort();
     assert_eq!(counts, [2, 3]);
     assert!(out.join("DICOM/ST000001/SE000001/IM000001").is_file());
+    // IHE PDI: what the disc holds and for whom, at its root.
+    let readme = std::fs::read_to_string(out.join("README.TXT")).expect("README.TXT");
+    assert!(readme.contains("Patient: DOE, JOHN\r\nPatient ID: PID001"), "{readme}");
+    assert!(readme.contains("ACC001") && readme.contains("(5 images)"), "{readme}");
+    assert!(!readme.contains(&env.dir.path().display().to_string()), "no paths of ours: {readme}");
+    let index = std::fs::read_to_string(out.join("INDEX.HTM")).expect("INDEX.HTM");
+    assert!(index.contains("DOE, JOHN (ID PID001)"), "{index}");
     env.assert_staging_empty();
 }
 

@@ -1252,14 +1252,14 @@ fn decode_base64(text: &str) -> Vec<u8> {
 
 /// The Python of the virtualenv with pynetdicom (made by `scripts/deps`,
 /// outside PATH: pynetdicom's scripts would shadow DCMTK's).
-fn pynetdicom_python() -> PathBuf {
+pub fn pynetdicom_python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
     assert!(python.exists(), "{} is missing: run scripts/deps (.ci/run does)", python.display());
     python
 }
 
 /// Waits until a fake server wrote its ready file, or panics with its log.
-fn wait_for_ready(ready: &Path, what: &str, log: &Path) {
+pub fn wait_for_ready(ready: &Path, what: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready.exists() {
         if Instant::now() > deadline {

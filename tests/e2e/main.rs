@@ -19,6 +19,7 @@ mod print;
 mod promises;
 mod receiver;
 mod relay;
+mod robots;
 mod staging;
 mod verdict;
 mod whole;

@@ -1,0 +1,225 @@
+//! Hot-folder robots: `print` to an Epson TD Bridge simulator
+//! (tests/support/tdbridge_sim.py, written from the documented formats)
+//! that checks each job file's keys and that its DATA makes a whole disc.
+//! A real Orthanc PACS behind; every robot trouble as its exit code and
+//! words; Ctrl-C cancelling a placed job; a disc too big for the media.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::data::pacs_with_data;
+use crate::harness::{Orthanc, Server, TestEnv, pynetdicom_python, wait_for_ready};
+
+/// The simulator, its hot folder, data folder and status file in a
+/// folder of its own; stopped (with its process group) on drop.
+struct TdBridge {
+    dir: TempDir,
+    _server: Server,
+}
+
+impl TdBridge {
+    fn start(mode: &str, step: f64) -> TdBridge {
+        let dir = tempfile::tempdir().expect("robot dir");
+        for folder in ["jobs", "discs", "state"] {
+            std::fs::create_dir(dir.path().join(folder)).expect("folder");
+        }
+        let ready = dir.path().join("state/ready");
+        let log = dir.path().join("state/sim.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tdbridge_sim.py");
+        let server = Server::spawn(
+            Command::new(pynetdicom_python())
+                .arg(script)
+                .arg("--hot")
+                .arg(dir.path().join("jobs"))
+                .arg("--status")
+                .arg(dir.path().join("TDBStatus.txt"))
+                .arg("--state")
+                .arg(dir.path().join("state"))
+                .args(["--mode", mode, "--step", &step.to_string()])
+                .arg("--ready-file")
+                .arg(&ready),
+            &log,
+        );
+        wait_for_ready(&ready, "tdbridge_sim.py", &log);
+        TdBridge { dir, _server: server }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn section(&self, extra: &str) -> String {
+        format!(
+            "[cd_publisher]\nkind = \"epson-tdbridge\"\nname = \"Epson PP-100\"\nhot_folder = {:?}\n\
+             data_folder = {:?}\nstatus = {:?}\nwait_secs = 60\ninstitution = \"St. Elsewhere\"\n{extra}",
+            self.path("jobs").display().to_string(),
+            self.path("discs").display().to_string(),
+            self.path("TDBStatus.txt").display().to_string(),
+        )
+    }
+
+    /// What the simulator checked, one entry per job (and per cancel).
+    fn checks(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path("state/checks.json"))
+            .map(|text| serde_json::from_str(&text).expect("checks.json"))
+            .unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("state/sim.log")).unwrap_or_default()
+    }
+
+    /// The data folder holds no job's content.
+    fn assert_data_folder_empty(&self) {
+        let left: Vec<_> =
+            std::fs::read_dir(self.path("discs")).expect("discs").flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "data folder not empty: {left:?}");
+    }
+}
+
+fn env_for(pacs: &Orthanc, robot: &TdBridge, extra: &str) -> TestEnv {
+    TestEnv::new(&format!("audit_log = \"audit.log\"\n{}{}", pacs.config(""), robot.section(extra)))
+}
+
+#[test]
+fn tdbridge_burns_a_proven_disc_and_follows_it_to_done() {
+    let (pacs, _data) = pacs_with_data();
+    let robot = TdBridge::start("ok", 0.2);
+    let env = env_for(
+        &pacs,
+        &robot,
+        "copies = 2\nlabel = \"C:\\\\Labels\\\\pacs2cd.tdd\"\nrobot_name = \"PP-100\"\n",
+    );
+    let started = Instant::now();
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["files_sent"], 5);
+    assert_eq!(json["burn"]["phase"], "done", "{json}");
+    assert_eq!(json["burn"]["discs"], 2);
+    assert_eq!(json["burn"]["medium"], "CD");
+    assert_eq!(json["sender"], "epson-tdbridge");
+    eprintln!("print ACC001 to TD Bridge, 2 copies: {:.2} s", started.elapsed().as_secs_f64());
+    let checks = robot.checks();
+    assert_eq!(checks.len(), 1, "{checks:?}\n{}", robot.log());
+    let job = &checks[0];
+    assert_eq!(job["problems"], serde_json::json!([]), "{job}");
+    let keys = &job["keys"];
+    assert_eq!(keys["COPIES"], serde_json::json!(["2"]));
+    assert_eq!(keys["DISC_TYPE"], serde_json::json!(["CD"]));
+    assert_eq!(keys["VOLUME_LABEL"], serde_json::json!(["ACC001"]));
+    assert_eq!(keys["PUBLISHER"], serde_json::json!(["PP-100"]));
+    assert_eq!(keys["LABEL"], serde_json::json!(["C:\\Labels\\pacs2cd.tdd"]));
+    assert_eq!(job["label"]["PATIENT_NAME"], "DOE, JOHN");
+    assert_eq!(job["label"]["PATIENT_ID"], "PID001");
+    assert_eq!(job["label"]["ACCESSIONS"], "ACC001");
+    assert_eq!(job["label"]["MODALITIES"], "CT");
+    assert_eq!(job["label"]["INSTITUTION"], "St. Elsewhere");
+    // Done: the robot has finished with the data folder, and it is gone.
+    robot.assert_data_folder_empty();
+    env.assert_staging_empty();
+    let audit = env.audit_lines("audit.log");
+    assert_eq!(audit.last().map(|l| l["outcome"].clone()), Some(serde_json::json!("ok")), "{audit:?}");
+
+    // The verdict in words, last.
+    let run = env.run(&["print", "ACC002"]);
+    run.expect_code(0);
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.contains("burned 2 discs") && last.contains("on a CD for the Epson PP-100"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn robot_troubles_are_their_codes_and_words() {
+    let (pacs, _data) = pacs_with_data();
+    for (mode, code, error, words, placed) in [
+        ("out-of-discs", 69, "CD robot not ready", "out of discs", false),
+        ("cover-open", 69, "CD robot not ready", "cover open", false),
+        ("off", 69, "CD robot not ready", "is TD Bridge running?", false),
+        ("refuse", 76, "burn failed", "the robot did not accept the job", true),
+        ("disc-rejected", 76, "burn failed", "disc rejected", true),
+    ] {
+        let robot = TdBridge::start(mode, 0.2);
+        let env = env_for(&pacs, &robot, "copies = 2\n");
+        let run = env.run(&["--json", "print", "ACC002"]);
+        run.expect_code(code);
+        let json = run.json();
+        assert_eq!(json["error"], error, "{mode}: {json}");
+        let detail = json["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(words) && detail.contains("Epson PP-100"), "{mode}: {detail}");
+        // Before the retrieve: nothing reached the robot.
+        assert_eq!(!robot.checks().is_empty(), placed, "{mode}: {:?}", robot.checks());
+        robot.assert_data_folder_empty();
+        env.assert_staging_empty();
+    }
+}
+
+#[test]
+fn a_disc_larger_than_the_largest_medium_is_refused() {
+    let (pacs, _data) = pacs_with_data();
+    let robot = TdBridge::start("ok", 0.2);
+    // 1 MB "CDs" only: no disc fits beside its file system.
+    let env = env_for(&pacs, &robot, "media = [\"CD\"]\ncd_mb = 1\n");
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(65);
+    let json = run.json();
+    assert_eq!(json["error"], "too big for one disc");
+    let detail = json["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("more than the largest medium the robot has (CD, 1 MB)"), "{detail}");
+    assert!(robot.checks().is_empty(), "nothing placed");
+    robot.assert_data_folder_empty();
+    env.assert_staging_empty();
+}
+
+/// Ctrl-C at a terminal (SIGINT to the process group) while the robot
+/// burns: the job is cancelled with a JCF and the robot's answer said.
+#[test]
+fn ctrl_c_cancels_the_placed_job() {
+    use std::os::unix::process::CommandExt;
+    let (pacs, _data) = pacs_with_data();
+    let robot = TdBridge::start("hang", 0.2);
+    let env = env_for(&pacs, &robot, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
+        .args(["--config", env.config.to_str().expect("utf-8"), "--json", "print", "ACC002"])
+        .env("HOME", env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let burning = || {
+        std::fs::read_dir(robot.path("jobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".INP"))
+    };
+    while !burning() {
+        if Instant::now() > deadline || child.try_wait().expect("try_wait").is_some() {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait");
+            panic!("the burn never started: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the process group our own child leads.
+    assert_eq!(unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) }, 0);
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let detail = json["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("the robot confirmed the cancel of job PACS2CD-"), "{detail}");
+    let checks = robot.checks();
+    assert!(checks.iter().any(|c| c.get("cancel").is_some()), "{checks:?}");
+    // ERR: the robot is done with the data folder.
+    robot.assert_data_folder_empty();
+    env.assert_staging_empty();
+}
