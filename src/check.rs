@@ -216,8 +216,7 @@ fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
     // A hot-folder robot has no DICOM address: its status file stands in.
     if let Some(robot) = crate::publisher::Robot::of(&context.config.cd_publisher)? {
         const ROBOT: &str = "CD robot status";
-        use crate::publisher::hotfolder::Vendor;
-        return Ok(match crate::publisher::tdbridge::TdBridge.preflight(&robot) {
+        return Ok(match robot.vendor().preflight(&robot) {
             Ok(()) => {
                 CheckItem::ok(ROBOT, format!("the {} is ready ({})", robot.name, robot.status.display()))
             }

@@ -23,8 +23,7 @@ use crate::pipeline::relay::{self, Instance};
 use crate::pipeline::retrieve;
 use crate::pipeline::{Deadline, StudySummary, disc, lookup, pdi};
 use crate::publisher::Robot;
-use crate::publisher::hotfolder::{self, Vendor};
-use crate::publisher::tdbridge;
+use crate::publisher::hotfolder;
 use crate::staging;
 
 /// A print that reached the publisher whole. The legacy HIS contract's
@@ -193,20 +192,13 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     }))
 }
 
-/// The vendor's files of a robot's kind.
-fn vendor(robot: &Robot) -> &'static dyn Vendor {
-    // PTBurn is not built yet: `Robot::of` refuses its kind.
-    let _ = robot;
-    &tdbridge::TdBridge
-}
-
 /// `print` to a hot-folder robot: the robot's status read beside the
 /// lookup (a robot that is off or out of discs stops the job before any
 /// image moves), the retrieve proven whole, the disc built here (PDI files,
 /// DICOMDIR), then placed with its job file and followed.
 fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    let vendor = vendor(robot);
+    let vendor = robot.vendor();
     let deadline = Deadline::after(job.pacs.timeouts.total);
     let root = staging::open(&context.config.staging_dir, &context.config.staging_group)?;
     if !job.dry_run {

@@ -123,6 +123,18 @@ fn io_failure(what: &str, path: &Path, err: std::io::Error) -> Failure {
     Failure::config(format!("cannot {what} {}: {}", path.display(), err.to_string().to_lowercase()))
 }
 
+/// The names at the root of the disc folder, sorted: one DATA line each.
+pub fn top_entries(disc: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(disc)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Removes the data folders of jobs the robot has finished (their job file
 /// is DON or ERR), left by a job that stopped following early.
 pub fn sweep(robot: &Robot, vendor: &dyn Vendor) {

@@ -5,6 +5,7 @@
 //! The DICOM kind stays in `pipeline::relay` (a send, with nothing to follow).
 
 pub mod hotfolder;
+pub mod ptburn;
 pub mod tdbridge;
 
 use std::path::{Path, PathBuf};
@@ -40,11 +41,6 @@ impl Robot {
         if !section.kind.is_hot_folder() {
             return Ok(None);
         }
-        if section.kind == PublisherKind::PrimeraPtburn {
-            return Err(Failure::config(
-                "cd_publisher.kind \"primera-ptburn\" is not supported yet: use \"epson-tdbridge\" or \"dicom\"",
-            ));
-        }
         let needed = |value: &Option<PathBuf>, key: &str| {
             value.clone().ok_or_else(|| Failure::config(format!("cd_publisher.{key} is not set")))
         };
@@ -66,6 +62,15 @@ impl Robot {
             label: section.label.clone(),
             verify: section.verify,
         }))
+    }
+
+    /// The vendor's files of this robot's kind.
+    pub fn vendor(&self) -> &'static dyn hotfolder::Vendor {
+        match self.kind {
+            PublisherKind::PrimeraPtburn => &ptburn::PtBurn,
+            // `Robot::of` makes no robot of the DICOM kind.
+            PublisherKind::EpsonTdbridge | PublisherKind::Dicom => &tdbridge::TdBridge,
+        }
     }
 
     /// The robot's spelling of a path under `data_folder`.

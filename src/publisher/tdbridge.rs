@@ -13,11 +13,10 @@
 //! and are to be checked against a real TDBStatus.txt before a site relies
 //! on the words (the verdict falls back to "error N").
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::Robot;
-use super::hotfolder::{Job, Phase, Report, Vendor, sections, value};
+use super::hotfolder::{Job, Phase, Report, Vendor, sections, top_entries, value};
 use crate::config::Medium;
 use crate::failure::Failure;
 
@@ -124,18 +123,6 @@ impl Vendor for TdBridge {
     fn cancel_file(&self, job_id: &str) -> (String, String) {
         (format!("{job_id}.JCF"), format!("[CANCEL]\r\nJOB_ID={job_id}\r\n"))
     }
-}
-
-/// The names at the root of the disc folder, sorted: one DATA line each.
-fn top_entries(disc: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(disc)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Whether a publisher can burn now, from TDBStatus.txt; the reason in words.
