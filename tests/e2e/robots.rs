@@ -1,6 +1,7 @@
 //! Hot-folder robots: `print` to an Epson TD Bridge simulator
-//! (tests/support/tdbridge_sim.py, written from the documented formats)
-//! that checks each job file's keys and that its DATA makes a whole disc.
+//! (tests/support/tdbridge_sim.py) and a Primera PTBurn simulator
+//! (tests/support/ptburn_sim.py), both written from the documented formats,
+//! that check each job file's keys and that its DATA makes a whole disc.
 //! A real Orthanc PACS behind; every robot trouble as its exit code and
 //! words; Ctrl-C cancelling a placed job; a disc too big for the media.
 
@@ -13,29 +14,71 @@ use tempfile::TempDir;
 use crate::data::pacs_with_data;
 use crate::harness::{Orthanc, Server, TestEnv, pynetdicom_python, wait_for_ready};
 
-/// The simulator, its hot folder, data folder and status file in a
-/// folder of its own; stopped (with its process group) on drop.
-struct TdBridge {
-    dir: TempDir,
+/// Which robot a simulator plays.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    TdBridge,
+    PtBurn,
+}
+
+impl Kind {
+    fn script(self) -> &'static str {
+        match self {
+            Kind::TdBridge => "tdbridge_sim.py",
+            Kind::PtBurn => "ptburn_sim.py",
+        }
+    }
+
+    /// The status file (TD Bridge) or folder (PTBurn), in the robot's dir.
+    fn status(self) -> &'static str {
+        match self {
+            Kind::TdBridge => "TDBStatus.txt",
+            Kind::PtBurn => "Status",
+        }
+    }
+
+    /// What a job file in progress ends with.
+    fn burning(self) -> &'static str {
+        ".INP"
+    }
+}
+
+/// A simulator, its hot folder, data folder and status in a folder of its
+/// own; stopped (with its process group) on drop.
+pub struct RobotSim {
+    pub dir: TempDir,
+    kind: Kind,
     _server: Server,
 }
 
-impl TdBridge {
-    fn start(mode: &str, step: f64) -> TdBridge {
+pub type TdBridge = RobotSim;
+
+impl RobotSim {
+    fn start(mode: &str, step: f64) -> RobotSim {
+        RobotSim::start_kind(Kind::TdBridge, mode, step, &|_| {})
+    }
+
+    /// `prepare` runs on the robot's dir once its folders exist, before the
+    /// simulator starts (the live page makes them the staging group's).
+    pub fn start_kind(kind: Kind, mode: &str, step: f64, prepare: &dyn Fn(&Path)) -> RobotSim {
         let dir = tempfile::tempdir().expect("robot dir");
         for folder in ["jobs", "discs", "state"] {
             std::fs::create_dir(dir.path().join(folder)).expect("folder");
         }
+        if kind == Kind::PtBurn {
+            std::fs::create_dir(dir.path().join("Status")).expect("status folder");
+        }
+        prepare(dir.path());
         let ready = dir.path().join("state/ready");
         let log = dir.path().join("state/sim.log");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tdbridge_sim.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(kind.script());
         let server = Server::spawn(
             Command::new(pynetdicom_python())
                 .arg(script)
                 .arg("--hot")
                 .arg(dir.path().join("jobs"))
                 .arg("--status")
-                .arg(dir.path().join("TDBStatus.txt"))
+                .arg(dir.path().join(kind.status()))
                 .arg("--state")
                 .arg(dir.path().join("state"))
                 .args(["--mode", mode, "--step", &step.to_string()])
@@ -43,44 +86,48 @@ impl TdBridge {
                 .arg(&ready),
             &log,
         );
-        wait_for_ready(&ready, "tdbridge_sim.py", &log);
-        TdBridge { dir, _server: server }
+        wait_for_ready(&ready, kind.script(), &log);
+        RobotSim { dir, kind, _server: server }
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn section(&self, extra: &str) -> String {
+    pub fn section(&self, extra: &str) -> String {
+        let (kind, name) = match self.kind {
+            Kind::TdBridge => ("epson-tdbridge", "Epson PP-100"),
+            Kind::PtBurn => ("primera-ptburn", "Primera Bravo"),
+        };
         format!(
-            "[cd_publisher]\nkind = \"epson-tdbridge\"\nname = \"Epson PP-100\"\nhot_folder = {:?}\n\
+            "[cd_publisher]\nkind = \"{kind}\"\nname = \"{name}\"\nhot_folder = {:?}\n\
              data_folder = {:?}\nstatus = {:?}\nwait_secs = 60\ninstitution = \"St. Elsewhere\"\n{extra}",
             self.path("jobs").display().to_string(),
             self.path("discs").display().to_string(),
-            self.path("TDBStatus.txt").display().to_string(),
+            self.path(self.kind.status()).display().to_string(),
         )
     }
 
     /// What the simulator checked, one entry per job (and per cancel).
-    fn checks(&self) -> Vec<serde_json::Value> {
+    pub fn checks(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.path("state/checks.json"))
             .map(|text| serde_json::from_str(&text).expect("checks.json"))
             .unwrap_or_default()
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.path("state/sim.log")).unwrap_or_default()
     }
 
     /// The data folder holds no job's content.
-    fn assert_data_folder_empty(&self) {
+    pub fn assert_data_folder_empty(&self) {
         let left: Vec<_> =
             std::fs::read_dir(self.path("discs")).expect("discs").flatten().map(|e| e.file_name()).collect();
         assert!(left.is_empty(), "data folder not empty: {left:?}");
     }
 }
 
-fn env_for(pacs: &Orthanc, robot: &TdBridge, extra: &str) -> TestEnv {
+fn env_for(pacs: &Orthanc, robot: &RobotSim, extra: &str) -> TestEnv {
     TestEnv::new(&format!("audit_log = \"audit.log\"\n{}{}", pacs.config(""), robot.section(extra)))
 }
 
@@ -182,10 +229,18 @@ fn a_disc_larger_than_the_largest_medium_is_refused() {
 /// burns: the job is cancelled with a JCF and the robot's answer said.
 #[test]
 fn ctrl_c_cancels_the_placed_job() {
+    let robot = TdBridge::start("hang", 0.2);
+    let checks = interrupt_while_burning(&robot);
+    assert!(checks.iter().any(|c| c.get("cancel").is_some()), "{checks:?}");
+}
+
+/// Runs `print ACC002` in a process group of its own, sends SIGINT to the
+/// group once the job file is in progress, and checks the verdict says the
+/// robot confirmed; returns what the simulator recorded.
+fn interrupt_while_burning(robot: &RobotSim) -> Vec<serde_json::Value> {
     use std::os::unix::process::CommandExt;
     let (pacs, _data) = pacs_with_data();
-    let robot = TdBridge::start("hang", 0.2);
-    let env = env_for(&pacs, &robot, "");
+    let env = env_for(&pacs, robot, "");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pacs2cd"))
         .args(["--config", env.config.to_str().expect("utf-8"), "--json", "print", "ACC002"])
         .env("HOME", env.dir.path())
@@ -200,7 +255,7 @@ fn ctrl_c_cancels_the_placed_job() {
             .into_iter()
             .flatten()
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with(".INP"))
+            .any(|e| e.file_name().to_string_lossy().ends_with(robot.kind.burning()))
     };
     while !burning() {
         if Instant::now() > deadline || child.try_wait().expect("try_wait").is_some() {
@@ -217,9 +272,139 @@ fn ctrl_c_cancels_the_placed_job() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     let detail = json["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("the robot confirmed the cancel of job PACS2CD-"), "{detail}");
-    let checks = robot.checks();
-    assert!(checks.iter().any(|c| c.get("cancel").is_some()), "{checks:?}");
     // ERR: the robot is done with the data folder.
     robot.assert_data_folder_empty();
     env.assert_staging_empty();
+    robot.checks()
+}
+
+fn ptburn(mode: &str) -> RobotSim {
+    RobotSim::start_kind(Kind::PtBurn, mode, 0.2, &|_| {})
+}
+
+#[test]
+fn ptburn_burns_a_proven_disc_and_follows_it_to_done() {
+    let (pacs, _data) = pacs_with_data();
+    let robot = ptburn("ok");
+    let env = env_for(
+        &pacs,
+        &robot,
+        "copies = 2\nlabel = \"C:\\\\Labels\\\\pacs2cd.std\"\nrobot_name = \"Bravo 4100\"\n",
+    );
+    let started = Instant::now();
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["files_sent"], 5);
+    assert_eq!(json["burn"]["phase"], "done", "{json}");
+    assert_eq!(json["burn"]["discs"], 2);
+    assert_eq!(json["sender"], "primera-ptburn");
+    eprintln!("print ACC001 to PTBurn, 2 copies: {:.2} s", started.elapsed().as_secs_f64());
+    let checks = robot.checks();
+    assert_eq!(checks.len(), 1, "{checks:?}\n{}", robot.log());
+    let job = &checks[0];
+    assert_eq!(job["problems"], serde_json::json!([]), "{job}");
+    let keys = &job["keys"];
+    assert_eq!(keys["ClientID"], serde_json::json!(["PACS2CD"]));
+    assert_eq!(keys["Copies"], serde_json::json!(["2"]));
+    assert_eq!(keys["VolumeName"], serde_json::json!(["ACC001"]));
+    assert_eq!(keys["RobotName"], serde_json::json!(["Bravo 4100"]));
+    assert_eq!(keys["PrintLabel"], serde_json::json!(["C:\\Labels\\pacs2cd.std"]));
+    for key in ["CloseDisc", "VerifyDisc", "RejectIfNotBlank"] {
+        assert_eq!(keys[key], serde_json::json!(["YES"]), "{key}");
+    }
+    let merge = keys["MergeField"].as_array().expect("merge fields");
+    assert_eq!(merge.len(), 8, "{merge:?}");
+    assert_eq!(merge[0], "DOE, JOHN");
+    assert_eq!(merge[1], "PID001");
+    assert_eq!(merge[5], "ACC001");
+    assert_eq!(merge[6], "CT");
+    assert_eq!(merge[7], "St. Elsewhere");
+    robot.assert_data_folder_empty();
+    env.assert_staging_empty();
+
+    // check reads the robot's status the same way.
+    let check = env.run(&["--json", "check"]);
+    let items = check.json()["checks"].clone();
+    let status = items
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["item"] == "CD robot status"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no robot item: {items}"));
+    assert_eq!(status["status"], "ok", "{status}");
+
+    let run = env.run(&["print", "ACC002"]);
+    run.expect_code(0);
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    assert!(last.contains("burned 2 discs") && last.contains("for the Primera Bravo"), "{}", run.stdout);
+}
+
+#[test]
+fn ptburn_troubles_are_their_codes_and_words() {
+    let (pacs, _data) = pacs_with_data();
+    for (mode, code, error, words, placed) in [
+        ("out-of-discs", 69, "CD robot not ready", "out of discs", false),
+        ("cover-open", 69, "CD robot not ready", "cover open", false),
+        ("printer-offline", 69, "CD robot not ready", "printer offline", false),
+        ("off", 69, "CD robot not ready", "is PTBurn running?", false),
+        ("refuse", 76, "burn failed", "the robot did not accept the job", true),
+        ("disc-rejected", 76, "burn failed", "disc rejected", true),
+        ("ink-low", 0, "", "", true),
+    ] {
+        let robot = ptburn(mode);
+        let env = env_for(&pacs, &robot, "copies = 2\n");
+        let run = env.run(&["--json", "print", "ACC002"]);
+        run.expect_code(code);
+        let json = run.json();
+        if code == 0 {
+            assert_eq!(json["burn"]["discs"], 2, "{mode}: ink low is no stop: {json}");
+        } else {
+            assert_eq!(json["error"], error, "{mode}: {json}");
+            let detail = json["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains(words) && detail.contains("Primera Bravo"), "{mode}: {detail}");
+        }
+        // Before the retrieve: nothing reached the robot.
+        assert_eq!(!robot.checks().is_empty(), placed, "{mode}: {:?}", robot.checks());
+        if placed {
+            assert_eq!(robot.checks()[0]["problems"], serde_json::json!([]), "{mode}");
+        }
+        robot.assert_data_folder_empty();
+        env.assert_staging_empty();
+        if mode == "out-of-discs" {
+            let check = env.run(&["check"]);
+            assert!(
+                check.stdout.contains("CD robot status") && check.stdout.contains("out of discs"),
+                "{}",
+                check.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn ptburn_refuses_a_disc_larger_than_the_largest_medium() {
+    let (pacs, _data) = pacs_with_data();
+    let robot = ptburn("ok");
+    let env = env_for(&pacs, &robot, "media = [\"CD\"]\ncd_mb = 1\n");
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(65);
+    let json = run.json();
+    assert_eq!(json["error"], "too big for one disc");
+    let detail = json["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("more than the largest medium the robot has (CD, 1 MB)"), "{detail}");
+    assert!(robot.checks().is_empty(), "nothing placed");
+    robot.assert_data_folder_empty();
+    env.assert_staging_empty();
+}
+
+/// Ctrl-C while PTBurn burns: a PTM abort (Message=ABORT, our ClientID)
+/// and the robot's ERR as its confirmation.
+#[test]
+fn ctrl_c_aborts_the_ptburn_job() {
+    let robot = ptburn("hang");
+    let checks = interrupt_while_burning(&robot);
+    let abort = checks.iter().find(|c| c.get("abort").is_some()).unwrap_or_else(|| panic!("{checks:?}"));
+    assert_eq!(abort["keys"]["Message"], "ABORT", "{abort}");
+    assert_eq!(abort["keys"]["ClientID"], "PACS2CD", "{abort}");
 }

@@ -48,6 +48,45 @@ def parse_job(text):
     return pairs
 
 
+def disc_problems(sources, volume, earlier=()):
+    """What keeps the DATA sources from making a whole disc (shared with
+    ptburn_sim.py): DICOMDIR, DICOM, README.TXT and INDEX.HTM from one
+    folder, the DICOMDIR's File-set ID the volume label, every file under
+    DICOM/ indexed and every indexed file there, dciodvfy clean."""
+    problems = []
+    names = {os.path.basename(s): s for s in sources}
+    for needed in ("DICOMDIR", "DICOM", "README.TXT", "INDEX.HTM"):
+        if needed not in names:
+            problems.append(f"{needed} not on the disc")
+    if "DICOMDIR" in names and "DICOM" in names and not problems and not earlier:
+        root = os.path.dirname(names["DICOMDIR"])
+        ds = pydicom.dcmread(names["DICOMDIR"])
+        if ds.get("FileSetID", "") != volume:
+            problems.append(f"volume label {volume!r} is not the File-set ID {ds.get('FileSetID')!r}")
+        indexed = set()
+        for record in ds.DirectoryRecordSequence:
+            file_id = record.get("ReferencedFileID")
+            if file_id:
+                parts = [file_id] if isinstance(file_id, str) else list(file_id)
+                indexed.add(os.path.join(root, *parts))
+        on_disc = set()
+        for folder, _dirs, files in os.walk(names["DICOM"]):
+            for name in files:
+                on_disc.add(os.path.join(folder, name))
+        for path in sorted(on_disc - indexed):
+            problems.append(f"not in the DICOMDIR: {os.path.relpath(path, root)}")
+        for path in sorted(indexed - on_disc):
+            problems.append(f"indexed but missing: {os.path.relpath(path, root)}")
+        if shutil.which("dciodvfy"):
+            run = subprocess.run(["dciodvfy", "-new", names["DICOMDIR"]], capture_output=True, text=True, timeout=60)
+            errors = [l for l in (run.stdout + run.stderr).splitlines() if l.startswith("Error")]
+            if errors:
+                problems.append("dciodvfy: " + errors[0])
+    if len({os.path.dirname(s) for s in sources}) > 1:
+        problems.append("the sources are not one disc folder")
+    return problems
+
+
 def check_disc(pairs, label_values):
     """Problems with a job, as a list of sentences (empty: whole)."""
     problems = []
@@ -77,34 +116,7 @@ def check_disc(pairs, label_values):
         if not os.path.exists(source):
             problems.append(f"DATA source missing: {source}")
         sources.append(source)
-    names = {os.path.basename(s): s for s in sources}
-    for needed in ("DICOMDIR", "DICOM", "README.TXT", "INDEX.HTM"):
-        if needed not in names:
-            problems.append(f"{needed} not on the disc")
-    if "DICOMDIR" in names and "DICOM" in names and not problems:
-        root = os.path.dirname(names["DICOMDIR"])
-        ds = pydicom.dcmread(names["DICOMDIR"])
-        if ds.get("FileSetID", "") != values.get("VOLUME_LABEL", [""])[0]:
-            problems.append(f"VOLUME_LABEL {values['VOLUME_LABEL'][0]!r} is not the File-set ID {ds.get('FileSetID')!r}")
-        indexed = set()
-        for record in ds.DirectoryRecordSequence:
-            file_id = record.get("ReferencedFileID")
-            if file_id:
-                parts = [file_id] if isinstance(file_id, str) else list(file_id)
-                indexed.add(os.path.join(root, *parts))
-        on_disc = set()
-        for folder, _dirs, files in os.walk(names["DICOM"]):
-            for name in files:
-                on_disc.add(os.path.join(folder, name))
-        for path in sorted(on_disc - indexed):
-            problems.append(f"not in the DICOMDIR: {os.path.relpath(path, root)}")
-        for path in sorted(indexed - on_disc):
-            problems.append(f"indexed but missing: {os.path.relpath(path, root)}")
-        if shutil.which("dciodvfy"):
-            run = subprocess.run(["dciodvfy", "-new", names["DICOMDIR"]], capture_output=True, text=True, timeout=60)
-            errors = [l for l in (run.stdout + run.stderr).splitlines() if l.startswith("Error")]
-            if errors:
-                problems.append("dciodvfy: " + errors[0])
+    problems += disc_problems(sources, values.get("VOLUME_LABEL", [""])[0], problems)
     if "REPLACE_FIELD" in values:
         merge = values["REPLACE_FIELD"][0]
         try:
