@@ -179,6 +179,9 @@ pub fn place(
             let merge = part.join("LABEL.TXT");
             std::fs::write(&merge, text).map_err(|err| io_failure("write", &merge, err))?;
         }
+        if shared(&robot.data_folder) {
+            share_tree(&part)?;
+        }
         let dir = robot.data_folder.join(&id);
         std::fs::rename(&part, &dir).map_err(|err| io_failure("place", &dir, err))?;
         Ok(dir)
@@ -207,6 +210,9 @@ pub fn place(
 /// robot does not read is the aside.
 fn put_whole(aside: &Path, folder: &Path, target: &Path, text: &str) -> Result<(), Failure> {
     std::fs::write(aside, text).map_err(|err| io_failure("write", aside, err))?;
+    if shared(folder) {
+        set_mode(aside, SHARED_FILE)?;
+    }
     if std::fs::rename(aside, target).is_ok() {
         return Ok(());
     }
@@ -218,6 +224,40 @@ fn put_whole(aside: &Path, folder: &Path, target: &Path, text: &str) -> Result<(
         let _ = std::fs::remove_file(&hidden);
         io_failure("place the job file", target, err)
     })
+}
+
+/// A folder of a group (setgid): the web service's and the technicians'
+/// jobs share it, and the robot's share user reads it as a member.
+fn shared(folder: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(folder).is_ok_and(|m| m.permissions().mode() & 0o2000 != 0)
+}
+
+/// In a shared folder: members read the disc and remove a finished job's
+/// folder (the next job's sweep may be another user's).
+const SHARED_FOLDER: u32 = 0o2770;
+const SHARED_FILE: u32 = 0o640;
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|err| io_failure("set the mode of", path, err))
+}
+
+/// Opens a job's folder to the group (this process's umask made it private).
+fn share_tree(folder: &Path) -> Result<(), Failure> {
+    set_mode(folder, SHARED_FOLDER)?;
+    let entries = std::fs::read_dir(folder).map_err(|err| io_failure("read", folder, err))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => share_tree(&path)?,
+            Ok(kind) if kind.is_file() => set_mode(&path, SHARED_FILE)?,
+            // No symlinks are made in a disc; none is followed.
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Moves a folder (renamed, or copied across file systems).

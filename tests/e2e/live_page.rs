@@ -200,3 +200,59 @@ fn several_accessions_are_counted_each() {
     assert_eq!(publisher.received_uids().len(), 24);
     env.assert_staging_empty();
 }
+
+/// The HIS button with a hot-folder robot (the PTBurn simulator): the
+/// job runs as www-data, its disc and job file go to folders of the staging
+/// group (setgid, so technicians' jobs and the web service's share them),
+/// and the page shows the burn disc by disc, then the verdict.
+#[test]
+fn the_print_page_follows_a_robot_burn() {
+    use crate::harness::{STAFF_GROUP, own};
+    use crate::robots::{Kind, RobotSim};
+    let source = tempfile::tempdir().expect("source");
+    let study = Study::new("DOE^JANE", "P400", "ACC200", vec![Series::new("CT", CT_IMAGE, 8)]);
+    let files = dicom_gen::write_study(source.path(), &study);
+    let pacs = FakePacs::start("slow", &files, &["--pause", PAUSE]);
+    // Half a second a disc: each disc's update reaches the page.
+    let robot = RobotSim::start_kind(Kind::PtBurn, "ok", 0.5, &|dir| {
+        own(dir, "root", "root", 0o755);
+        for shared in ["jobs", "discs"] {
+            own(&dir.join(shared), "root", STAFF_GROUP, 0o2770);
+        }
+        own(&dir.join("Status"), "root", "root", 0o755);
+    });
+    let env = TestEnv::hospital(&format!(
+        "{}{}[cgi]\ntoken_env = \"PACS2CD_CGI_TOKEN\"\n",
+        pacs.config("retrieve = \"get\"\n"),
+        robot.section("copies = 2\n")
+    ));
+    let nginx = Nginx::start(&env.config, &[TOKEN]);
+    let pieces = nginx.stream(PAGE, &[("Accept", BROWSER)]);
+    let whole: Vec<u8> = pieces.iter().flat_map(|(_, piece)| piece.clone()).collect();
+    let text = String::from_utf8_lossy(&whole).into_owned();
+    assert!(
+        text.contains("data-status=\"200\""),
+        "{}\n{}\n{}",
+        &text[text.len().saturating_sub(2000)..],
+        nginx.error_log(),
+        robot.log()
+    );
+    let first = arrival(&pieces, "Burning: disc 1 of 2").expect("disc 1 of 2 on the page");
+    let second = arrival(&pieces, "Burning: disc 2 of 2").expect("disc 2 of 2 on the page");
+    let verdict = arrival(&pieces, "id=\"verdict\"").expect("the verdict");
+    assert!(first < second && second < verdict, "{first:?} {second:?} {verdict:?}");
+    assert!(
+        text.contains("Disc burned: take it from the robot"),
+        "{}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    assert!(text.contains("burned 2 discs"), "{}", &text[text.len().saturating_sub(2000)..]);
+    let checks = robot.checks();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(checks[0]["problems"], serde_json::json!([]), "{checks:?}");
+    // In the group's folders, the job is the group's: a technician's next
+    // job may sweep it, the robot's share user reads it.
+    assert_eq!(checks[0]["modes"], serde_json::json!({"job_dir": "0o2770", "job_file": "0o640"}));
+    robot.assert_data_folder_empty();
+    env.assert_staging_empty();
+}

@@ -165,7 +165,12 @@ class Sim:
             values, problems = check_job(parse_job(text), job_id)
         except Exception as err:  # a job file the service cannot read
             values, problems = {}, [f"unreadable job file: {err}"]
-        self.record({"job_id": job_id, "keys": values, "problems": problems})
+        modes = {}
+        for source in values.get("Data", [])[:1]:
+            job_dir = os.path.dirname(os.path.dirname(source))
+            modes = {"job_dir": oct(os.stat(job_dir).st_mode & 0o7777),
+                     "job_file": oct(os.stat(os.path.join(self.args.hot, f"{job_id}.QRJ")).st_mode & 0o7777)}
+        self.record({"job_id": job_id, "keys": values, "problems": problems, "modes": modes})
         if values.get("Copies", ["1"])[0].isdigit():
             self.jobs[job_id]["copies"] = int(values["Copies"][0])
         if problems:
