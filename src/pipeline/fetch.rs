@@ -123,7 +123,7 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     crate::signals::check()?;
     let full = |failure: Failure| staging::explain_full(&root.path, failure.for_patients(&patients));
     let retrieved =
-        retrieve::run(context, &finder, &found, (work.path(), &root), receiver, job.allow, &deadline)
+        retrieve::run(context, &finder, &found, (work.path(), &root), receiver, (job.allow, None), &deadline)
             .map_err(full)?;
     log::debug!("phase: verified");
     // The disc is built whole in the job's private folder under neutral

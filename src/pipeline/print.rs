@@ -139,8 +139,15 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
         echoed?;
         let early = receiver.unwrap_or(Ok(None));
         let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path())?;
-        let retrieved =
-            retrieve::run(context, &finder, &found, (work.path(), &root), receiver, job.allow, &deadline)?;
+        let retrieved = retrieve::run(
+            context,
+            &finder,
+            &found,
+            (work.path(), &root),
+            receiver,
+            (job.allow, None),
+            &deadline,
+        )?;
         log::debug!("phase: verified");
         crate::signals::check()?;
         let received = work.path().join("received");
@@ -242,9 +249,20 @@ fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Fai
     ready.map_err(full)?;
     let early = receiver.unwrap_or(Ok(None));
     let receiver = retrieve::receiver_after(early, context, &root, &job.pacs, work.path()).map_err(full)?;
-    let retrieved =
-        retrieve::run(context, &finder, &found, (work.path(), &root), receiver, job.allow, &deadline)
-            .map_err(full)?;
+    // A disc the robot's largest medium cannot hold stops the retrieve as
+    // soon as the images so far tell.
+    let (largest, bytes) = robot.largest();
+    let limit = retrieve::DiscLimit { medium: largest.as_str(), bytes, robot: robot.name.clone() };
+    let retrieved = retrieve::run(
+        context,
+        &finder,
+        &found,
+        (work.path(), &root),
+        receiver,
+        (job.allow, Some(limit)),
+        &deadline,
+    )
+    .map_err(full)?;
     log::debug!("phase: verified");
     crate::signals::check()?;
     // The disc, built whole in the private folder as `fetch` builds it.

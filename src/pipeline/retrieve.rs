@@ -90,10 +90,10 @@ pub fn run(
     found: &Found,
     (work, root): (&Path, &Root),
     receiver: Option<MoveReceiver>,
-    allow: Allow,
+    (allow, limit): (Allow, Option<DiscLimit>),
     deadline: &Deadline,
 ) -> Result<Retrieved, Failure> {
-    let result = retrieve(context, finder, found, (work, root), receiver, allow, deadline);
+    let result = retrieve(context, finder, found, (work, root), receiver, (allow, limit), deadline);
     let pacs = &finder.pacs().endpoint;
     match &result {
         Ok(retrieved) => {
@@ -117,7 +117,7 @@ fn retrieve(
     found: &Found,
     (work, root): (&Path, &Root),
     receiver: Option<MoveReceiver>,
-    allow: Allow,
+    (allow, limit): (Allow, Option<DiscLimit>),
     deadline: &Deadline,
 ) -> Result<Retrieved, Failure> {
     let pacs = finder.pacs();
@@ -147,7 +147,7 @@ fn retrieve(
     let (watch, folders) = {
         let (counting, refused, requested) = (progress.clone(), refusal.clone(), requested.clone());
         let parts_of_studies = counts.parts_of_studies.clone();
-        let mut space = SpaceGuard::new(work, expected.clone());
+        let mut space = SpaceGuard::new(work, expected.clone(), limit);
         Watch::start_with_folders(
             work,
             Box::new(move |identity, source, bytes| {
@@ -347,6 +347,17 @@ struct SpaceGuard {
     expected: Arc<std::sync::atomic::AtomicUsize>,
     files: usize,
     bytes: u64,
+    limit: Option<DiscLimit>,
+}
+
+/// What one disc of the robot holds at most: a retrieve whose images so
+/// far promise more stops at once (the PACS gives counts, not bytes, so
+/// this is the first moment the size can be told).
+pub struct DiscLimit {
+    pub medium: &'static str,
+    /// Bytes a disc of `medium` holds, its file system's room taken off.
+    pub bytes: u64,
+    pub robot: String,
 }
 
 impl SpaceGuard {
@@ -355,8 +366,12 @@ impl SpaceGuard {
     /// Kept free beyond the estimate: the disc layout, the DICOMDIR.
     const MARGIN: u64 = 16 * 1024 * 1024;
 
-    fn new(folder: &Path, expected: Arc<std::sync::atomic::AtomicUsize>) -> SpaceGuard {
-        SpaceGuard { folder: folder.to_path_buf(), expected, files: 0, bytes: 0 }
+    fn new(
+        folder: &Path,
+        expected: Arc<std::sync::atomic::AtomicUsize>,
+        limit: Option<DiscLimit>,
+    ) -> SpaceGuard {
+        SpaceGuard { folder: folder.to_path_buf(), expected, files: 0, bytes: 0, limit }
     }
 
     fn arrived(&mut self, bytes: u64) -> Result<(), Failure> {
@@ -366,6 +381,18 @@ impl SpaceGuard {
             return Ok(());
         }
         let expected = self.expected.load(Ordering::Acquire);
+        if let Some(limit) = &self.limit {
+            let whole = expected.max(self.files) as u64 * (self.bytes / self.files as u64);
+            if whole > limit.bytes {
+                let mut failure =
+                    Failure::disc_too_big(whole, limit.medium, limit.bytes).with_destination(&limit.robot);
+                failure.detail = format!(
+                    "{} (estimated from the first {} images; the retrieve was stopped and nothing was kept)",
+                    failure.detail, self.files
+                );
+                return Err(failure);
+            }
+        }
         let left = expected.saturating_sub(self.files) as u64;
         let needed = left * (self.bytes / self.files as u64) + Self::MARGIN;
         match staging::free_bytes(&self.folder) {

@@ -99,6 +99,13 @@ impl Robot {
         }
     }
 
+    /// The largest loaded medium and what a disc of it may hold (its
+    /// file system's room taken off).
+    pub fn largest(&self) -> (Medium, u64) {
+        let largest = self.media.last().copied().unwrap_or(Medium::Cd);
+        (largest, self.capacity(largest).saturating_sub(FILE_SYSTEM_MARGIN))
+    }
+
     /// The smallest loaded medium that holds `bytes` (plus the file
     /// system's own structures), or the failure naming the size.
     pub fn medium_for(&self, bytes: u64) -> Result<Medium, Failure> {

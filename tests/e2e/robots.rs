@@ -408,3 +408,39 @@ fn ctrl_c_aborts_the_ptburn_job() {
     assert_eq!(abort["keys"]["Message"], "ABORT", "{abort}");
     assert_eq!(abort["keys"]["ClientID"], "PACS2CD", "{abort}");
 }
+
+/// Too big for the largest medium, told by the first images: a PACS that
+/// sends one image every 0.1 s is stopped long before its 60th, nothing
+/// is placed, nothing is kept.
+#[test]
+fn a_disc_too_big_stops_the_retrieve_as_soon_as_the_images_tell() {
+    use crate::dicom_gen::{self, CT_IMAGE, Series, Study};
+    let source = tempfile::tempdir().expect("source");
+    let files = dicom_gen::write_study(
+        source.path(),
+        &Study::new(
+            "DOE^JOHN",
+            "PID001",
+            "BIG1",
+            vec![Series { rows: 128, columns: 128, ..Series::new("CT", CT_IMAGE, 60) }],
+        ),
+    );
+    let pacs = crate::harness::FakePacs::start("slow", &files, &["--pause", "0.1"]);
+    let robot = TdBridge::start("ok", 0.2);
+    // 5 MB "CDs": the study's 60 images of 32 KB fit; its 60 of 128x128
+    // with the file system's 4 MiB do not.
+    let env = TestEnv::new(&format!(
+        "audit_log = \"audit.log\"\n{}{}",
+        pacs.config(""),
+        robot.section("media = [\"CD\"]\ncd_mb = 5\n")
+    ));
+    let started = Instant::now();
+    let run = env.run(&["--json", "print", "BIG1"]);
+    run.expect_code(65);
+    let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("estimated from the first"), "{detail}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the retrieve ran on: {:?}", started.elapsed());
+    assert!(robot.checks().is_empty(), "nothing placed");
+    robot.assert_data_folder_empty();
+    env.assert_staging_empty();
+}
