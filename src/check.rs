@@ -216,7 +216,9 @@ fn echo_publisher(context: &Context) -> Result<CheckItem, Failure> {
     // A hot-folder robot has no DICOM address: its status file stands in.
     if let Some(robot) = crate::publisher::Robot::of(&context.config.cd_publisher)? {
         const ROBOT: &str = "CD robot status";
-        return Ok(match robot.vendor().preflight(&robot) {
+        let ready = crate::publisher::hotfolder::check_folders(&robot)
+            .and_then(|()| robot.vendor().preflight(&robot));
+        return Ok(match ready {
             Ok(()) => {
                 CheckItem::ok(ROBOT, format!("the {} is ready ({})", robot.name, robot.status.display()))
             }

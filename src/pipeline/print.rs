@@ -214,7 +214,7 @@ fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Fai
     let work = root.job_dir()?;
     let finder = Finder::new(context, &job.pacs, work.path().to_path_buf(), &deadline);
     let (found, ready, receiver) = std::thread::scope(|scope| {
-        let ready = scope.spawn(|| vendor.preflight(robot));
+        let ready = scope.spawn(|| hotfolder::check_folders(robot).and_then(|()| vendor.preflight(robot)));
         let lookup = scope.spawn(|| lookup::run(context, &finder, &job.accessions, job.allow));
         let receiver =
             (!job.dry_run).then(|| retrieve::prepare_receiver(context, &root, &job.pacs, work.path(), false));

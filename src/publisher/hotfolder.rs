@@ -7,6 +7,7 @@
 //! vendor's way. The data folder goes once the robot is done with the job
 //! (DON or ERR), never before: a robot still reading it would burn half.
 
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -73,6 +74,10 @@ pub struct Job {
     pub merge_file: Option<PathBuf>,
     pub medium: Medium,
     pub info: DiscInfo,
+    /// (device, inode) of the job file as placed: the robot renames it
+    /// from phase to phase, so only a file with these is the job's (a
+    /// member of the hot folder's group could make `<id>.DON` beside it).
+    pub file: (u64, u64),
 }
 
 /// How far the job went.
@@ -120,7 +125,46 @@ pub fn merge_fields(info: &DiscInfo, institution: &str) -> Vec<(&'static str, St
 }
 
 fn io_failure(what: &str, path: &Path, err: std::io::Error) -> Failure {
+    if err.raw_os_error() == Some(libc::ENOSPC) {
+        return Failure::disk_full(&format!(
+            "the robot's data folder is full: cannot {what} {} (no space left on device); nothing was placed",
+            path.display()
+        ))
+        .for_the_web("the disc robot's folder is out of disk space");
+    }
     Failure::config(format!("cannot {what} {}: {}", path.display(), err.to_string().to_lowercase()))
+}
+
+/// The hot folder and the data folder as the staging root is held: root's
+/// or ours, and where the group or others may write, sticky (only an
+/// entry's owner renames or removes it). Otherwise another member could
+/// swap a placed disc, or its job file, for his own.
+pub fn check_folders(robot: &Robot) -> Result<(), Failure> {
+    for (folder, key) in
+        [(&robot.hot_folder, "cd_publisher.hot_folder"), (&robot.data_folder, "cd_publisher.data_folder")]
+    {
+        let meta = std::fs::metadata(folder).map_err(|err| {
+            Failure::config(format!("{key} {}: {}", folder.display(), err.to_string().to_lowercase()))
+        })?;
+        let owner_ok = meta.uid() == 0 || meta.uid() == euid();
+        let writable_by_others = meta.mode() & 0o022 != 0;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if !meta.is_dir() || !owner_ok || (writable_by_others && !sticky) {
+            return Err(Failure::config(format!(
+                "{key} {} is not safe (owner {}, mode {:04o}): it must be root's or this account's, and sticky \
+                 where others may write (chmod +t), or another member could swap a placed disc",
+                folder.display(),
+                crate::staging::user_name(meta.uid()),
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// The names at the root of the disc folder, sorted: one DATA line each.
@@ -144,10 +188,13 @@ pub fn sweep(robot: &Robot, vendor: &dyn Vendor) {
         if !name.starts_with("PACS2CD-") {
             continue;
         }
-        let finished = ["DON", "ERR"].iter().any(|ext| {
-            vendor.phase(ext).is_some() && robot.hot_folder.join(format!("{name}.{ext}")).exists()
-        });
-        if finished {
+        // Only our own jobs: a member's forged `.DON` beside another's
+        // job must not remove its disc mid-burn.
+        let ours = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == euid());
+        let finished = ["DON", "ERR"]
+            .iter()
+            .any(|ext| vendor.phase(ext).is_some() && ours(&robot.hot_folder.join(format!("{name}.{ext}"))));
+        if finished && ours(&entry.path()) {
             log::info!("removing the data folder of finished job {name}");
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -164,10 +211,15 @@ pub fn place(
     medium: Medium,
     institution: &str,
 ) -> Result<Job, Failure> {
+    check_folders(robot)?;
     sweep(robot, vendor);
     let id = job_id(SystemTime::now());
-    let part = robot.data_folder.join(format!(".{id}.part"));
-    crate::pipeline::disc::create_folder(&part)?;
+    // A name nobody can make beforehand (mkdtemp: random, O_EXCL, 0700).
+    let part = tempfile::Builder::new()
+        .prefix(&format!(".{id}."))
+        .tempdir_in(&robot.data_folder)
+        .map_err(|err| io_failure("write in", &robot.data_folder, err))?
+        .keep();
     let placed = (|| {
         let disc = part.join("disc");
         move_tree(built, &disc)?;
@@ -183,7 +235,7 @@ pub fn place(
             share_tree(&part)?;
         }
         let dir = robot.data_folder.join(&id);
-        std::fs::rename(&part, &dir).map_err(|err| io_failure("place", &dir, err))?;
+        rename_new(&part, &dir).map_err(|err| io_failure("place", &dir, err))?;
         Ok(dir)
     })();
     let dir = match placed {
@@ -194,36 +246,76 @@ pub fn place(
         }
     };
     let merge_file = robot.label.is_some().then(|| dir.join("LABEL.TXT"));
-    let job = Job { id: id.clone(), disc: dir.join("disc"), dir, merge_file, medium, info };
+    let mut job = Job { id: id.clone(), disc: dir.join("disc"), dir, merge_file, medium, info, file: (0, 0) };
     let text = vendor.job_file(robot, &job);
     let target = robot.hot_folder.join(format!("{id}.{}", vendor.job_extension()));
-    if let Err(failure) = put_whole(&job.dir.join("JOB.part"), &robot.hot_folder, &target, &text) {
-        let _ = std::fs::remove_dir_all(&job.dir);
-        return Err(failure);
+    match put_whole(&job.dir.join("JOB.part"), &robot.hot_folder, &target, &text) {
+        Ok(file) => job.file = file,
+        Err(failure) => {
+            let _ = std::fs::remove_dir_all(&job.dir);
+            return Err(failure);
+        }
     }
     log::info!("placed job {id} in {}", robot.hot_folder.display());
     Ok(job)
 }
 
-/// Writes `text` at `aside` and renames it to `target` in one step; where
-/// the two are on different file systems, a hidden name in `folder` the
-/// robot does not read is the aside.
-fn put_whole(aside: &Path, folder: &Path, target: &Path, text: &str) -> Result<(), Failure> {
-    std::fs::write(aside, text).map_err(|err| io_failure("write", aside, err))?;
+/// Writes `text` at `aside` (in the job's own folder) and renames it to
+/// `target` in one step, never replacing a file there; where the two are on
+/// different file systems, a random hidden name in `folder` (O_EXCL) is
+/// the aside. Returns the placed file's (device, inode).
+fn put_whole(aside: &Path, folder: &Path, target: &Path, text: &str) -> Result<(u64, u64), Failure> {
+    use std::io::Write;
+    let identity = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .map(|meta| (meta.dev(), meta.ino()))
+            .map_err(|err| io_failure("read", path, err))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(aside)
+        .map_err(|err| io_failure("write", aside, err))?;
+    file.write_all(text.as_bytes()).map_err(|err| io_failure("write", aside, err))?;
+    drop(file);
     if shared(folder) {
         set_mode(aside, SHARED_FILE)?;
     }
-    if std::fs::rename(aside, target).is_ok() {
-        return Ok(());
+    match rename_new(aside, target) {
+        Ok(()) => return identity(target),
+        Err(err) if err.raw_os_error() != Some(libc::EXDEV) => {
+            let _ = std::fs::remove_file(aside);
+            return Err(io_failure("place the job file", target, err));
+        }
+        Err(_) => {}
     }
     let _ = std::fs::remove_file(aside);
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let hidden = folder.join(format!(".{name}.tmp"));
-    std::fs::write(&hidden, text).map_err(|err| io_failure("write", &hidden, err))?;
-    std::fs::rename(&hidden, target).map_err(|err| {
-        let _ = std::fs::remove_file(&hidden);
-        io_failure("place the job file", target, err)
-    })
+    let mut hidden = tempfile::Builder::new()
+        .prefix(".pacs2cd-")
+        .tempfile_in(folder)
+        .map_err(|err| io_failure("write in", folder, err))?;
+    hidden.write_all(text.as_bytes()).map_err(|err| io_failure("write", hidden.path(), err))?;
+    if shared(folder) {
+        set_mode(hidden.path(), SHARED_FILE)?;
+    }
+    hidden.persist_noclobber(target).map_err(|err| io_failure("place the job file", target, err.error))?;
+    identity(target)
+}
+
+/// rename(2) that never replaces what is at `to` (RENAME_NOREPLACE).
+fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |path: &Path| {
+        std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte"))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: valid NUL-terminated paths, AT_FDCWD for both.
+    let rc = unsafe {
+        libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// A folder of a group (setgid): the web service's and the technicians'
@@ -233,9 +325,9 @@ fn shared(folder: &Path) -> bool {
     std::fs::metadata(folder).is_ok_and(|m| m.permissions().mode() & 0o2000 != 0)
 }
 
-/// In a shared folder: members read the disc and remove a finished job's
-/// folder (the next job's sweep may be another user's).
-const SHARED_FOLDER: u32 = 0o2770;
+/// In a shared folder: members (the robot's share user among them) read
+/// the disc; only its owner changes or removes it.
+const SHARED_FOLDER: u32 = 0o2750;
 const SHARED_FILE: u32 = 0o640;
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
@@ -284,14 +376,18 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The job file's phase now, by which of its names exists.
-pub fn phase(robot: &Robot, vendor: &dyn Vendor, id: &str) -> Option<Phase> {
+/// The job file's phase now, by which of its names exists: only the file
+/// placed counts (the robot renames it; its device and inode stay), never
+/// another file of such a name that someone else made.
+pub fn phase(robot: &Robot, vendor: &dyn Vendor, job: &Job) -> Option<Phase> {
     let entries = std::fs::read_dir(&robot.hot_folder).ok()?;
-    let prefix = format!("{id}.");
+    let prefix = format!("{}.", job.id);
     let mut found = None;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        let placed = entry.metadata().is_ok_and(|meta| (meta.dev(), meta.ino()) == job.file);
         if let Some(extension) = name.strip_prefix(&prefix)
+            && placed
             && let Some(phase) = vendor.phase(&extension.to_ascii_uppercase())
         {
             // Two names at once (a rename seen halfway): the later phase.
@@ -350,13 +446,23 @@ pub fn follow(robot: &Robot, vendor: &dyn Vendor, job: &Job, progress: &Mode) ->
         if let Some(signal) = crate::signals::pending() {
             return Err(cancel(robot, vendor, job, signal));
         }
-        let phase = phase(robot, vendor, &job.id);
+        let phase = phase(robot, vendor, job);
         let report = vendor.report(robot, &job.id);
         let done = report.discs_done.unwrap_or(0);
         match phase {
             Some(Phase::Done) => {
                 remove_data(job);
                 let discs = report.discs_done.unwrap_or(robot.copies);
+                // Done with fewer discs than asked for is no success.
+                if discs < robot.copies {
+                    return Err(Failure::burn_failed(
+                        &robot.name,
+                        &format!(
+                            "job {}: the robot ended it with {discs} of {} discs burned",
+                            job.id, robot.copies
+                        ),
+                    ));
+                }
                 show(progress, discs, robot.copies);
                 return Ok(burn(Phase::Done, discs, false));
             }
@@ -450,7 +556,7 @@ fn cancel(robot: &Robot, vendor: &dyn Vendor, job: &Job, signal: i32) -> Failure
     }
     let asked = Instant::now();
     while asked.elapsed() < CANCEL_WAIT {
-        match phase(robot, vendor, &job.id) {
+        match phase(robot, vendor, job) {
             Some(Phase::Failed) => {
                 remove_data(job);
                 failure.detail = format!("{base}: the robot confirmed the cancel of job {}", job.id);

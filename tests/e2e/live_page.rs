@@ -217,7 +217,7 @@ fn the_print_page_follows_a_robot_burn() {
     let robot = RobotSim::start_kind(Kind::PtBurn, "ok", 0.5, &|dir| {
         own(dir, "root", "root", 0o755);
         for shared in ["jobs", "discs"] {
-            own(&dir.join(shared), "root", STAFF_GROUP, 0o2770);
+            own(&dir.join(shared), "root", STAFF_GROUP, 0o3770);
         }
         own(&dir.join("Status"), "root", "root", 0o755);
     });
@@ -252,7 +252,7 @@ fn the_print_page_follows_a_robot_burn() {
     assert_eq!(checks[0]["problems"], serde_json::json!([]), "{checks:?}");
     // In the group's folders, the job is the group's: a technician's next
     // job may sweep it, the robot's share user reads it.
-    assert_eq!(checks[0]["modes"], serde_json::json!({"job_dir": "0o2770", "job_file": "0o640"}));
+    assert_eq!(checks[0]["modes"], serde_json::json!({"job_dir": "0o2750", "job_file": "0o640"}));
     robot.assert_data_folder_empty();
     env.assert_staging_empty();
 }

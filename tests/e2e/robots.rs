@@ -444,3 +444,61 @@ fn a_disc_too_big_stops_the_retrieve_as_soon_as_the_images_tell() {
     robot.assert_data_folder_empty();
     env.assert_staging_empty();
 }
+
+/// A hot or data folder others may write without the sticky bit is
+/// refused before any image moves: another member could rename a placed
+/// disc away and put his own in its place.
+#[test]
+fn a_folder_others_may_swap_a_disc_in_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (pacs, _data) = pacs_with_data();
+    let robot = TdBridge::start("ok", 0.2);
+    std::fs::set_permissions(robot.path("discs"), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let env = env_for(&pacs, &robot, "");
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(78);
+    let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("cd_publisher.data_folder") && detail.contains("sticky"), "{detail}");
+    assert!(robot.checks().is_empty(), "nothing placed");
+    // Sticky, it is fine.
+    std::fs::set_permissions(robot.path("discs"), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    env.run(&["--json", "print", "ACC001"]).expect_code(0);
+    env.assert_staging_empty();
+}
+
+/// A `.DON` someone else makes beside the job file is not the robot's:
+/// the job follows the file it placed to the robot's own DON, and its disc
+/// stays in place until then.
+#[test]
+fn a_forged_done_beside_the_job_counts_for_nothing() {
+    let (pacs, _data) = pacs_with_data();
+    let robot = TdBridge::start("ok", 0.5);
+    let env = env_for(&pacs, &robot, "");
+    let jobs = robot.path("jobs");
+    let forger = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let placed = std::fs::read_dir(&jobs).into_iter().flatten().flatten().find_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".JDF").map(str::to_string)
+            });
+            if let Some(id) = placed {
+                std::fs::write(jobs.join(format!("{id}.DON")), "").expect("forged DON");
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    });
+    let run = env.run(&["--json", "print", "ACC001"]);
+    assert!(forger.join().expect("forger"), "the job file was never seen");
+    run.expect_code(0);
+    let checks = robot.checks();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert!(
+        checks[0]["problems"].as_array().is_none_or(|p| p.is_empty()),
+        "the disc was gone before the robot burned it: {checks:?}"
+    );
+    assert_eq!(run.json()["burn"]["phase"], "done");
+    env.assert_staging_empty();
+}
