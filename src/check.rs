@@ -308,23 +308,10 @@ fn move_probe_item(
             format!("2.25.{}{nanos:09}", std::process::id())
         }
         Some(accession) => {
-            let query = [Query::studies(accession.as_str(), false)];
-            let files = findscu::write_queries(&query, scratch.path())
-                .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
-            let mut command = Command::new(&findscu_path, timeouts.connect + timeouts.acse + timeouts.dimse);
-            command.args(findscu::args(
-                pacs.calling_ae.as_str(),
-                &pacs.endpoint,
-                &timeouts,
-                &query,
-                &files,
-                scratch.path(),
-                query[0].extract(),
-            ));
-            command.dir = Some(scratch.path().to_path_buf());
-            let output = runner::run(&command, &mut |_| {})?;
+            let query = Query::studies(accession.as_str(), false);
+            let output = study_query(&findscu_path, &pacs, &query, scratch.path())?;
             let complete = matches!(findscu::ending(&output.lines, 1), Ending::Complete { .. });
-            let uid = findscu::responses(scratch.path(), query[0].extract())
+            let uid = findscu::responses(scratch.path(), query.extract())
                 .ok()
                 .and_then(|answers| {
                     answers
@@ -467,6 +454,31 @@ impl Door {
     }
 }
 
+/// One STUDY-level C-FIND run as a job runs it, its answers in `scratch`.
+fn study_query(
+    program: &std::path::Path,
+    pacs: &job::Pacs,
+    query: &Query,
+    scratch: &std::path::Path,
+) -> Result<runner::Output, Failure> {
+    let timeouts = pacs.timeouts;
+    let queries = std::slice::from_ref(query);
+    let files = findscu::write_queries(queries, scratch)
+        .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
+    let mut command = Command::new(program, timeouts.connect + timeouts.acse + timeouts.dimse);
+    command.args(findscu::args(
+        pacs.calling_ae.as_str(),
+        &pacs.endpoint,
+        &timeouts,
+        queries,
+        &files,
+        scratch,
+        query.extract(),
+    ));
+    command.dir = Some(scratch.to_path_buf());
+    runner::run(&command, &mut |_| {})
+}
+
 /// A real STUDY-level C-FIND, as a job sends it: it must end with the final
 /// success response (no match is fine).
 fn find_pacs(context: &Context) -> Result<CheckItem, Failure> {
@@ -482,22 +494,7 @@ fn find_pacs(context: &Context) -> Result<CheckItem, Failure> {
     // Outside the staging root: check creates nothing there.
     let scratch = tempfile::tempdir()
         .map_err(|err| Failure::config(format!("cannot make a temporary folder: {err}")))?;
-    let timeouts = pacs.timeouts;
-    let mut command = Command::new(&program, timeouts.connect + timeouts.acse + timeouts.dimse);
-    let query = [Query::studies("PACS2CD-CHECK", false)];
-    let files = findscu::write_queries(&query, scratch.path())
-        .map_err(|err| Failure::config(format!("cannot write a query file: {err}")))?;
-    command.args(findscu::args(
-        pacs.calling_ae.as_str(),
-        &pacs.endpoint,
-        &timeouts,
-        &query,
-        &files,
-        scratch.path(),
-        query[0].extract(),
-    ));
-    command.dir = Some(scratch.path().to_path_buf());
-    let output = runner::run(&command, &mut |_| {})?;
+    let output = study_query(&program, &pacs, &Query::studies("PACS2CD-CHECK", false), scratch.path())?;
     let peer = &pacs.endpoint;
     let calling = &pacs.calling_ae;
     let why = match findscu::ending(&output.lines, 1) {

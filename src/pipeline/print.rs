@@ -120,20 +120,7 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     let first = found.first_patient().clone();
     if job.dry_run {
         echoed?;
-        let manifest = manifest::run(&finder, &found.studies).map_err(|f| f.for_patients(&patients))?;
-        let counts: Vec<usize> = manifest.studies.iter().map(|s| s.expected.unwrap_or(0)).collect();
-        return Ok(Outcome::Planned(Plan {
-            accessions,
-            patient_name: first.name,
-            patient_id: first.id,
-            patients,
-            destination,
-            publisher: job.publisher.name.clone(),
-            files_expected: manifest.expected(),
-            proof: manifest.proof().as_str(),
-            studies: StudySummary::list(&found, &manifest, &counts, &[]),
-            warnings: found.warnings.clone(),
-        }));
+        return plan(&finder, &found, job, destination).map(Outcome::Planned);
     }
     let sent = (|| {
         echoed?;
@@ -230,20 +217,7 @@ fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Fai
     let first = found.first_patient().clone();
     if job.dry_run {
         ready?;
-        let manifest = manifest::run(&finder, &found.studies).map_err(|f| f.for_patients(&patients))?;
-        let counts: Vec<usize> = manifest.studies.iter().map(|s| s.expected.unwrap_or(0)).collect();
-        return Ok(Outcome::Planned(Plan {
-            accessions,
-            patient_name: first.name,
-            patient_id: first.id,
-            patients,
-            destination,
-            publisher: job.publisher.name.clone(),
-            files_expected: manifest.expected(),
-            proof: manifest.proof().as_str(),
-            studies: StudySummary::list(&found, &manifest, &counts, &[]),
-            warnings: found.warnings.clone(),
-        }));
+        return plan(&finder, &found, job, destination).map(Outcome::Planned);
     }
     let full = |failure: Failure| staging::explain_full(&root.path, failure.for_patients(&patients));
     ready.map_err(full)?;
@@ -324,4 +298,29 @@ fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Fai
         burn: Some(Box::new(burned)),
         objects: retrieved.objects,
     }))
+}
+
+/// A dry run's answer: who, what, and how the PACS's list would prove it.
+fn plan(
+    finder: &Finder,
+    found: &crate::pipeline::lookup::Found,
+    job: &PrintJob,
+    destination: String,
+) -> Result<Plan, Failure> {
+    let patients = found.patients.clone();
+    let first = found.first_patient().clone();
+    let manifest = manifest::run(finder, &found.studies).map_err(|f| f.for_patients(&patients))?;
+    let counts: Vec<usize> = manifest.studies.iter().map(|s| s.expected.unwrap_or(0)).collect();
+    Ok(Plan {
+        accessions: job.accessions.iter().map(|a| a.to_string()).collect(),
+        patient_name: first.name,
+        patient_id: first.id,
+        patients,
+        destination,
+        publisher: job.publisher.name.clone(),
+        files_expected: manifest.expected(),
+        proof: manifest.proof().as_str(),
+        studies: StudySummary::list(found, &manifest, &counts, &[]),
+        warnings: found.warnings.clone(),
+    })
 }
