@@ -125,7 +125,7 @@ pub fn merge_fields(info: &DiscInfo, institution: &str) -> Vec<(&'static str, St
 }
 
 fn io_failure(what: &str, path: &Path, err: std::io::Error) -> Failure {
-    if err.raw_os_error() == Some(libc::ENOSPC) {
+    if err.raw_os_error() == Some(libc::ENOSPC) || err.kind() == std::io::ErrorKind::StorageFull {
         return Failure::disk_full(&format!(
             "the robot's data folder is full: cannot {what} {} (no space left on device); nothing was placed",
             path.display()
@@ -143,7 +143,10 @@ pub fn check_folders(robot: &Robot) -> Result<(), Failure> {
     for (folder, key) in
         [(&robot.hot_folder, "cd_publisher.hot_folder"), (&robot.data_folder, "cd_publisher.data_folder")]
     {
-        let meta = std::fs::metadata(folder).map_err(|err| {
+        // The folders above it too: one another member may rename would
+        // let him put a folder of his own in its place.
+        crate::staging::check_ancestors(folder, false, key)?;
+        let meta = std::fs::symlink_metadata(folder).map_err(|err| {
             Failure::config(format!("{key} {}: {}", folder.display(), err.to_string().to_lowercase()))
         })?;
         let owner_ok = meta.uid() == 0 || meta.uid() == euid();
@@ -160,6 +163,25 @@ pub fn check_folders(robot: &Robot) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// A robot's file, read as nobody else's can hang or flood us: never
+/// through a symlink, never a FIFO or device (O_NONBLOCK, a plain file
+/// only), at most 1 MiB.
+pub fn read_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|err| err.to_string().to_lowercase())?;
+    let meta = file.metadata().map_err(|err| err.to_string().to_lowercase())?;
+    if !meta.is_file() {
+        return Err("not a plain file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(1 << 20).read_to_end(&mut bytes).map_err(|err| err.to_string().to_lowercase())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn euid() -> u32 {
@@ -266,11 +288,6 @@ pub fn place(
 /// the aside. Returns the placed file's (device, inode).
 fn put_whole(aside: &Path, folder: &Path, target: &Path, text: &str) -> Result<(u64, u64), Failure> {
     use std::io::Write;
-    let identity = |path: &Path| {
-        std::fs::symlink_metadata(path)
-            .map(|meta| (meta.dev(), meta.ino()))
-            .map_err(|err| io_failure("read", path, err))
-    };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -278,12 +295,15 @@ fn put_whole(aside: &Path, folder: &Path, target: &Path, text: &str) -> Result<(
         .open(aside)
         .map_err(|err| io_failure("write", aside, err))?;
     file.write_all(text.as_bytes()).map_err(|err| io_failure("write", aside, err))?;
+    // Known before the rename: a robot may rename it on at once.
+    let placed =
+        file.metadata().map(|meta| (meta.dev(), meta.ino())).map_err(|err| io_failure("read", aside, err))?;
     drop(file);
     if shared(folder) {
         set_mode(aside, SHARED_FILE)?;
     }
     match rename_new(aside, target) {
-        Ok(()) => return identity(target),
+        Ok(()) => return Ok(placed),
         Err(err) if err.raw_os_error() != Some(libc::EXDEV) => {
             let _ = std::fs::remove_file(aside);
             return Err(io_failure("place the job file", target, err));
@@ -299,8 +319,13 @@ fn put_whole(aside: &Path, folder: &Path, target: &Path, text: &str) -> Result<(
     if shared(folder) {
         set_mode(hidden.path(), SHARED_FILE)?;
     }
+    let placed = hidden
+        .as_file()
+        .metadata()
+        .map(|meta| (meta.dev(), meta.ino()))
+        .map_err(|err| io_failure("read", hidden.path(), err))?;
     hidden.persist_noclobber(target).map_err(|err| io_failure("place the job file", target, err.error))?;
-    identity(target)
+    Ok(placed)
 }
 
 /// rename(2) that never replaces what is at `to` (RENAME_NOREPLACE).
@@ -336,15 +361,23 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
         .map_err(|err| io_failure("set the mode of", path, err))
 }
 
-/// Opens a job's folder to the group (this process's umask made it private).
+/// Opens a job's folder to the data folder's group (this process's umask
+/// made it private; a disc renamed in from staging keeps our own group).
 fn share_tree(folder: &Path) -> Result<(), Failure> {
+    let group = folder.parent().and_then(|parent| std::fs::metadata(parent).ok()).map(|meta| meta.gid());
+    std::os::unix::fs::lchown(folder, None, group)
+        .map_err(|err| io_failure("set the group of", folder, err))?;
     set_mode(folder, SHARED_FOLDER)?;
     let entries = std::fs::read_dir(folder).map_err(|err| io_failure("read", folder, err))?;
     for entry in entries.flatten() {
         let path = entry.path();
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => share_tree(&path)?,
-            Ok(kind) if kind.is_file() => set_mode(&path, SHARED_FILE)?,
+            Ok(kind) if kind.is_file() => {
+                std::os::unix::fs::lchown(&path, None, group)
+                    .map_err(|err| io_failure("set the group of", &path, err))?;
+                set_mode(&path, SHARED_FILE)?
+            }
             // No symlinks are made in a disc; none is followed.
             _ => {}
         }
@@ -410,7 +443,9 @@ fn rank(phase: Phase) -> u8 {
 /// it: true when it was still there (the robot never saw it whole).
 fn withdraw(robot: &Robot, vendor: &dyn Vendor, job: &Job) -> bool {
     let placed = robot.hot_folder.join(format!("{}.{}", job.id, vendor.job_extension()));
-    std::fs::rename(&placed, job.dir.join("JOB.withdrawn")).is_ok()
+    // Ours, not a file of that name someone made after the robot took ours.
+    let ours = std::fs::symlink_metadata(&placed).is_ok_and(|meta| (meta.dev(), meta.ino()) == job.file);
+    ours && std::fs::rename(&placed, job.dir.join("JOB.withdrawn")).is_ok()
 }
 
 /// Removes the job's data folder (the robot is done with it).

@@ -128,9 +128,7 @@ impl Vendor for PtBurn {
 }
 
 fn read(path: &Path) -> Result<String, String> {
-    std::fs::read(path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .map_err(|err| err.to_string().to_lowercase())
+    super::hotfolder::read_file(path)
 }
 
 fn tick(text: &str) -> Option<u64> {

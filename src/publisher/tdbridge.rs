@@ -93,11 +93,10 @@ impl Vendor for TdBridge {
 
     fn preflight(&self, robot: &Robot) -> Result<(), Failure> {
         let not_ready = |why: String| Failure::robot_not_ready(&robot.name, &why);
-        let text = std::fs::read_to_string(&robot.status).map_err(|err| {
+        let text = super::hotfolder::read_file(&robot.status).map_err(|err| {
             not_ready(format!(
-                "cannot read its status file {} ({}): is TD Bridge running?",
-                robot.status.display(),
-                err.to_string().to_lowercase()
+                "cannot read its status file {} ({err}): is TD Bridge running?",
+                robot.status.display()
             ))
         })?;
         let age = std::fs::metadata(&robot.status)
@@ -116,7 +115,7 @@ impl Vendor for TdBridge {
     }
 
     fn report(&self, robot: &Robot, job_id: &str) -> Report {
-        let text = std::fs::read_to_string(&robot.status).unwrap_or_default();
+        let text = super::hotfolder::read_file(&robot.status).unwrap_or_default();
         report_of(&text, job_id, robot.robot_name.as_deref())
     }
 

@@ -502,3 +502,37 @@ fn a_forged_done_beside_the_job_counts_for_nothing() {
     assert_eq!(run.json()["burn"]["phase"], "done");
     env.assert_staging_empty();
 }
+
+/// A FIFO someone makes under the name of the job's error file (PTBurn's
+/// `.ERR` is read while following) neither hangs the job nor counts: it
+/// follows its own file to the robot's DON.
+#[test]
+fn a_fifo_beside_the_job_neither_hangs_nor_counts() {
+    let (pacs, _data) = pacs_with_data();
+    let robot = RobotSim::start_kind(Kind::PtBurn, "ok", 0.5, &|_| {});
+    let env = env_for(&pacs, &robot, "");
+    let jobs = robot.path("jobs");
+    let planter = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let placed = std::fs::read_dir(&jobs).into_iter().flatten().flatten().find_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".JRQ").map(str::to_string)
+            });
+            if let Some(id) = placed {
+                let fifo = std::ffi::CString::new(format!("{}/{id}.ERR", jobs.display())).expect("path");
+                // SAFETY: mkfifo(3) on a valid NUL-terminated path.
+                return unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) } == 0;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    });
+    let started = Instant::now();
+    let run = env.run(&["--json", "print", "ACC001"]);
+    assert!(planter.join().expect("planter"), "the job file was never seen");
+    run.expect_code(0);
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert_eq!(run.json()["burn"]["phase"], "done", "{}", run.stdout);
+    env.assert_staging_empty();
+}
