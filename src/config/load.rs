@@ -460,6 +460,7 @@ mod tests {
             "label",
             "verify",
             "institution",
+            "robot_user",
         ] {
             assert!(
                 text.lines().any(|l| l.trim_start().starts_with(&format!("{key} ="))),

@@ -252,6 +252,12 @@ pub struct CdPublisher {
     pub verify: bool,
     /// Who makes the discs, on the label and in README.TXT.
     pub institution: String,
+    /// The account the robot's share writes as, when it owns the hot and
+    /// data folders (the robot renames its job files: in a sticky folder
+    /// only the folder's owner, a file's owner or root may); unset: the
+    /// folders are root's or this account's.
+    #[serde(deserialize_with = "values::optional_text")]
+    pub robot_user: Option<String>,
 }
 
 impl Default for CdPublisher {
@@ -281,6 +287,7 @@ impl Default for CdPublisher {
             label: None,
             verify: true,
             institution: String::new(),
+            robot_user: None,
         }
     }
 }

@@ -99,8 +99,17 @@ pub struct Burn {
 
 /// A job id the robots accept (TD Bridge: at most 40 of `A-Z a-z 0-9 - _`).
 pub fn job_id(now: SystemTime) -> String {
+    use ring::rand::SecureRandom;
     let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    format!("PACS2CD-{}-{}-{:03}", since.as_secs(), std::process::id(), since.subsec_millis())
+    // A part nobody can guess: another member must not be able to make a
+    // job's folder or job file before it (the robots take 40 characters).
+    let mut random = [0u8; 8];
+    let filled = ring::rand::SystemRandom::new().fill(&mut random);
+    let suffix: String = match filled {
+        Ok(()) => random.iter().map(|b| format!("{b:02X}")).collect(),
+        Err(_) => format!("{:08X}{:08X}", std::process::id(), since.subsec_nanos()),
+    };
+    format!("PACS2CD-{}-{suffix}", since.as_secs())
 }
 
 /// The label's merge fields, in the label's order.
@@ -140,6 +149,16 @@ fn io_failure(what: &str, path: &Path, err: std::io::Error) -> Failure {
 /// entry's owner renames or removes it). Otherwise another member could
 /// swap a placed disc, or its job file, for his own.
 pub fn check_folders(robot: &Robot) -> Result<(), Failure> {
+    // The robot's own account may own them (it renames its job files).
+    let robot_uid = match &robot.robot_user {
+        Some(name) => Some(uid_of(name).ok_or_else(|| {
+            Failure::config(format!(
+                "cd_publisher.robot_user {}: no such account",
+                crate::sanitize::quoted(name)
+            ))
+        })?),
+        None => None,
+    };
     for (folder, key) in
         [(&robot.hot_folder, "cd_publisher.hot_folder"), (&robot.data_folder, "cd_publisher.data_folder")]
     {
@@ -149,13 +168,15 @@ pub fn check_folders(robot: &Robot) -> Result<(), Failure> {
         let meta = std::fs::symlink_metadata(folder).map_err(|err| {
             Failure::config(format!("{key} {}: {}", folder.display(), err.to_string().to_lowercase()))
         })?;
-        let owner_ok = meta.uid() == 0 || meta.uid() == euid();
+        let owner_ok =
+            meta.uid() == 0 || meta.uid() == euid() || robot_uid.is_some_and(|uid| meta.uid() == uid);
         let writable_by_others = meta.mode() & 0o022 != 0;
         let sticky = meta.mode() & 0o1000 != 0;
         if !meta.is_dir() || !owner_ok || (writable_by_others && !sticky) {
             return Err(Failure::config(format!(
-                "{key} {} is not safe (owner {}, mode {:04o}): it must be root's or this account's, and sticky \
-                 where others may write (chmod +t), or another member could swap a placed disc",
+                "{key} {} is not safe (owner {}, mode {:04o}): it must be root's, this account's or \
+                 cd_publisher.robot_user's, and sticky where others may write (chmod +t), or another member could \
+                 swap a placed disc",
                 folder.display(),
                 crate::staging::user_name(meta.uid()),
                 meta.mode() & 0o7777
@@ -182,6 +203,19 @@ pub fn read_file(path: &Path) -> Result<String, String> {
     let mut bytes = Vec::new();
     file.take(1 << 20).read_to_end(&mut bytes).map_err(|err| err.to_string().to_lowercase())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The uid of account `name`.
+fn uid_of(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r(3) writes into `entry` and `buffer`, both valid
+    // for the lengths given; `found` says whether it found one.
+    let rc =
+        unsafe { libc::getpwnam_r(name.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+    (rc == 0 && !found.is_null()).then_some(entry.pw_uid)
 }
 
 fn euid() -> u32 {
@@ -644,6 +678,11 @@ mod tests {
         let id = job_id(SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000));
         assert!(id.len() <= 40, "{id}");
         assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{id}");
+        assert_ne!(
+            id,
+            job_id(SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
+            "nobody can guess it"
+        );
     }
 
     #[test]

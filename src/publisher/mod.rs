@@ -33,6 +33,8 @@ pub struct Robot {
     pub robot_name: Option<String>,
     pub label: Option<String>,
     pub verify: bool,
+    /// The robot's own account, trusted to own the hot and data folders.
+    pub robot_user: Option<String>,
 }
 
 impl Robot {
@@ -61,6 +63,7 @@ impl Robot {
             robot_name: section.robot_name.clone(),
             label: section.label.clone(),
             verify: section.verify,
+            robot_user: section.robot_user.clone(),
         }))
     }
 

@@ -536,3 +536,32 @@ fn a_fifo_beside_the_job_neither_hangs_nor_counts() {
     assert_eq!(run.json()["burn"]["phase"], "done", "{}", run.stdout);
     env.assert_staging_empty();
 }
+
+/// Folders owned by another account are refused (it could rename a placed
+/// disc away), unless that account is the robot's own, named by
+/// `cd_publisher.robot_user`: the robot must rename its job files, which
+/// in a sticky folder its owner may.
+#[test]
+fn the_robots_own_account_may_own_its_folders() {
+    use crate::harness::{SECOND_MEMBER, STAFF_GROUP, own};
+    let (pacs, _data) = pacs_with_data();
+    let robot = RobotSim::start_kind(Kind::TdBridge, "ok", 0.2, &|dir| {
+        own(dir, "root", "root", 0o755);
+        for shared in ["jobs", "discs"] {
+            own(&dir.join(shared), SECOND_MEMBER, STAFF_GROUP, 0o3770);
+        }
+    });
+    let env = env_for(&pacs, &robot, "");
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(78);
+    let detail = run.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains(SECOND_MEMBER) && detail.contains("robot_user"), "{detail}");
+    assert!(robot.checks().is_empty(), "nothing placed");
+    let env = env_for(&pacs, &robot, &format!("robot_user = \"{SECOND_MEMBER}\"\n"));
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["burn"]["phase"], "done", "{}", run.stdout);
+    let env = env_for(&pacs, &robot, "robot_user = \"no-such-account\"\n");
+    env.run(&["--json", "print", "ACC001"]).expect_code(78);
+    env.assert_staging_empty();
+}
