@@ -73,8 +73,15 @@ pub fn date_words(da: &str) -> String {
     if da.len() == 8 && da.bytes().all(|b| b.is_ascii_digit()) {
         format!("{}-{}-{}", &da[..4], &da[4..6], &da[6..])
     } else {
-        da.to_string()
+        // Not a DICOM date: nothing, rather than what a PACS put there
+        // (a line break and a second patient's name, say).
+        String::new()
     }
+}
+
+/// A code string (a modality) as a disc may show it: letters, digits, `_`.
+fn code(value: &str) -> String {
+    value.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(16).collect()
 }
 
 /// The text of README.TXT (CR LF lines, as the PCs that read discs expect).
@@ -91,7 +98,7 @@ pub fn readme(info: &DiscInfo) -> String {
         let id = if patient.id.is_empty() { "no patient ID".to_string() } else { patient.id.clone() };
         lines.push(format!("Patient: {}", clean(&for_people(&patient.name))));
         lines.push(format!("Patient ID: {}", clean(&id)));
-        if !patient.birth_date.is_empty() {
+        if !date_words(&patient.birth_date).is_empty() {
             lines.push(format!("Birth date: {}", date_words(&patient.birth_date)));
         }
     }
@@ -102,7 +109,7 @@ pub fn readme(info: &DiscInfo) -> String {
             "  {}  {}  {}  {}  ({} images)",
             clean(&study.accession),
             date_words(&study.date),
-            study.modalities.join("/"),
+            study.modalities.iter().map(|m| code(m)).collect::<Vec<_>>().join("/"),
             clean(&study.description),
             study.images
         ));
@@ -221,6 +228,15 @@ pub fn write(folder: &Path, info: &DiscInfo) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a PACS puts in a date or a modality cannot add lines to the
+    /// disc's README (a second patient, say).
+    #[test]
+    fn dates_and_codes_from_a_pacs_stay_in_their_line() {
+        assert_eq!(date_words("19700101"), "1970-01-01");
+        assert_eq!(date_words("19700101\r\nPatient: SMITH, JOHN\r\nPatient ID: PID999"), "");
+        assert_eq!(code("CT\r\nPatient: X"), "CTPatientX");
+    }
 
     fn info() -> DiscInfo {
         DiscInfo {

@@ -136,7 +136,7 @@ pub fn merge_fields(info: &DiscInfo, institution: &str) -> Vec<(&'static str, St
 fn io_failure(what: &str, path: &Path, err: std::io::Error) -> Failure {
     if err.raw_os_error() == Some(libc::ENOSPC) || err.kind() == std::io::ErrorKind::StorageFull {
         return Failure::disk_full(&format!(
-            "the robot's data folder is full: cannot {what} {} (no space left on device); nothing was placed",
+            "the robot's folder is full: cannot {what} {} (no space left on device); nothing was placed",
             path.display()
         ))
         .for_the_web("the disc robot's folder is out of disk space");
@@ -159,9 +159,18 @@ pub fn check_folders(robot: &Robot) -> Result<(), Failure> {
         })?),
         None => None,
     };
-    for (folder, key) in
-        [(&robot.hot_folder, "cd_publisher.hot_folder"), (&robot.data_folder, "cd_publisher.data_folder")]
-    {
+    // The robot's status (a file, or PTBurn's folder): whoever could
+    // replace it could say "ready" or "2 discs burned" for the robot.
+    let status_folder = if robot.status.is_dir() {
+        robot.status.clone()
+    } else {
+        robot.status.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    };
+    for (folder, key) in [
+        (&robot.hot_folder, "cd_publisher.hot_folder"),
+        (&robot.data_folder, "cd_publisher.data_folder"),
+        (&status_folder, "the folder of cd_publisher.status"),
+    ] {
         // The folders above it too: one another member may rename would
         // let him put a folder of his own in its place.
         crate::staging::check_ancestors(folder, false, key)?;
@@ -199,6 +208,10 @@ pub fn read_file(path: &Path) -> Result<String, String> {
     let meta = file.metadata().map_err(|err| err.to_string().to_lowercase())?;
     if !meta.is_file() {
         return Err("not a plain file".into());
+    }
+    // Content another account may rewrite is not the robot's word.
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!("writable by others (mode {:04o})", meta.mode() & 0o7777));
     }
     let mut bytes = Vec::new();
     file.take(1 << 20).read_to_end(&mut bytes).map_err(|err| err.to_string().to_lowercase())?;
@@ -479,7 +492,14 @@ fn withdraw(robot: &Robot, vendor: &dyn Vendor, job: &Job) -> bool {
     let placed = robot.hot_folder.join(format!("{}.{}", job.id, vendor.job_extension()));
     // Ours, not a file of that name someone made after the robot took ours.
     let ours = std::fs::symlink_metadata(&placed).is_ok_and(|meta| (meta.dev(), meta.ino()) == job.file);
-    ours && std::fs::rename(&placed, job.dir.join("JOB.withdrawn")).is_ok()
+    // A hidden name in the hot folder itself (the data folder may be on
+    // another file system, where a rename cannot go), then gone.
+    let hidden = robot.hot_folder.join(format!(".{}.withdrawn", job.id));
+    let withdrawn = ours && rename_new(&placed, &hidden).is_ok();
+    if withdrawn {
+        let _ = std::fs::remove_file(&hidden);
+    }
+    withdrawn
 }
 
 /// Removes the job's data folder (the robot is done with it).
@@ -584,6 +604,18 @@ pub fn follow(robot: &Robot, vendor: &dyn Vendor, job: &Job, progress: &Mode) ->
                         &format!("job {} waits at the robot: {why}; it goes on once that is mended", job.id),
                     ))
                 }
+                // Still placed, and not withdrawn: never "taken".
+                Some(Phase::Placed) | None => Err(Failure::robot_not_ready(
+                    &robot.name,
+                    &format!(
+                        "{} did not take job {} within {} s, and it could not be withdrawn from {}: remove it \
+                         there before the robot starts",
+                        vendor.software(),
+                        job.id,
+                        wait.as_secs(),
+                        robot.hot_folder.display()
+                    ),
+                )),
                 other => Ok(burn(other.unwrap_or(Phase::Taken), done, true)),
             };
         }

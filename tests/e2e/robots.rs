@@ -565,3 +565,51 @@ fn the_robots_own_account_may_own_its_folders() {
     env.run(&["--json", "print", "ACC001"]).expect_code(78);
     env.assert_staging_empty();
 }
+
+/// The hot folder on another file system than the data folder, and a
+/// robot that never takes the job: it is withdrawn (never "taken by the
+/// robot"), the verdict is "not ready", and nothing is left in either
+/// folder for a robot that starts later.
+#[test]
+fn a_job_never_taken_across_file_systems_is_withdrawn() {
+    crate::harness::require_deployment();
+    struct Mount(TempDir);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+        }
+    }
+    let mount = Mount(tempfile::tempdir().expect("mount point"));
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs"])
+        .arg(mount.0.path())
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "cannot mount a tmpfs (the tests run as root)");
+    let (pacs, _data) = pacs_with_data();
+    let dir = tempfile::tempdir().expect("robot dir");
+    let (hot, data, status) =
+        (mount.0.path().join("jobs"), dir.path().join("discs"), dir.path().join("TDBStatus.txt"));
+    std::fs::create_dir(&hot).expect("jobs");
+    std::fs::create_dir(&data).expect("discs");
+    std::fs::write(&status, "[PUBLISHER1]\r\nNAME=PP-100\r\nSTATUS=1\r\nERROR=0\r\n").expect("status");
+    let env = TestEnv::new(&format!(
+        "{}[cd_publisher]\nkind = \"epson-tdbridge\"\nname = \"Epson PP-100\"\nhot_folder = {:?}\n\
+         data_folder = {:?}\nstatus = {:?}\nwait_secs = 3\n",
+        pacs.config(""),
+        hot.display().to_string(),
+        data.display().to_string(),
+        status.display().to_string()
+    ));
+    let run = env.run(&["--json", "print", "ACC001"]);
+    run.expect_code(69);
+    assert!(
+        run.json()["detail"].as_str().is_some_and(|d| d.contains("did not take the job")),
+        "{}",
+        run.stdout
+    );
+    let left = |folder: &Path| std::fs::read_dir(folder).expect("folder").flatten().count();
+    assert_eq!(left(&hot), 0, "a job file is left for a robot that starts later");
+    assert_eq!(left(&data), 0, "a disc is left");
+    env.assert_staging_empty();
+}
