@@ -480,7 +480,7 @@ fn a_forged_done_beside_the_job_counts_for_nothing() {
         while Instant::now() < deadline {
             let placed = std::fs::read_dir(&jobs).into_iter().flatten().flatten().find_map(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                name.strip_suffix(".JDF").map(str::to_string)
+                [".JDF", ".RJD", ".INP"].iter().find_map(|ext| name.strip_suffix(ext)).map(str::to_string)
             });
             if let Some(id) = placed {
                 std::fs::write(jobs.join(format!("{id}.DON")), "").expect("forged DON");
@@ -517,7 +517,9 @@ fn a_fifo_beside_the_job_neither_hangs_nor_counts() {
         while Instant::now() < deadline {
             let placed = std::fs::read_dir(&jobs).into_iter().flatten().flatten().find_map(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                name.strip_suffix(".JRQ").map(str::to_string)
+                // Whatever phase it is in by now (a loaded machine may
+                // see it only once the robot renamed it).
+                [".JRQ", ".QRJ", ".INP"].iter().find_map(|ext| name.strip_suffix(ext)).map(str::to_string)
             });
             if let Some(id) = placed {
                 let fifo = std::ffi::CString::new(format!("{}/{id}.ERR", jobs.display())).expect("path");
