@@ -23,6 +23,26 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
+/// Escapes text for HTML content and attribute values (the web pages and
+/// the disc's INDEX.HTM): control characters dropped, invisible
+/// formatting shown.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {}
+            c if is_invisible_format(c) => out.push_str(&format!("&lt;U+{:04X}&gt;", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Characters that change how a line reads without showing themselves:
 /// bidirectional overrides, embeddings and isolates (a name that reads
 /// backwards), zero-width spaces and word joiners. The zero-width

@@ -26,6 +26,7 @@ use crate::pipeline::StudySummary;
 use crate::progress::{Listener, Part, Stage};
 use crate::publisher::hotfolder::Phase;
 use crate::report::{Report, proof_words};
+use crate::sanitize::escape_html;
 
 /// More than fcgiwrap's 8 KiB buffer: what precedes it is pushed out.
 const PADDING: usize = 8 * 1024 + 64;
@@ -302,26 +303,6 @@ fn studies_table(studies: &[StudySummary]) -> String {
     }
     table.push_str("</table>\n");
     table
-}
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
-            c if crate::sanitize::is_invisible_format(c) => {
-                out.push_str(&format!("&lt;U+{:04X}&gt;", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A print's page, written while the job runs: begun once the request is

@@ -120,15 +120,55 @@ pub fn refuse_viewer_around(viewer: Option<&Path>, output: &Path) -> Result<(), 
     }
 }
 
-/// Moves the files (already in study, series, instance order) into
-/// `output/DICOM/...`, copies the viewer files to `output`, and writes an
-/// AUTORUN.INF for the viewer when one is named.
-pub fn lay_out(
-    files: &[Received],
-    output: &Path,
-    viewer_dir: Option<&Path>,
-    viewer_autorun: Option<&str>,
-) -> Result<Layout, Failure> {
+/// A disc folder built whole: its layout, its one name (File-set ID and
+/// volume label), the study summaries, what its README.TXT and INDEX.HTM
+/// say, and what the DICOMDIR could not index (as warnings).
+pub struct Built {
+    pub layout: Layout,
+    pub label: String,
+    pub summaries: Vec<crate::pipeline::StudySummary>,
+    pub info: crate::pipeline::pdi::DiscInfo,
+    pub left_out: Vec<String>,
+}
+
+/// Builds the disc in `folder` from what the retrieve proved: the files
+/// laid out, the viewer, IHE PDI's README.TXT and INDEX.HTM, and the
+/// DICOMDIR (`fetch` and a robot's `print` alike).
+pub fn build(
+    context: &Context,
+    accessions: &[crate::accession::Accession],
+    found: &crate::pipeline::lookup::Found,
+    retrieved: &crate::pipeline::retrieve::Retrieved,
+    folder: &Path,
+) -> Result<Built, Failure> {
+    use crate::pipeline::{StudySummary, pdi};
+    let layout = lay_out(&retrieved.files, folder, &context.config.tools)?;
+    log::debug!("phase: laid out");
+    // One name for the index and the image (PS3.12 F.1.1).
+    let joined: Vec<&str> = accessions.iter().map(|a| a.as_str()).collect();
+    let label = dcmmkdir::disc_label(&joined);
+    let summaries =
+        StudySummary::list(found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities);
+    let info = pdi::DiscInfo {
+        patients: retrieved.patients.clone(),
+        studies: pdi::studies(&summaries, found),
+        institution: context.config.cd_publisher.institution.clone(),
+        made: std::time::SystemTime::now(),
+        label: label.clone(),
+        viewer: context.config.tools.viewer_dir.is_some(),
+    };
+    pdi::write(folder, &info)?;
+    let left_out = index(context, folder, &label, layout.files)?;
+    Ok(Built { layout, label, summaries, info, left_out })
+}
+
+/// Creates `output` and moves the files (already in study, series,
+/// instance order) into `output/DICOM/...`, copies the viewer files of
+/// `tools.viewer_dir` to `output`, and writes an AUTORUN.INF for the viewer
+/// when one is named: the disc as `fetch` and a robot's print lay it out.
+pub fn lay_out(files: &[Received], output: &Path, tools: &crate::config::Tools) -> Result<Layout, Failure> {
+    create_folder(output)?;
+    let (viewer_dir, viewer_autorun) = (tools.viewer_dir.as_deref(), tools.viewer_autorun.as_deref());
     let mut layout = Layout::default();
     let mut last: Option<(&str, &str)> = None;
     let (mut study, mut series, mut image) = (0usize, 0usize, 0usize);

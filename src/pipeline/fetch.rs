@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::audit::atna::ExportTarget;
 use crate::config::IsoTool;
-use crate::dicom::dcmmkdir;
 use crate::failure::Failure;
 use crate::iso;
 use crate::job::{Context, FetchJob};
@@ -18,7 +17,7 @@ use crate::output;
 use crate::patients::Patient;
 use crate::pipeline::find::Finder;
 use crate::pipeline::manifest::Proof;
-use crate::pipeline::{Deadline, StudySummary, disc, lookup, pdi, retrieve};
+use crate::pipeline::{Deadline, StudySummary, disc, lookup, retrieve};
 use crate::sanitize;
 use crate::staging;
 
@@ -130,31 +129,8 @@ pub fn run(context: &Context, job: &FetchJob) -> Result<Fetched, Failure> {
     // names (nobody else can read or replace it there), and moved into
     // place only once complete.
     let disc_folder = work.path().join("disc");
-    disc::create_folder(&disc_folder).map_err(full)?;
-    let tools = &context.config.tools;
-    let layout = disc::lay_out(
-        &retrieved.files,
-        &disc_folder,
-        tools.viewer_dir.as_deref(),
-        tools.viewer_autorun.as_deref(),
-    )
-    .map_err(full)?;
-    log::debug!("phase: laid out");
-    // One name for the index and the image (PS3.12 F.1.1).
-    let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
-    let label = dcmmkdir::disc_label(&joined);
-    let summaries =
-        StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities);
-    let info = pdi::DiscInfo {
-        patients: retrieved.patients.clone(),
-        studies: pdi::studies(&summaries, &found),
-        institution: context.config.cd_publisher.institution.clone(),
-        made: std::time::SystemTime::now(),
-        label: label.clone(),
-        viewer: tools.viewer_dir.is_some(),
-    };
-    pdi::write(&disc_folder, &info).map_err(full)?;
-    let left_out = disc::index(context, &disc_folder, &label, layout.files).map_err(full)?;
+    let disc::Built { layout, label, summaries, left_out, .. } =
+        disc::build(context, &job.accessions, &found, &retrieved, &disc_folder).map_err(full)?;
     let mut warnings = found.warnings.clone();
     warnings.extend(left_out);
     warnings.extend(retrieved.warnings);

@@ -134,7 +134,7 @@ pub fn readme(info: &DiscInfo) -> String {
 
 /// The text of INDEX.HTM: the same, for a browser; everything escaped.
 pub fn index_htm(info: &DiscInfo) -> String {
-    let e = escape;
+    let e = crate::sanitize::escape_html;
     let mut patients = String::new();
     for patient in &info.patients {
         let id = if patient.id.is_empty() { "no patient ID".to_string() } else { patient.id.clone() };
@@ -171,22 +171,6 @@ pub fn index_htm(info: &DiscInfo) -> String {
         made = e(&info.made_words()),
         maker = e(&info.maker()),
     )
-}
-
-/// Text as HTML shows it, whatever it holds.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The disc's studies: the summaries' counts and modalities with the

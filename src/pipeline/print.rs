@@ -21,7 +21,7 @@ use crate::pipeline::find::Finder;
 use crate::pipeline::manifest::{self, Proof};
 use crate::pipeline::relay::{self, Instance};
 use crate::pipeline::retrieve;
-use crate::pipeline::{Deadline, StudySummary, disc, lookup, pdi};
+use crate::pipeline::{Deadline, StudySummary, disc, lookup};
 use crate::publisher::Robot;
 use crate::publisher::hotfolder;
 use crate::staging;
@@ -114,10 +114,8 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     // A lookup that could not write the PACS's answers on a full disk
     // is the disk's fault.
     let found = found.map_err(|failure| staging::explain_full(&root.path, failure))?;
-    let accessions: Vec<String> = job.accessions.iter().map(|a| a.to_string()).collect();
     let destination = job.publisher.endpoint.address();
     let patients = found.patients.clone();
-    let first = found.first_patient().clone();
     if job.dry_run {
         echoed?;
         return plan(&finder, &found, job, destination).map(Outcome::Planned);
@@ -157,33 +155,16 @@ pub fn run(context: &Context, job: &PrintJob) -> Result<Outcome, Failure> {
     })();
     let (retrieved, relayed) =
         sent.map_err(|failure: Failure| staging::explain_full(&root.path, failure.for_patients(&patients)))?;
-    let mut warnings = found.warnings.clone();
-    warnings.extend(retrieved.warnings);
-    for warning in &warnings {
-        log::warn!("{warning}");
-    }
-    // The files may name more patients than the lookup did (allowed).
-    let first = retrieved.patients.first().cloned().unwrap_or(first);
-    Ok(Outcome::Printed(Printed {
-        accessions_sent: accessions,
-        patient_name: first.name,
+    let studies =
+        StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities);
+    let delivery = Delivery {
         destination,
         files_sent: relayed.files_sent,
-        patient_id: first.id,
-        patients: retrieved.patients,
-        publisher: job.publisher.name.clone(),
         called_ae: relayed.called_ae,
         sender: relayed.sender,
-        proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
-        studies: StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities),
-        seconds: started.elapsed().as_secs_f64(),
-        partial: retrieved.missing > 0,
-        missing: retrieved.missing,
-        delivered_by: retrieved.delivered_by,
-        warnings,
         burn: None,
-        objects: retrieved.objects,
-    }))
+    };
+    Ok(Outcome::Printed(printed(job, &found, retrieved, studies, Vec::new(), delivery, started)))
 }
 
 /// `print` to a hot-folder robot: the robot's status read beside the
@@ -211,10 +192,8 @@ fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Fai
         (found, ready, receiver)
     });
     let found = found.map_err(|failure| staging::explain_full(&root.path, failure))?;
-    let accessions: Vec<String> = job.accessions.iter().map(|a| a.to_string()).collect();
     let destination = robot.hot_folder.display().to_string();
     let patients = found.patients.clone();
-    let first = found.first_patient().clone();
     if job.dry_run {
         ready?;
         return plan(&finder, &found, job, destination).map(Outcome::Planned);
@@ -241,63 +220,73 @@ fn burn(context: &Context, job: &PrintJob, robot: &Robot) -> Result<Outcome, Fai
     crate::signals::check()?;
     // The disc, built whole in the private folder as `fetch` builds it.
     let disc_folder = work.path().join("disc");
-    disc::create_folder(&disc_folder).map_err(full)?;
-    let tools = &context.config.tools;
-    let layout = disc::lay_out(
-        &retrieved.files,
-        &disc_folder,
-        tools.viewer_dir.as_deref(),
-        tools.viewer_autorun.as_deref(),
-    )
-    .map_err(full)?;
-    let joined: Vec<&str> = job.accessions.iter().map(|a| a.as_str()).collect();
-    let label = crate::dicom::dcmmkdir::disc_label(&joined);
-    let summaries =
-        StudySummary::list(&found, &retrieved.manifest, &retrieved.per_study, &retrieved.modalities);
+    let disc::Built { layout, summaries, info, left_out, .. } =
+        disc::build(context, &job.accessions, &found, &retrieved, &disc_folder).map_err(full)?;
     let institution = context.config.cd_publisher.institution.clone();
-    let info = pdi::DiscInfo {
-        patients: retrieved.patients.clone(),
-        studies: pdi::studies(&summaries, &found),
-        institution: institution.clone(),
-        made: std::time::SystemTime::now(),
-        label: label.clone(),
-        viewer: tools.viewer_dir.is_some(),
-    };
-    pdi::write(&disc_folder, &info).map_err(full)?;
-    let left_out = disc::index(context, &disc_folder, &label, layout.files).map_err(full)?;
     // The size is known only now: the PACS gives counts, not bytes.
     let medium = robot.medium_for(disc::folder_bytes(&disc_folder)).map_err(full)?;
     crate::signals::check()?;
     let placed = hotfolder::place(robot, vendor, &disc_folder, info, medium, &institution).map_err(full)?;
     log::debug!("phase: placed");
     let burned = hotfolder::follow(robot, vendor, &placed, &context.progress).map_err(full)?;
+    let delivery = Delivery {
+        destination,
+        files_sent: layout.files,
+        called_ae: String::new(),
+        sender: robot.kind.as_str(),
+        burn: Some(Box::new(burned)),
+    };
+    Ok(Outcome::Printed(printed(job, &found, retrieved, summaries, left_out, delivery, started)))
+}
+
+/// Where a print's disc went, as its result names it.
+struct Delivery {
+    destination: String,
+    files_sent: usize,
+    called_ae: String,
+    sender: &'static str,
+    burn: Option<Box<crate::publisher::hotfolder::Burn>>,
+}
+
+/// A print's result, either publisher kind: the lookup's and the files'
+/// remarks (each in the log too), the patients the files name (more than
+/// the lookup's, where allowed), and the proof.
+fn printed(
+    job: &PrintJob,
+    found: &crate::pipeline::lookup::Found,
+    retrieved: retrieve::Retrieved,
+    studies: Vec<StudySummary>,
+    more_warnings: Vec<String>,
+    delivery: Delivery,
+    started: Instant,
+) -> Printed {
     let mut warnings = found.warnings.clone();
-    warnings.extend(left_out);
+    warnings.extend(more_warnings);
     warnings.extend(retrieved.warnings);
     for warning in &warnings {
         log::warn!("{warning}");
     }
-    let first = retrieved.patients.first().cloned().unwrap_or(first);
-    Ok(Outcome::Printed(Printed {
-        accessions_sent: accessions,
+    let first = retrieved.patients.first().cloned().unwrap_or_else(|| found.first_patient().clone());
+    Printed {
+        accessions_sent: job.accessions.iter().map(|a| a.to_string()).collect(),
         patient_name: first.name,
-        destination,
-        files_sent: layout.files,
+        destination: delivery.destination,
+        files_sent: delivery.files_sent,
         patient_id: first.id,
         patients: retrieved.patients,
         publisher: job.publisher.name.clone(),
-        called_ae: String::new(),
-        sender: robot.kind.as_str(),
+        called_ae: delivery.called_ae,
+        sender: delivery.sender,
         proof: retrieved.proof.unwrap_or(Proof::Unproven).as_str(),
-        studies: summaries,
+        studies,
         seconds: started.elapsed().as_secs_f64(),
         partial: retrieved.missing > 0,
         missing: retrieved.missing,
         delivered_by: retrieved.delivered_by,
         warnings,
-        burn: Some(Box::new(burned)),
+        burn: delivery.burn,
         objects: retrieved.objects,
-    }))
+    }
 }
 
 /// A dry run's answer: who, what, and how the PACS's list would prove it.

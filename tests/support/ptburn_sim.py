@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tdbridge_sim import disc_problems  # noqa: E402
+from tdbridge_sim import disc_problems, key_problems  # noqa: E402
 
 KNOWN_KEYS = {
     "JobID", "ClientID", "Importance", "Data", "ImageFile", "ImageType", "DataImageType", "Copies",
@@ -59,17 +59,7 @@ def parse_job(text):
 
 
 def check_job(pairs, name):
-    problems = []
-    keys = [k for k, _ in pairs]
-    for key in keys:
-        if key not in KNOWN_KEYS:
-            problems.append(f"unknown key {key}")
-    for key in REQUIRED:
-        if key not in keys:
-            problems.append(f"missing key {key}")
-    values = {}
-    for key, value in pairs:
-        values.setdefault(key, []).append(value)
+    problems, values = key_problems(pairs, KNOWN_KEYS, REQUIRED)
     for key, found in values.items():
         if key not in ("Data", "MergeField") and len(found) > 1:
             problems.append(f"{key} given {len(found)} times")

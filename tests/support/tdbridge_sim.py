@@ -87,19 +87,25 @@ def disc_problems(sources, volume, earlier=()):
     return problems
 
 
-def check_disc(pairs, label_values):
-    """Problems with a job, as a list of sentences (empty: whole)."""
+def key_problems(pairs, known, required):
+    """A job file's keys against a vendor's: (problems, values by key)."""
     problems = []
     keys = [k for k, _ in pairs]
     for key in keys:
-        if key not in KNOWN_KEYS:
+        if key not in known:
             problems.append(f"unknown key {key}")
-    for key in REQUIRED:
+    for key in required:
         if key not in keys:
             problems.append(f"missing key {key}")
     values = {}
     for key, value in pairs:
         values.setdefault(key, []).append(value)
+    return problems, values
+
+
+def check_disc(pairs, label_values):
+    """Problems with a job, as a list of sentences (empty: whole)."""
+    problems, values = key_problems(pairs, KNOWN_KEYS, REQUIRED)
     job_id = values.get("JOB_ID", [""])[0]
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", job_id):
         problems.append(f"bad JOB_ID {job_id!r}")
